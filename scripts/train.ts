@@ -1,0 +1,68 @@
+/** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
+import { join } from 'node:path';
+import { parseTrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
+import { formatBytes, progressLine } from '../src/cli/progress.js';
+import type { BatchProgress } from '../src/coordinator/options.js';
+import { isUserError } from '../src/errors.js';
+import { loadFashionMnist, saveModel, train } from '../src/index.js';
+import { writeAtomically } from '../src/coordinator/model.js';
+
+async function main(): Promise<void> {
+  const args = parseTrainArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(TRAIN_USAGE);
+    return;
+  }
+  const interactive = process.stdout.isTTY === true && !args.quiet;
+  const say = (line: string) => {
+    if (!args.quiet) console.log(line);
+  };
+  const data = await loadFashionMnist({
+    dir: args.data,
+    onDownloadProgress: ({ file, receivedBytes, totalBytes }) => {
+      if (!process.stderr.isTTY) return;
+      const of = totalBytes === undefined ? '' : ` of ${formatBytes(totalBytes)}`;
+      process.stderr.write(`\rDownloading ${file}.gz: ${formatBytes(receivedBytes)}${of}   `);
+      if (receivedBytes === totalBytes) process.stderr.write('\n');
+    },
+  });
+  say(`Training on ${data.train.count} images with ${args.workers} worker${args.workers > 1 ? 's' : ''}, ` +
+    `global batch ${args.batchSize}, hidden ${args.hidden.join(',')}, seed ${args.seed}`);
+  let latest: BatchProgress | undefined;
+  const result = await train({
+    data,
+    workers: args.workers,
+    epochs: args.epochs,
+    batchSize: args.batchSize,
+    learningRate: args.learningRate,
+    seed: args.seed,
+    hidden: args.hidden,
+    onBatchEnd: (progress) => {
+      if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${args.epochs}`);
+      latest = progress;
+      if (interactive) process.stdout.write(`\r${progressLine(progress)}`);
+    },
+    onEpochEnd: (log) => {
+      if (latest === undefined) return;
+      if (interactive) process.stdout.write('\r\x1b[2K');
+      say(progressLine(latest, log));
+    },
+  });
+  console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
+  say(`Test loss: ${result.testLoss.toFixed(4)}`);
+  await saveModel(result.model, args.out);
+  const metrics = {
+    testAccuracy: result.testAccuracy,
+    testLoss: result.testLoss,
+    wallSeconds: result.wallSeconds,
+    config: { ...result.config, learningRate: result.config.adam.learningRate, data: args.data ?? null },
+    epochs: result.history,
+  };
+  await writeAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+  say(`Saved the model (model.json, weights.bin) and metrics.json in ${args.out} (${result.wallSeconds.toFixed(1)} s)`);
+}
+
+main().catch((error: unknown) => {
+  console.error(isUserError(error) ? `error: ${error.message}` : error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs';
+// Registered so that tf.ready() picks wasm over tfjs's slow plain-JS backend when the host program
+// has not chosen a backend of its own.
+import '@tensorflow/tfjs-backend-wasm';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { paramLayout } from '../protocol.js';
+
+export interface ModelShape {
+  readonly height: number;
+  readonly width: number;
+  /** Layer sizes, inputs first, classes last. */
+  readonly sizes: readonly number[];
+}
+
+/**
+ * The trained parameters as the tutorial's Keras model: Flatten -> Dense(relu)... -> Dense(softmax).
+ * Kernels go back to Keras's [inputs, outputs] layout. Compiled with the training's loss, so
+ * `model.evaluate` works as it does in the tutorial.
+ */
+export async function toLayersModel(params: Float32Array, shape: ModelShape): Promise<tf.LayersModel> {
+  await tf.ready();
+  const { layers } = paramLayout(shape.sizes);
+  const model = tf.sequential();
+  model.add(tf.layers.flatten({ inputShape: [shape.height, shape.width] }));
+  layers.forEach((layer, i) => {
+    const last = i === layers.length - 1;
+    model.add(tf.layers.dense({ units: layer.outputs, activation: last ? 'softmax' : 'relu' }));
+  });
+  const weights = layers.flatMap((layer) => {
+    const kernel = new Float32Array(layer.inputs * layer.outputs);
+    for (let o = 0; o < layer.outputs; o++) {
+      for (let i = 0; i < layer.inputs; i++) kernel[i * layer.outputs + o] = params[layer.weightOffset + o * layer.inputs + i];
+    }
+    const bias = params.slice(layer.biasOffset, layer.biasOffset + layer.outputs);
+    return [tf.tensor2d(kernel, [layer.inputs, layer.outputs]), tf.tensor1d(bias)];
+  });
+  model.setWeights(weights);
+  tf.dispose(weights);
+  model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  return model;
+}
+
+const MODEL_JSON = 'model.json';
+const WEIGHTS_BIN = 'weights.bin';
+
+/**
+ * Saves a model in the tfjs Layers format (`model.json` + `weights.bin`), the files tfjs-node's
+ * `file://` writes. `model.json` is written last, through a rename, so a directory never holds a
+ * `model.json` whose weights are missing.
+ */
+export async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []);
+      await writeFile(join(dir, WEIGHTS_BIN), new Uint8Array(weightData));
+      const json: tf.io.ModelJSON = {
+        modelTopology: artifacts.modelTopology as object,
+        format: artifacts.format,
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy,
+        trainingConfig: artifacts.trainingConfig,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      };
+      await writeAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+}
+
+/** Loads a model saved by `saveModel` (or tfjs-node's `file://`) from a directory, with tf.loadLayersModel. */
+export async function loadModel(dir: string): Promise<tf.LayersModel> {
+  await tf.ready();
+  return tf.loadLayersModel({
+    load: async () => {
+      const json = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8')) as tf.io.ModelJSON;
+      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+        const specs = manifest.flatMap((group) => group.weights);
+        const buffers = await Promise.all(manifest.flatMap((group) => group.paths).map((path) => readFile(join(dir, path))));
+        const data = tf.io.concatenateArrayBuffers(buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+        return [specs, data];
+      });
+    },
+  });
+}
+
+/** Writes a file under a temporary name and renames it, so readers see the old file or the whole new one. */
+export async function writeAtomically(path: string, contents: string): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}`;
+  await writeFile(temporary, contents);
+  await rename(temporary, path);
+}

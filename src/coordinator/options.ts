@@ -1,0 +1,129 @@
+import { availableParallelism } from 'node:os';
+import type { Dataset } from '../data/dataset.js';
+import { OptionError } from '../errors.js';
+import type { AdamConfig } from '../protocol.js';
+import { ADAM_DEFAULTS } from './adam.js';
+
+/** What one epoch produced; `metrics.json` holds one per epoch. */
+export interface EpochLog {
+  /** 1-based. */
+  readonly epoch: number;
+  /** Mean training loss and accuracy over the epoch's samples, as the progress bar showed them. */
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  /** Training and evaluation time of the epoch. */
+  readonly seconds: number;
+}
+
+/** Progress within an epoch, reported a few times a second. */
+export interface BatchProgress {
+  readonly epoch: number;
+  /** Steps done in this epoch, of `steps`. */
+  readonly step: number;
+  readonly steps: number;
+  /** Running means over the epoch's samples so far. */
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly seconds: number;
+}
+
+export interface TrainOptions {
+  /**
+   * Worker threads computing gradients.
+   * @default os.availableParallelism()
+   */
+  workers?: number;
+  /** @default 10 */
+  epochs?: number;
+  /**
+   * Samples per step, over all workers together (the global batch).
+   * @default 32, the tutorial's (Keras's default)
+   */
+  batchSize?: number;
+  /** Adam's learning rate. @default 0.001 */
+  learningRate?: number;
+  /** Seeds the initial weights and the shuffles. @default 1 */
+  seed?: number;
+  /** Widths of the hidden ReLU layers. @default [128] */
+  hidden?: readonly number[];
+  /** The data to train and test on. @default Fashion-MNIST, found by `loadFashionMnist({ dir: dataDir })` */
+  data?: Dataset;
+  /** Where to look for Fashion-MNIST when `data` is not given (see `loadFashionMnist`). */
+  dataDir?: string;
+  /** Stops training: the promise rejects with an AbortError within one step. */
+  signal?: AbortSignal;
+  /** Called after each epoch's evaluation; training waits for a returned promise. */
+  onEpochEnd?: (log: EpochLog) => void | Promise<void>;
+  /** Called during an epoch, at most every `progressIntervalMs`, and once at its end. */
+  onBatchEnd?: (progress: BatchProgress) => void;
+  /** @default 100 */
+  progressIntervalMs?: number;
+}
+
+/** The options a run used, as recorded in `metrics.json`. */
+export interface TrainConfig {
+  readonly workers: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly hidden: readonly number[];
+  readonly adam: AdamConfig;
+}
+
+interface Limit {
+  readonly min: number;
+  readonly max: number;
+  readonly integer: boolean;
+}
+
+/** The range of every numeric option, shared by the library and the command line's messages. */
+export const LIMITS = {
+  workers: { min: 1, max: 64, integer: true },
+  epochs: { min: 1, max: 100_000, integer: true },
+  batchSize: { min: 1, max: 1_000_000, integer: true },
+  learningRate: { min: Number.MIN_VALUE, max: 10, integer: false },
+  seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+  hidden: { min: 1, max: 8192, integer: true },
+  progressIntervalMs: { min: 1, max: 3_600_000, integer: true },
+} as const satisfies Record<string, Limit>;
+
+export type LimitedOption = keyof typeof LIMITS;
+
+/**
+ * Throws an OptionError unless `value` is within the option's limits. `label` names the option as
+ * the caller knows it (`workers`, or `--workers` on the command line); `shown` is the value as the
+ * caller wrote it.
+ */
+export function checkNumber(name: LimitedOption, value: unknown, label: string = name, shown?: string): number {
+  const { min, max, integer } = LIMITS[name];
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isInteger(value));
+  if (!ok) {
+    const kind = integer ? `an integer between ${min} and ${max}` : `a number greater than 0 and at most ${max}`;
+    throw new OptionError(`${label} must be ${kind}, got ${shown ?? JSON.stringify(value) ?? String(value)}`);
+  }
+  return value as number;
+}
+
+export function checkHidden(value: unknown, label = 'hidden', shown?: string): number[] {
+  const { min, max } = LIMITS.hidden;
+  const ok = Array.isArray(value) && value.length <= 16 && value.every((w) => Number.isInteger(w) && w >= min && w <= max);
+  if (!ok) {
+    throw new OptionError(`${label} must be a list of up to 16 layer widths, each an integer between ${min} and ${max}, got ${shown ?? JSON.stringify(value)}`);
+  }
+  return [...(value as number[])];
+}
+
+/** Defaults in one place, each option checked, before any worker starts. */
+export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number } {
+  return {
+    workers: checkNumber('workers', options.workers ?? availableParallelism()),
+    epochs: checkNumber('epochs', options.epochs ?? 10),
+    batchSize: checkNumber('batchSize', options.batchSize ?? 32),
+    seed: checkNumber('seed', options.seed ?? 1),
+    hidden: checkHidden(options.hidden ?? [128]),
+    adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? ADAM_DEFAULTS.learningRate) },
+    progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? 100),
+  };
+}

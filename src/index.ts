@@ -1,0 +1,14 @@
+/**
+ * A data-parallel trainer for dense image classifiers (Fashion-MNIST first) on Node.js worker
+ * threads: each worker computes gradients with tfjs on WebAssembly, a coordinator all-reduces them
+ * and applies Adam.
+ */
+export { train } from './coordinator/trainer.js';
+export type { TrainResult } from './coordinator/trainer.js';
+export type { BatchProgress, EpochLog, TrainConfig, TrainOptions } from './coordinator/options.js';
+export { loadModel, saveModel } from './coordinator/model.js';
+export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
+export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
+export type { DownloadProgress } from './data/download.js';
+export type { Dataset, Split } from './data/dataset.js';
+export { AbortError, DataError, OptionError } from './errors.js';

@@ -1,0 +1,144 @@
+/**
+ * Everything that crosses between the coordinator and its workers: the task messages, and the
+ * layout of the shared memory they both read and write. Nothing else is shared.
+ *
+ * The hot path sends no messages. One `epoch` task per worker runs a whole epoch; inside it the
+ * workers meet at barriers in shared memory (Atomics) twice per step: once when every gradient slot
+ * is written, once when every slice of the parameters has been updated.
+ */
+
+/** A dataset split as it lives in shared memory: `count` images of `pixels` uint8 values each. */
+export interface SharedSplit {
+  readonly images: Uint8Array;
+  readonly labels: Uint8Array;
+  readonly count: number;
+}
+
+/** Adam's hyper-parameters; the update is Keras's and tfjs's (epsilon added to sqrt(v)). */
+export interface AdamConfig {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+}
+
+/**
+ * The shared buffers of one training run. Views over SharedArrayBuffers: passing them in a task
+ * message shares them, it never copies.
+ */
+export interface SharedState {
+  readonly train: SharedSplit;
+  readonly test: SharedSplit;
+  /** Layer sizes; parameters are laid out as in `paramLayout`. */
+  readonly sizes: readonly number[];
+  /** Current parameters (float32), then Adam's first and second moments. */
+  readonly params: Float32Array;
+  readonly adamM: Float32Array;
+  readonly adamV: Float32Array;
+  /** One gradient slot per worker rank, `workers * paramCount` floats. */
+  readonly grads: Float32Array;
+  /** Per rank: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
+  readonly stats: Float64Array;
+  /** The epoch's shuffled order of training-image indices. */
+  readonly order: Int32Array;
+  /** Barrier and progress words (see CTRL_*). */
+  readonly control: Int32Array;
+}
+
+/** `control` words. */
+export const CTRL_BARRIER_COUNT = 0;
+export const CTRL_BARRIER_GENERATION = 1;
+/** Non-zero when the run must stop: a worker failed or the caller aborted. Workers check it at every barrier. */
+export const CTRL_ABORT = 2;
+/** Steps of the current epoch completed; the coordinator reads it to report progress. */
+export const CTRL_STEPS_DONE = 3;
+export const CONTROL_WORDS = 4;
+
+export const STATS_LOSS = 0;
+export const STATS_CORRECT = 1;
+export const STATS_SAMPLES = 2;
+export const STATS_WORDS = 3;
+
+/** Run the steps `[firstStep, endStep)` of one epoch as worker `rank` of `workers`. */
+export interface EpochTask {
+  readonly kind: 'epoch';
+  readonly shared: SharedState;
+  readonly rank: number;
+  readonly workers: number;
+  readonly batchSize: number;
+  readonly firstStep: number;
+  readonly endStep: number;
+  /** Adam's step counter before this epoch's first step (Adam's t starts at 1). */
+  readonly adamStepsBefore: number;
+  readonly adam: AdamConfig;
+}
+
+/** Evaluate test images `[start, end)` with the current parameters. */
+export interface EvaluateTask {
+  readonly kind: 'evaluate';
+  readonly shared: SharedState;
+  readonly start: number;
+  readonly end: number;
+}
+
+export type Task = EpochTask | EvaluateTask;
+
+export interface EvaluateResult {
+  readonly lossSum: number;
+  readonly correct: number;
+  readonly count: number;
+}
+
+/** Where each layer's weights and bias sit in the flat parameter vector. */
+export interface LayerSlice {
+  readonly inputs: number;
+  readonly outputs: number;
+  /** Offset of the [outputs, inputs] weight matrix (row-major, PyTorch's Linear layout). */
+  readonly weightOffset: number;
+  /** Offset of the [outputs] bias. */
+  readonly biasOffset: number;
+}
+
+/**
+ * Weights are stored as [outputs, inputs], transposed from Keras's [inputs, outputs] kernel: every
+ * matMul of the step then has plain operands, which run ~10x faster on tfjs-wasm than transposed
+ * ones, and the big weight matrix is never the operand XNNPACK must repack each step.
+ */
+export function paramLayout(sizes: readonly number[]): { layers: LayerSlice[]; count: number } {
+  const layers: LayerSlice[] = [];
+  let offset = 0;
+  for (let i = 1; i < sizes.length; i++) {
+    const inputs = sizes[i - 1];
+    const outputs = sizes[i];
+    layers.push({ inputs, outputs, weightOffset: offset, biasOffset: offset + inputs * outputs });
+    offset += inputs * outputs + outputs;
+  }
+  return { layers, count: offset };
+}
+
+/**
+ * The part of a step's global batch that worker `rank` computes: contiguous, sizes differing by at
+ * most one, possibly empty when the batch has fewer samples than there are workers.
+ */
+export function shardOf(batchStart: number, batchCount: number, rank: number, workers: number): [number, number] {
+  return [
+    batchStart + Math.floor((rank * batchCount) / workers),
+    batchStart + Math.floor(((rank + 1) * batchCount) / workers),
+  ];
+}
+
+/** The slice of the parameter vector that worker `rank` reduces and updates. */
+export function paramSliceOf(paramCount: number, rank: number, workers: number): [number, number] {
+  // Multiples of 16 floats (64 bytes) keep two workers from writing the same cache line.
+  const chunk = Math.ceil(paramCount / workers / 16) * 16;
+  return [Math.min(paramCount, rank * chunk), Math.min(paramCount, (rank + 1) * chunk)];
+}
+
+/**
+ * Stops a run: every worker throws at its next barrier instead of waiting. Called by a worker that
+ * failed and by the coordinator (a task rejected, or the caller aborted).
+ */
+export function requestStop(control: Int32Array): void {
+  Atomics.store(control, CTRL_ABORT, 1);
+  Atomics.notify(control, CTRL_BARRIER_GENERATION);
+}

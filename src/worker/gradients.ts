@@ -1,0 +1,157 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { LayerSlice } from '../protocol.js';
+
+/** Pixel value -> float in [0, 1], as the tutorial's `images / 255.0`. */
+const SCALE = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+/**
+ * Input buffers reused by every step of a worker, sized for its largest shard, so that the step
+ * allocates no arrays of its own (tfjs still allocates its tensors in the wasm heap).
+ */
+export class Scratch {
+  readonly inputs: Float32Array;
+  readonly targets: Float32Array;
+  constructor(readonly rows: number, readonly pixels: number, readonly classes: number) {
+    this.inputs = new Float32Array(rows * pixels);
+    this.targets = new Float32Array(rows * classes);
+  }
+}
+
+export interface Batch {
+  readonly images: Uint8Array;
+  readonly labels: Uint8Array;
+  /** Image indices; when absent, the batch is images `[start, end)` in order. */
+  readonly order?: Int32Array;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface BatchScore {
+  /** Sum (not mean) of the samples' cross-entropy. */
+  readonly lossSum: number;
+  readonly correct: number;
+}
+
+/**
+ * Computes, for one shard of a global batch, the gradient of the shard's *summed* cross-entropy with
+ * respect to every parameter, written into `grad` (laid out as the parameters). The coordinator's
+ * all-reduce sums the shards and divides by the global batch size, which gives exactly the gradient
+ * of the global batch's mean loss.
+ *
+ * Gradients are explicit, not tf.grad: tfjs autodiff computes weight gradients with transposed
+ * matMuls, which are ~10x slower on wasm. Activations are kept as [units, rows] so every matMul
+ * here has plain operands.
+ */
+export function shardGradients(params: Float32Array, layers: readonly LayerSlice[], batch: Batch, scratch: Scratch, grad: Float32Array): BatchScore {
+  const rows = batch.end - batch.start;
+  if (rows === 0) {
+    grad.fill(0);
+    return { lossSum: 0, correct: 0 };
+  }
+  const x = gatherInputs(batch, scratch, true);
+  const y = tf.tensor2d(scratch.targets.subarray(0, rows * scratch.classes), [rows, scratch.classes]);
+  const weights = layers.map((l) => tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]));
+  const biases = layers.map((l) => tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]));
+  const last = layers.length - 1;
+  const result = tf.tidy(() => {
+    const activations: tf.Tensor[] = [tf.transpose(x)]; // [inputs, rows]
+    const preActivations: tf.Tensor[] = [];
+    for (let l = 0; l <= last; l++) {
+      const z = tf.add(tf.matMul(weights[l], activations[l]), biases[l]);
+      preActivations.push(z);
+      if (l < last) activations.push(tf.relu(z));
+    }
+    const logProbs = tf.logSoftmax(tf.transpose(preActivations[last])); // [rows, classes]
+    // d(summed cross-entropy)/d(logits) = softmax - one-hot.
+    let dz: tf.Tensor = tf.transpose(tf.sub(tf.exp(logProbs), y));
+    const weightGrads: tf.Tensor[] = [];
+    const biasGrads: tf.Tensor[] = [];
+    for (let l = last; l >= 0; l--) {
+      const layerInput = l === 0 ? x : tf.transpose(activations[l]); // [rows, inputs]
+      weightGrads[l] = tf.matMul(dz, layerInput);
+      biasGrads[l] = tf.sum(dz, 1);
+      if (l > 0) dz = tf.mul(tf.matMul(tf.transpose(weights[l]), dz), tf.step(preActivations[l - 1]));
+    }
+    return { logProbs, weightGrads, biasGrads };
+  });
+  // Read results after the tidy: reading while its intermediates are alive costs ~14x (FACTS.md).
+  for (let l = 0; l <= last; l++) {
+    grad.set(heapView(result.weightGrads[l]), layers[l].weightOffset);
+    grad.set(heapView(result.biasGrads[l]), layers[l].biasOffset);
+  }
+  const score = scoreLogProbs(heapView(result.logProbs), batch, scratch.classes);
+  tf.dispose([x, y, weights, biases, result]);
+  return score;
+}
+
+/**
+ * Scores images `[batch.start, batch.end)` (no order) with the current parameters, in chunks of
+ * the scratch's size. Forward only, in the usual [rows, units] layout: the transposed weights are
+ * made once and XNNPACK packs each of them once for all chunks.
+ */
+export function evaluateBatch(params: Float32Array, layers: readonly LayerSlice[], batch: Batch, scratch: Scratch): BatchScore {
+  const kernels = layers.map((l) =>
+    tf.tidy(() => tf.transpose(tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]))),
+  );
+  const biases = layers.map((l) => tf.tensor1d(params.subarray(l.biasOffset, l.biasOffset + l.outputs)));
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = batch.start; start < batch.end; start += scratch.rows) {
+    const chunk = { ...batch, start, end: Math.min(batch.end, start + scratch.rows) };
+    const x = gatherInputs(chunk, scratch, false);
+    const logProbs = tf.tidy(() => {
+      let a: tf.Tensor = x;
+      for (let l = 0; l < layers.length; l++) {
+        const z = tf.add(tf.matMul(a, kernels[l]), biases[l]);
+        a = l < layers.length - 1 ? tf.relu(z) : z;
+      }
+      return tf.logSoftmax(a);
+    });
+    const score = scoreLogProbs(heapView(logProbs), chunk, scratch.classes);
+    lossSum += score.lossSum;
+    correct += score.correct;
+    tf.dispose([x, logProbs]);
+  }
+  tf.dispose([kernels, biases]);
+  return { lossSum, correct };
+}
+
+/** Gathers the batch's images into a [rows, pixels] tensor; with `withTargets`, also its one-hot labels. */
+function gatherInputs(batch: Batch, scratch: Scratch, withTargets: boolean): tf.Tensor {
+  const { images, labels, order, start, end } = batch;
+  const { inputs, targets, pixels, classes } = scratch;
+  const rows = end - start;
+  if (withTargets) targets.fill(0, 0, rows * classes);
+  for (let r = 0; r < rows; r++) {
+    const index = order === undefined ? start + r : order[start + r];
+    const from = index * pixels;
+    const to = r * pixels;
+    for (let p = 0; p < pixels; p++) inputs[to + p] = SCALE[images[from + p]];
+    if (withTargets) targets[r * classes + labels[index]] = 1;
+  }
+  return tf.tensor2d(inputs.subarray(0, rows * pixels), [rows, pixels]);
+}
+
+function scoreLogProbs(logProbs: Float32Array, batch: Batch, classes: number): BatchScore {
+  let lossSum = 0;
+  let correct = 0;
+  for (let r = 0; r < batch.end - batch.start; r++) {
+    const index = batch.order === undefined ? batch.start + r : batch.order[batch.start + r];
+    const label = batch.labels[index];
+    const row = r * classes;
+    lossSum -= logProbs[row + label];
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logProbs[row + c] > logProbs[row + best]) best = c;
+    if (best === label) correct++;
+  }
+  return { lossSum, correct };
+}
+
+/**
+ * A view of a tensor's data where it lives in the wasm heap. `dataSync()` would copy it into a
+ * fresh array on every call; the view costs nothing and is read before the tensor is disposed.
+ */
+function heapView(tensor: tf.Tensor): Float32Array {
+  return (tf.backend() as BackendWasm).typedArrayFromHeap(tensor) as Float32Array;
+}
