@@ -1,6 +1,7 @@
 /** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
 import { join } from 'node:path';
-import { parseTrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
+import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
+import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/options.js';
 import { isUserError } from '../src/errors.js';
@@ -13,6 +14,16 @@ async function main(): Promise<void> {
     console.log(TRAIN_USAGE);
     return;
   }
+  const cleanUp = await prepareOutputDir(args.out);
+  try {
+    await run(args);
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}
+
+async function run(args: TrainArgs): Promise<void> {
   const interactive = process.stdout.isTTY === true && !args.quiet;
   const say = (line: string) => {
     if (!args.quiet) console.log(line);
@@ -35,6 +46,7 @@ async function main(): Promise<void> {
     epochs: args.epochs,
     batchSize: args.batchSize,
     learningRate: args.learningRate,
+    schedule: args.schedule,
     seed: args.seed,
     hidden: args.hidden,
     onBatchEnd: (progress) => {

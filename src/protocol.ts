@@ -1,3 +1,5 @@
+import type { LearningRateSchedule } from './coordinator/schedule.js';
+
 /**
  * Everything that crosses between the coordinator and its workers: the task messages, and the
  * layout of the shared memory they both read and write. Nothing else is shared.
@@ -71,6 +73,9 @@ export interface EpochTask {
   /** Adam's step counter before this epoch's first step (Adam's t starts at 1). */
   readonly adamStepsBefore: number;
   readonly adam: AdamConfig;
+  /** How `adam.learningRate` changes over the run's `totalSteps` (see schedule.ts). */
+  readonly schedule: LearningRateSchedule;
+  readonly totalSteps: number;
 }
 
 /** Evaluate test images `[start, end)` with the current parameters. */

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { checkHidden, checkNumber, type LimitedOption } from '../coordinator/options.js';
+import { checkHidden, checkNumber, checkSchedule, type LimitedOption } from '../coordinator/options.js';
+import type { LearningRateSchedule } from '../coordinator/schedule.js';
 import { OptionError } from '../errors.js';
 
 export interface TrainArgs {
@@ -8,6 +9,7 @@ export interface TrainArgs {
   readonly epochs: number;
   readonly batchSize: number;
   readonly learningRate: number;
+  readonly schedule: LearningRateSchedule;
   readonly seed: number;
   readonly hidden: number[];
   readonly data: string | undefined;
@@ -26,6 +28,7 @@ Flags:
   --epochs N        passes over the 60,000 training images (default: 10)
   --batch-size N    global batch: samples per step over all workers (default: 32)
   --lr X            Adam's learning rate (default: 0.001)
+  --lr-schedule S   constant, or cosine: decay the rate to 0 over the run (default: constant)
   --seed N          seeds the initial weights and the shuffles (default: 1)
   --hidden LIST     hidden layer widths, e.g. 128 or 256,128 (default: 128)
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
@@ -44,12 +47,12 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
-      args: [...argv],
+      args: joinNegativeValues(argv),
       strict: true,
       allowPositionals: false,
       options: {
         workers: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
-        lr: { type: 'string' }, seed: { type: 'string' }, hidden: { type: 'string' },
+        lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, seed: { type: 'string' }, hidden: { type: 'string' },
         data: { type: 'string' }, out: { type: 'string' },
         quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -74,6 +77,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     epochs: number('epochs', 10),
     batchSize: number('batch-size', 32),
     learningRate: number('lr', 0.001),
+    schedule: values['lr-schedule'] === undefined ? 'constant' : checkSchedule(values['lr-schedule'], '--lr-schedule', JSON.stringify(values['lr-schedule'])),
     seed: number('seed', 1),
     hidden,
     data: values.data as string | undefined,
@@ -81,6 +85,19 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     quiet: values.quiet === true,
     help: values.help === true,
   };
+}
+
+/**
+ * `--workers -1` as `--workers=-1`: parseArgs would take `-1` for a flag and report a missing
+ * value, where the user needs to hear that -1 is out of range.
+ */
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (/^--[\w-]+$/.test(argv[i]) && /^-\d|^-\.\d/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
 }
 
 /** Node's parseArgs messages, reduced to one line. */

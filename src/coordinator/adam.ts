@@ -13,7 +13,7 @@ export interface AdamState {
 
 /**
  * One Adam step on parameters `[lo, hi)`, with `grad[i - lo]` the gradient of parameter i and
- * `step` Adam's t, counted from 1. The update is Keras's (and TensorFlow's ApplyAdam):
+ * `step` Adam's t, counted from 1, and `learningRate` the schedule's rate for this step. The update is Keras's (and TensorFlow's ApplyAdam):
  *
  *   m = beta1 m + (1 - beta1) g
  *   v = beta2 v + (1 - beta2) g^2
@@ -21,9 +21,12 @@ export interface AdamState {
  *
  * Arithmetic is float64, state is stored as float32 like the tfjs/Keras variables.
  */
-export function adamUpdate(state: AdamState, grad: ArrayLike<number>, lo: number, hi: number, step: number, config: AdamConfig): void {
+export function adamUpdate(
+  state: AdamState, grad: ArrayLike<number>, lo: number, hi: number, step: number, config: AdamConfig,
+  learningRate = config.learningRate,
+): void {
   const { params, m, v } = state;
-  const { learningRate, beta1, beta2, epsilon } = config;
+  const { beta1, beta2, epsilon } = config;
   const alpha = (learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
   for (let i = lo; i < hi; i++) {
     const g = grad[i - lo];

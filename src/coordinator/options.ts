@@ -3,6 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
 import type { AdamConfig } from '../protocol.js';
 import { ADAM_DEFAULTS } from './adam.js';
+import { type LearningRateSchedule, SCHEDULES } from './schedule.js';
 
 /** What one epoch produced; `metrics.json` holds one per epoch. */
 export interface EpochLog {
@@ -44,6 +45,8 @@ export interface TrainOptions {
   batchSize?: number;
   /** Adam's learning rate. @default 0.001 */
   learningRate?: number;
+  /** How the learning rate changes over the run. @default 'constant' */
+  schedule?: LearningRateSchedule;
   /** Seeds the initial weights and the shuffles. @default 1 */
   seed?: number;
   /** Widths of the hidden ReLU layers. @default [128] */
@@ -70,6 +73,7 @@ export interface TrainConfig {
   readonly seed: number;
   readonly hidden: readonly number[];
   readonly adam: AdamConfig;
+  readonly schedule: LearningRateSchedule;
 }
 
 interface Limit {
@@ -115,6 +119,13 @@ export function checkHidden(value: unknown, label = 'hidden', shown?: string): n
   return [...(value as number[])];
 }
 
+export function checkSchedule(value: unknown, label = 'schedule', shown?: string): LearningRateSchedule {
+  if (!SCHEDULES.includes(value as LearningRateSchedule)) {
+    throw new OptionError(`${label} must be one of ${SCHEDULES.join(', ')}, got ${shown ?? JSON.stringify(value)}`);
+  }
+  return value as LearningRateSchedule;
+}
+
 /** Defaults in one place, each option checked, before any worker starts. */
 export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number } {
   return {
@@ -124,6 +135,7 @@ export function resolveOptions(options: TrainOptions): TrainConfig & { progressI
     seed: checkNumber('seed', options.seed ?? 1),
     hidden: checkHidden(options.hidden ?? [128]),
     adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? ADAM_DEFAULTS.learningRate) },
+    schedule: checkSchedule(options.schedule ?? 'constant'),
     progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? 100),
   };
 }

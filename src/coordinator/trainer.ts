@@ -62,6 +62,7 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
       const tasks: Task[] = Array.from({ length: config.workers }, (_, rank) => ({
         kind: 'epoch', shared, rank, workers: config.workers, batchSize: config.batchSize,
         firstStep: 0, endStep: steps, adamStepsBefore: (epoch - 1) * steps, adam: config.adam,
+        schedule: config.schedule, totalSteps: config.epochs * steps,
       }));
       const report = () => options.onBatchEnd?.(progressOf(shared, epoch, steps, epochStarted));
       const timer = options.onBatchEnd ? setInterval(report, config.progressIntervalMs) : undefined;

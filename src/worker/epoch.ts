@@ -1,5 +1,6 @@
 import { adamUpdate } from '../coordinator/adam.js';
 import { reduceSlice } from '../coordinator/all-reduce.js';
+import { learningRateAt } from '../coordinator/schedule.js';
 import {
   CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
   paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS,
@@ -61,7 +62,9 @@ export function runEpoch(task: EpochTask): void {
       stats[STATS_SAMPLES] += end - start;
       barrier(shared.control, workers);
       reduceSlice({ slots: shared.grads, slotLength: count, slotCount: workers, lo, hi, scale: 1 / batchCount, out: reduced });
-      adamUpdate(adamState, reduced, lo, hi, task.adamStepsBefore + (step - task.firstStep) + 1, task.adam);
+      const t = task.adamStepsBefore + (step - task.firstStep) + 1;
+      const learningRate = learningRateAt(task.schedule, task.adam.learningRate, t - 1, task.totalSteps);
+      adamUpdate(adamState, reduced, lo, hi, t, task.adam, learningRate);
       barrier(shared.control, workers);
       if (rank === 0) Atomics.store(shared.control, CTRL_STEPS_DONE, step + 1 - task.firstStep);
     }

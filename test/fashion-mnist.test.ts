@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FASHION_MNIST_SHA256 } from '../dist/src/data/download.js';
+import { loadFashionMnist } from '../dist/src/index.js';
+import { DEBIAN_DIR, idxBytes, tempDir, tinyDataset } from './helpers.js';
+
+describe('loadFashionMnist', () => {
+  it('loads a directory of gzipped and raw files into shared memory', async () => {
+    const data = await loadFashionMnist({ dir: tinyDataset({ rawTest: true }), env: {} });
+    expect(data.train.count).toBe(12);
+    expect(data.test.count).toBe(5);
+    expect(data.train.images.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(data.train.labels.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect([...data.test.labels]).toEqual([9, 8, 7, 6, 5]);
+    expect(data.train.images[785]).toBe(785 % 251);
+    expect(data.classNames[0]).toBe('T-shirt/top');
+  });
+
+  it('takes $FASHION_MNIST_DIR when no directory is given', async () => {
+    const data = await loadFashionMnist({ env: { FASHION_MNIST_DIR: tinyDataset() } });
+    expect(data.train.count).toBe(12);
+  });
+
+  it('says which directory is missing, or which files it lacks', async () => {
+    await expect(loadFashionMnist({ dir: '/nonexistent/fm', env: {} })).rejects.toThrow(
+      'data directory "/nonexistent/fm" does not exist or is not a directory',
+    );
+    await expect(loadFashionMnist({ env: { FASHION_MNIST_DIR: '/nonexistent/env' } })).rejects.toThrow(
+      'FASHION_MNIST_DIR "/nonexistent/env" does not exist or is not a directory',
+    );
+    const empty = tempDir();
+    mkdirSync(join(empty, 'x'));
+    await expect(loadFashionMnist({ dir: empty, env: {} })).rejects.toThrow(
+      `data directory "${empty}" lacks train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz`,
+    );
+  });
+
+  it('rejects images and labels of different counts, and labels outside 0-9', async () => {
+    const mismatched = tinyDataset({ testImages: 4 });
+    await expect(loadFashionMnist({ dir: mismatched, env: {} })).rejects.toThrow(
+      `${join(mismatched, 't10k-labels-idx1-ubyte.gz')}: 5 labels for the 4 images of ${join(mismatched, 't10k-images-idx3-ubyte.gz')}; they must be the same split`,
+    );
+    const badLabel = tinyDataset({ trainLabels: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1]) });
+    await expect(loadFashionMnist({ dir: badLabel, env: {} })).rejects.toThrow('label 10 at index 10 is outside the 10 classes 0-9');
+  });
+
+  it('loads the real dataset from Debian\'s package: 60,000 + 10,000 images, 6,000 / 1,000 per class, checksums as published', async () => {
+    const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
+    expect(data.train.count).toBe(60_000);
+    expect(data.test.count).toBe(10_000);
+    for (const [split, perClass] of [[data.train, 6000], [data.test, 1000]] as const) {
+      const counts = new Array(10).fill(0);
+      for (const label of split.labels) counts[label]++;
+      expect(counts).toEqual(new Array(10).fill(perClass));
+    }
+    const idx = (dims: number[], bytes: Uint8Array) => createHash('sha256').update(idxBytes(dims, bytes)).digest('hex');
+    expect(idx([60_000, 28, 28], data.train.images)).toBe(FASHION_MNIST_SHA256['train-images-idx3-ubyte']);
+    expect(idx([10_000], data.test.labels)).toBe(FASHION_MNIST_SHA256['t10k-labels-idx1-ubyte']);
+  });
+});
