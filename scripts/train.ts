@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
-import type { BatchProgress } from '../src/coordinator/options.js';
+import { type BatchProgress, resolveOptions } from '../src/coordinator/options.js';
 import { isUserError } from '../src/errors.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
 import { writeAtomically } from '../src/coordinator/model.js';
@@ -37,20 +37,16 @@ async function run(args: TrainArgs): Promise<void> {
       if (receivedBytes === totalBytes) process.stderr.write('\n');
     },
   });
-  say(`Training on ${data.train.count} images with ${args.workers} worker${args.workers > 1 ? 's' : ''}, ` +
-    `global batch ${args.batchSize}, hidden ${args.hidden.join(',')}, seed ${args.seed}`);
+  const config = resolveOptions(args.options);
+  say(`Training on ${data.train.count} images with ${config.workers} worker${config.workers > 1 ? 's' : ''}: ` +
+    `hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
+    `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`);
   let latest: BatchProgress | undefined;
   const result = await train({
+    ...args.options,
     data,
-    workers: args.workers,
-    epochs: args.epochs,
-    batchSize: args.batchSize,
-    learningRate: args.learningRate,
-    schedule: args.schedule,
-    seed: args.seed,
-    hidden: args.hidden,
     onBatchEnd: (progress) => {
-      if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${args.epochs}`);
+      if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${config.epochs}`);
       latest = progress;
       if (interactive) process.stdout.write(`\r${progressLine(progress)}`);
     },

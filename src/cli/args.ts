@@ -1,17 +1,10 @@
 import { parseArgs } from 'node:util';
-import { availableParallelism } from 'node:os';
-import { checkHidden, checkNumber, checkSchedule, type LimitedOption } from '../coordinator/options.js';
-import type { LearningRateSchedule } from '../coordinator/schedule.js';
+import { checkHidden, checkNumber, checkSchedule, DEFAULTS, defaultWorkers, type LimitedOption, type TrainOptions } from '../coordinator/options.js';
 import { OptionError } from '../errors.js';
 
 export interface TrainArgs {
-  readonly workers: number;
-  readonly epochs: number;
-  readonly batchSize: number;
-  readonly learningRate: number;
-  readonly schedule: LearningRateSchedule;
-  readonly seed: number;
-  readonly hidden: number[];
+  /** Only the options given as flags; the library fills in its defaults. */
+  readonly options: TrainOptions;
   readonly data: string | undefined;
   readonly out: string;
   readonly quiet: boolean;
@@ -24,23 +17,24 @@ Trains Flatten -> Dense(128, relu) -> Dense(10, softmax) on Fashion-MNIST with d
 worker threads, evaluates it on the 10,000 test images after every epoch, and saves the model.
 
 Flags:
-  --workers N       worker threads computing gradients (default: ${availableParallelism()}, the number of cores)
-  --epochs N        passes over the 60,000 training images (default: 10)
-  --batch-size N    global batch: samples per step over all workers (default: 32)
-  --lr X            Adam's learning rate (default: 0.001)
-  --lr-schedule S   constant, or cosine: decay the rate to 0 over the run (default: constant)
-  --seed N          seeds the initial weights and the shuffles (default: 1)
-  --hidden LIST     hidden layer widths, e.g. 128 or 256,128 (default: 128)
+  --workers N       worker threads computing gradients (default: ${defaultWorkers()}, the number of cores)
+  --epochs N        passes over the 60,000 training images (default: ${DEFAULTS.epochs})
+  --batch-size N    global batch: samples per step over all workers (default: ${DEFAULTS.batchSize})
+  --lr X            Adam's initial learning rate (default: ${DEFAULTS.learningRate})
+  --lr-schedule S   cosine: decay the rate to 0 over the run; constant: keep it (default: ${DEFAULTS.schedule})
+                    (the tutorial's exact recipe: --batch-size 32 --lr 0.001 --lr-schedule constant)
+  --seed N          seeds the initial weights and the shuffles (default: ${DEFAULTS.seed})
+  --hidden LIST     hidden layer widths, e.g. 128 or 256,128 (default: ${DEFAULTS.hidden.join(',')})
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
                     (default: $FASHION_MNIST_DIR, ./data/fashion-mnist, /usr/share/datasets/fashion-mnist,
                     else a verified download into ./data/fashion-mnist)
   --out DIR         where model.json, weights.bin and metrics.json go (default: runs/<timestamp>)
-  --quiet           print only the final test score
+  --quiet           print only the final test accuracy
   -h, --help        show this help`;
 
-const NUMERIC_FLAGS: Record<string, LimitedOption> = {
+const NUMERIC_FLAGS = {
   workers: 'workers', epochs: 'epochs', 'batch-size': 'batchSize', lr: 'learningRate', seed: 'seed',
-};
+} as const satisfies Record<string, LimitedOption>;
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
@@ -52,36 +46,34 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
       allowPositionals: false,
       options: {
         workers: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
-        lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, seed: { type: 'string' }, hidden: { type: 'string' },
-        data: { type: 'string' }, out: { type: 'string' },
+        lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, seed: { type: 'string' },
+        hidden: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
         quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
     throw new OptionError(`${parseErrorText(error as Error)} (see --help)`);
   }
-  const number = (flag: string, fallback: number): number => {
-    const raw = values[flag];
-    if (raw === undefined) return fallback;
-    return checkNumber(NUMERIC_FLAGS[flag], Number(raw), `--${flag}`, JSON.stringify(raw));
-  };
-  const hiddenRaw = values.hidden as string | undefined;
-  const hidden = hiddenRaw === undefined
-    ? [128]
-    : checkHidden(hiddenRaw.split(',').map((w) => (w.trim() === '' ? NaN : Number(w))), '--hidden', JSON.stringify(hiddenRaw));
-  for (const flag of ['data', 'out'] as const) {
-    if (values[flag] === '') throw new OptionError(`--${flag} needs a directory, got ""`);
+  const raw = (flag: string) => values[flag] as string | undefined;
+  const options: Record<string, unknown> = {};
+  for (const [flag, name] of Object.entries(NUMERIC_FLAGS)) {
+    const value = raw(flag);
+    if (value !== undefined) options[name] = checkNumber(name, Number(value), `--${flag}`, JSON.stringify(value));
+  }
+  const hidden = raw('hidden');
+  if (hidden !== undefined) {
+    const widths = hidden.split(',').map((w) => (w.trim() === '' ? NaN : Number(w)));
+    options.hidden = checkHidden(widths, '--hidden', JSON.stringify(hidden));
+  }
+  const schedule = raw('lr-schedule');
+  if (schedule !== undefined) options.schedule = checkSchedule(schedule, '--lr-schedule', JSON.stringify(schedule));
+  for (const flag of ['data', 'out']) {
+    if (raw(flag) === '') throw new OptionError(`--${flag} needs a directory, got ""`);
   }
   return {
-    workers: number('workers', availableParallelism()),
-    epochs: number('epochs', 10),
-    batchSize: number('batch-size', 32),
-    learningRate: number('lr', 0.001),
-    schedule: values['lr-schedule'] === undefined ? 'constant' : checkSchedule(values['lr-schedule'], '--lr-schedule', JSON.stringify(values['lr-schedule'])),
-    seed: number('seed', 1),
-    hidden,
-    data: values.data as string | undefined,
-    out: (values.out as string | undefined) ?? `runs/${now.toISOString().replace(/[:.]/g, '-')}`,
+    options,
+    data: raw('data'),
+    out: raw('out') ?? `runs/${now.toISOString().replace(/[:.]/g, '-')}`,
     quiet: values.quiet === true,
     help: values.help === true,
   };
@@ -94,7 +86,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
 function joinNegativeValues(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (/^--[\w-]+$/.test(argv[i]) && /^-\d|^-\.\d/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
+    if (/^--[\w-]+$/.test(argv[i]) && /^-\.?\d/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
     else out.push(argv[i]);
   }
   return out;

@@ -39,13 +39,14 @@ export interface TrainOptions {
   /** @default 10 */
   epochs?: number;
   /**
-   * Samples per step, over all workers together (the global batch).
-   * @default 32, the tutorial's (Keras's default)
+   * Samples per step, over all workers together (the global batch). The tutorial's is 32; 128 with
+   * a 0.003 learning rate decayed by a cosine reaches a higher test accuracy in less time (README).
+   * @default 128
    */
   batchSize?: number;
-  /** Adam's learning rate. @default 0.001 */
+  /** Adam's initial learning rate. @default 0.003 */
   learningRate?: number;
-  /** How the learning rate changes over the run. @default 'constant' */
+  /** How the learning rate changes over the run. @default 'cosine' */
   schedule?: LearningRateSchedule;
   /** Seeds the initial weights and the shuffles. @default 1 */
   seed?: number;
@@ -74,6 +75,25 @@ export interface TrainConfig {
   readonly hidden: readonly number[];
   readonly adam: AdamConfig;
   readonly schedule: LearningRateSchedule;
+}
+
+/**
+ * Every default, in one place. The tutorial's recipe is `batchSize: 32, learningRate: 0.001,
+ * schedule: 'constant'`; these reach a higher accuracy in less time (measured: README).
+ */
+export const DEFAULTS = {
+  epochs: 10,
+  batchSize: 128,
+  learningRate: 0.003,
+  schedule: 'cosine',
+  seed: 1,
+  hidden: [128],
+  progressIntervalMs: 100,
+} as const;
+
+/** One worker per core. */
+export function defaultWorkers(): number {
+  return Math.min(availableParallelism(), LIMITS.workers.max);
 }
 
 interface Limit {
@@ -129,13 +149,13 @@ export function checkSchedule(value: unknown, label = 'schedule', shown?: string
 /** Defaults in one place, each option checked, before any worker starts. */
 export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number } {
   return {
-    workers: checkNumber('workers', options.workers ?? availableParallelism()),
-    epochs: checkNumber('epochs', options.epochs ?? 10),
-    batchSize: checkNumber('batchSize', options.batchSize ?? 32),
-    seed: checkNumber('seed', options.seed ?? 1),
-    hidden: checkHidden(options.hidden ?? [128]),
-    adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? ADAM_DEFAULTS.learningRate) },
-    schedule: checkSchedule(options.schedule ?? 'constant'),
-    progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? 100),
+    workers: checkNumber('workers', options.workers ?? defaultWorkers()),
+    epochs: checkNumber('epochs', options.epochs ?? DEFAULTS.epochs),
+    batchSize: checkNumber('batchSize', options.batchSize ?? DEFAULTS.batchSize),
+    seed: checkNumber('seed', options.seed ?? DEFAULTS.seed),
+    hidden: checkHidden(options.hidden ?? DEFAULTS.hidden),
+    adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate) },
+    schedule: checkSchedule(options.schedule ?? DEFAULTS.schedule),
+    progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? DEFAULTS.progressIntervalMs),
   };
 }
