@@ -1,3 +1,4 @@
+import type { OptimizerMemory } from './coordinator/adam-kernel.js';
 import type { LearningRateSchedule } from './coordinator/schedule.js';
 
 /**
@@ -33,14 +34,15 @@ export interface SharedState {
   readonly test: SharedSplit;
   /** Layer sizes; parameters are laid out as in `paramLayout`. */
   readonly sizes: readonly number[];
-  /** Current parameters (float32), then Adam's first and second moments. */
-  readonly params: Float32Array;
-  readonly adamM: Float32Array;
-  readonly adamV: Float32Array;
-  /** One gradient slot per worker rank, `workers * paramCount` floats. */
-  readonly grads: Float32Array;
+  /**
+   * Parameters (laid out as in `paramLayout`), Adam's moments, and one gradient slot per worker
+   * rank, in one shared WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
+   */
+  readonly optimizer: OptimizerMemory;
   /** Per rank: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
   readonly stats: Float64Array;
+  /** Per rank: milliseconds spent in each phase of the steps, summed since the run began (see TIMING_*). */
+  readonly timings: Float64Array;
   /** The epoch's shuffled order of training-image indices. */
   readonly order: Int32Array;
   /** Barrier and progress words (see CTRL_*). */
@@ -54,12 +56,26 @@ export const CTRL_BARRIER_GENERATION = 1;
 export const CTRL_ABORT = 2;
 /** Steps of the current epoch completed; the coordinator reads it to report progress. */
 export const CTRL_STEPS_DONE = 3;
-export const CONTROL_WORDS = 4;
+/** Cores not taken by a computing worker, when workers outnumber cores (see acquireCore). */
+export const CTRL_CORES_FREE = 4;
+export const CONTROL_WORDS = 5;
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;
 export const STATS_SAMPLES = 2;
 export const STATS_WORDS = 3;
+
+/** Computing the shard's gradient (gather, upload, forward, backward, read back). */
+export const TIMING_GRADIENT = 0;
+/** Waiting at the barrier until every gradient slot is written. */
+export const TIMING_WAIT_GRADIENTS = 1;
+/** All-reduce and Adam on the worker's parameter slice. */
+export const TIMING_UPDATE = 2;
+/** Waiting at the barrier until every slice is updated. */
+export const TIMING_WAIT_UPDATE = 3;
+/** Steps timed. */
+export const TIMING_STEPS = 4;
+export const TIMING_WORDS = 5;
 
 /** Run the steps `[firstStep, endStep)` of one epoch as worker `rank` of `workers`. */
 export interface EpochTask {
@@ -67,6 +83,11 @@ export interface EpochTask {
   readonly shared: SharedState;
   readonly rank: number;
   readonly workers: number;
+  /**
+   * Whether every worker has a core of its own: then barriers poll instead of sleeping; otherwise
+   * workers take turns on the cores (CTRL_CORES_FREE) to compute.
+   */
+  readonly ownCores: boolean;
   readonly batchSize: number;
   readonly firstStep: number;
   readonly endStep: number;

@@ -1,19 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { reduceSlice } from '../dist/src/coordinator/all-reduce.js';
+import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/coordinator/adam.js';
+import { reducedGradient } from '../dist/src/coordinator/all-reduce.js';
 import { paramLayout, paramSliceOf, shardOf } from '../dist/src/protocol.js';
 
-describe('reduceSlice', () => {
-  it('sums every slot over the slice and scales by 1 / global batch', () => {
-    // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
-    const slots = new Float32Array([
-      1, 2, 3, 4,
-      10, 20, 30, 40,
-      100, 200, 300, 400,
-    ]);
-    const out = new Float64Array(2);
-    reduceSlice({ slots, slotLength: 4, slotCount: 3, lo: 1, hi: 3, scale: 1 / 4, out });
+describe('the all-reduce', () => {
+  // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
+  const slots = new Float32Array([
+    1, 2, 3, 4,
+    10, 20, 30, 40,
+    100, 200, 300, 400,
+  ]);
+  const source = { slots, slotLength: 4, slotCount: 3, scale: 1 / 4 };
+
+  it('sums every slot and scales by 1 / global batch', () => {
     // (2 + 20 + 200) / 4 = 55.5, (3 + 30 + 300) / 4 = 83.25
-    expect([...out]).toEqual([55.5, 83.25]);
+    expect([reducedGradient(source, 1), reducedGradient(source, 2)]).toEqual([55.5, 83.25]);
+  });
+
+  it('feeds Adam the reduced gradient, only on the slice it is given', () => {
+    const state = { params: new Float32Array(4), m: new Float32Array(4), v: new Float32Array(4) };
+    adamUpdate(state, source, 1, 3, 1, ADAM_DEFAULTS);
+    // m = 0.1 g for the reduced g; parameters outside [1, 3) keep m = 0 and p = 0.
+    expect([...state.m]).toEqual([0, Math.fround(5.55), Math.fround(8.325), 0]);
+    expect(state.params[0]).toBe(0);
+    expect(state.params[3]).toBe(0);
+    expect(state.params[1]).toBeCloseTo(-0.001, 6);
   });
 });
 

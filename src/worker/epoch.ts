@@ -1,11 +1,11 @@
-import { adamUpdate } from '../coordinator/adam.js';
-import { reduceSlice } from '../coordinator/all-reduce.js';
+import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
   CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
-  paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS,
+  paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
+  TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
-import { barrier } from './barrier.js';
+import { acquireCore, barrier, releaseCore } from './sync.js';
 import { evaluateBatch, Scratch, shardGradients } from './gradients.js';
 
 /** Rows per forward pass when evaluating. */
@@ -17,10 +17,17 @@ interface EpochBuffers {
   readonly layers: readonly LayerSlice[];
   readonly paramCount: number;
   readonly scratch: Scratch;
-  /** The reduced gradient of this worker's parameter slice (float64: the sum is exact to more digits). */
-  readonly reduced: Float64Array;
 }
 let epochBuffers: EpochBuffers | undefined;
+/** The optimizer kernel, instantiated once per run (per shared memory). */
+let kernel: { memory: WebAssembly.Memory; adam: AdamKernel } | undefined;
+
+function kernelFor(optimizer: OptimizerMemory): AdamKernel {
+  if (kernel === undefined || kernel.memory !== optimizer.memory) {
+    kernel = { memory: optimizer.memory, adam: new AdamKernel(optimizer) };
+  }
+  return kernel.adam;
+}
 let evalBuffers: EpochBuffers | undefined;
 
 function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], rows: number): EpochBuffers {
@@ -30,7 +37,6 @@ function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], 
   return {
     key, layers, paramCount: count,
     scratch: new Scratch(rows, sizes[0], sizes[sizes.length - 1]),
-    reduced: new Float64Array(count),
   };
 }
 
@@ -45,28 +51,42 @@ function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], 
 export function runEpoch(task: EpochTask): void {
   const { shared, rank, workers, batchSize } = task;
   epochBuffers = buffersFor(epochBuffers, shared.sizes, Math.ceil(batchSize / workers));
-  const { layers, scratch, reduced, paramCount: count } = epochBuffers;
+  const { layers, scratch, paramCount: count } = epochBuffers;
   const [lo, hi] = paramSliceOf(count, rank, workers);
-  const grad = shared.grads.subarray(rank * count, (rank + 1) * count);
+  const { optimizer } = shared;
+  const adam = kernelFor(optimizer);
+  const grad = optimizer.grads.subarray(rank * optimizer.slotLength, rank * optimizer.slotLength + count);
   const stats = shared.stats.subarray(rank * STATS_WORDS, (rank + 1) * STATS_WORDS);
+  const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
   const { images, labels, count: samples } = shared.train;
-  const adamState = { params: shared.params, m: shared.adamM, v: shared.adamV };
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;
       const batchCount = Math.min(batchSize, samples - batchStart);
       const [start, end] = shardOf(batchStart, batchCount, rank, workers);
-      const score = shardGradients(shared.params, layers, { images, labels, order: shared.order, start, end }, scratch, grad);
+      const t0 = performance.now();
+      if (!task.ownCores) acquireCore(shared.control);
+      const score = shardGradients(optimizer.params, layers, { images, labels, order: shared.order, start, end }, scratch, grad);
+      if (!task.ownCores) releaseCore(shared.control);
       stats[STATS_LOSS] += score.lossSum;
       stats[STATS_CORRECT] += score.correct;
       stats[STATS_SAMPLES] += end - start;
-      barrier(shared.control, workers);
-      reduceSlice({ slots: shared.grads, slotLength: count, slotCount: workers, lo, hi, scale: 1 / batchCount, out: reduced });
+      const t1 = performance.now();
+      barrier(shared.control, workers, task.ownCores);
+      const t2 = performance.now();
       const t = task.adamStepsBefore + (step - task.firstStep) + 1;
       const learningRate = learningRateAt(task.schedule, task.adam.learningRate, t - 1, task.totalSteps);
-      adamUpdate(adamState, reduced, lo, hi, t, task.adam, learningRate);
-      barrier(shared.control, workers);
+      if (!task.ownCores) acquireCore(shared.control);
+      adam.update(lo, hi, 1 / batchCount, t, task.adam, learningRate);
+      if (!task.ownCores) releaseCore(shared.control);
+      const t3 = performance.now();
+      barrier(shared.control, workers, task.ownCores);
       if (rank === 0) Atomics.store(shared.control, CTRL_STEPS_DONE, step + 1 - task.firstStep);
+      timings[TIMING_GRADIENT] += t1 - t0;
+      timings[TIMING_WAIT_GRADIENTS] += t2 - t1;
+      timings[TIMING_UPDATE] += t3 - t2;
+      timings[TIMING_WAIT_UPDATE] += performance.now() - t3;
+      timings[TIMING_STEPS]++;
     }
   } catch (error) {
     requestStop(shared.control);
@@ -79,6 +99,6 @@ export function runEvaluate(task: EvaluateTask): EvaluateResult {
   evalBuffers = buffersFor(evalBuffers, shared.sizes, EVAL_ROWS);
   const { layers, scratch } = evalBuffers;
   const { images, labels } = shared.test;
-  const score = evaluateBatch(shared.params, layers, { images, labels, start, end }, scratch);
+  const score = evaluateBatch(shared.optimizer.params, layers, { images, labels, start, end }, scratch);
   return { ...score, count: end - start };
 }

@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import type { AdamConfig } from '../protocol.js';
+
+/**
+ * The optimizer's shared memory: parameters, Adam's moments and one gradient slot per worker, all
+ * float32 views of one shared WebAssembly.Memory, so that the SIMD kernel (adam.wat) reads and
+ * writes them in place, in every worker, without a copy.
+ */
+export interface OptimizerMemory {
+  readonly memory: WebAssembly.Memory;
+  readonly params: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  /** `slotCount` slots, `slotLength` floats apart. */
+  readonly grads: Float32Array;
+  /** The parameter count rounded up to 4 floats, so every slot starts 16-byte aligned. */
+  readonly slotLength: number;
+  readonly slotCount: number;
+}
+
+const PAGE_BYTES = 65_536;
+
+export function createOptimizerMemory(paramCount: number, slotCount: number): OptimizerMemory {
+  const slotLength = Math.ceil(paramCount / 4) * 4;
+  const floats = slotLength * (3 + slotCount);
+  const pages = Math.ceil((floats * 4) / PAGE_BYTES);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  return viewsOf(memory, paramCount, slotCount);
+}
+
+/** The views of an optimizer memory, rebuilt in a worker from the memory it was sent. */
+export function viewsOf(memory: WebAssembly.Memory, paramCount: number, slotCount: number): OptimizerMemory {
+  const slotLength = Math.ceil(paramCount / 4) * 4;
+  const view = (slot: number, length: number) => new Float32Array(memory.buffer, slot * slotLength * 4, length);
+  return {
+    memory, slotLength, slotCount,
+    params: view(0, paramCount),
+    m: view(1, paramCount),
+    v: view(2, paramCount),
+    grads: view(3, slotLength * slotCount),
+  };
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+type AdamExport = (
+  params: number, m: number, v: number, slots: number, stride: number, count: number, lo: number, hi: number,
+  scale: number, beta1: number, c1: number, beta2: number, c2: number, alpha: number, epsilon: number,
+) => void;
+
+/**
+ * The all-reduce fused with Adam, in WebAssembly SIMD: bit for bit `adamUpdate` of adam.ts, the
+ * readable reference, about 3x faster than that loop in JavaScript.
+ */
+export class AdamKernel {
+  readonly #memory: OptimizerMemory;
+  readonly #adam: AdamExport;
+
+  constructor(memory: OptimizerMemory) {
+    compiled ??= new WebAssembly.Module(readFileSync(new URL('./adam.wasm', import.meta.url)));
+    const instance = new WebAssembly.Instance(compiled, { env: { memory: memory.memory } });
+    this.#memory = memory;
+    this.#adam = instance.exports.adam as AdamExport;
+  }
+
+  /**
+   * One Adam step on parameters `[lo, hi)` with the gradient `scale` times the sum of the slots.
+   * `step` is Adam's t, from 1; `learningRate` the schedule's rate for this step.
+   */
+  update(lo: number, hi: number, scale: number, step: number, config: AdamConfig, learningRate = config.learningRate): void {
+    const { params, m, v, grads, slotLength, slotCount } = this.#memory;
+    const { beta1, beta2, epsilon } = config;
+    const alpha = (learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+    this.#adam(
+      params.byteOffset, m.byteOffset, v.byteOffset, grads.byteOffset, slotLength * 4, slotCount, lo, hi,
+      scale, beta1, 1 - beta1, beta2, 1 - beta2, alpha, epsilon,
+    );
+  }
+}
