@@ -39,7 +39,7 @@ export interface SharedState {
    * rank, in one shared WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
    */
   readonly optimizer: OptimizerMemory;
-  /** Per rank: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
+  /** Per shard of the global batch: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
   readonly stats: Float64Array;
   /** Per rank: milliseconds spent in each phase of the steps, summed since the run began (see TIMING_*). */
   readonly timings: Float64Array;
@@ -56,9 +56,10 @@ export const CTRL_BARRIER_GENERATION = 1;
 export const CTRL_ABORT = 2;
 /** Steps of the current epoch completed; the coordinator reads it to report progress. */
 export const CTRL_STEPS_DONE = 3;
-/** Cores not taken by a computing worker, when workers outnumber cores (see acquireCore). */
-export const CTRL_CORES_FREE = 4;
-export const CONTROL_WORDS = 5;
+/** The next shard of the step's batch, and the next parameter slice, for a computing worker to take. */
+export const CTRL_NEXT_SHARD = 4;
+export const CTRL_NEXT_SLICE = 5;
+export const CONTROL_WORDS = 6;
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;
@@ -83,11 +84,8 @@ export interface EpochTask {
   readonly shared: SharedState;
   readonly rank: number;
   readonly workers: number;
-  /**
-   * Whether every worker has a core of its own: then barriers poll instead of sleeping; otherwise
-   * workers take turns on the cores (CTRL_CORES_FREE) to compute.
-   */
-  readonly ownCores: boolean;
+  /** How many workers compute, one per core at most: ranks `[0, parties)` (see runEpoch). */
+  readonly parties: number;
   readonly batchSize: number;
   readonly firstStep: number;
   readonly endStep: number;

@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, OptionError } from '../errors.js';
 import {
-  CONTROL_WORDS, CTRL_CORES_FREE, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
+  CONTROL_WORDS, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
   STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, type Task, TIMING_WORDS,
 } from '../protocol.js';
 import { StoppedError } from '../worker/sync.js';
@@ -39,7 +39,6 @@ export class Session {
     this.#config = config;
     this.#rng = new Rng(config.seed);
     this.shared = createSharedState(data, config, this.#rng);
-    Atomics.store(this.shared.control, CTRL_CORES_FREE, Math.min(this.#cores, config.workers));
     this.stepsPerEpoch = Math.ceil(data.train.count / config.batchSize);
     this.#pool = new Piscina({
       filename: WORKER_FILE,
@@ -63,7 +62,7 @@ export class Session {
   async runSteps(firstStep: number, endStep: number, signal?: AbortSignal): Promise<void> {
     const { workers, batchSize, adam, schedule, epochs } = this.#config;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => ({
-      kind: 'epoch', shared: this.shared, rank, workers, ownCores: workers <= this.#cores,
+      kind: 'epoch', shared: this.shared, rank, workers, parties: Math.min(workers, this.#cores),
       batchSize, firstStep, endStep,
       adamStepsBefore: this.#globalStep, adam, schedule, totalSteps: epochs * this.stepsPerEpoch,
     }));

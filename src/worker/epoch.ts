@@ -1,11 +1,11 @@
 import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
-  CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
+  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
   paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
   TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
-import { acquireCore, barrier, releaseCore } from './sync.js';
+import { barrier } from './sync.js';
 import { evaluateBatch, Scratch, shardGradients } from './gradients.js';
 
 /** Rows per forward pass when evaluating. */
@@ -41,47 +41,53 @@ function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], 
 }
 
 /**
- * One worker's part of an epoch. Per step, in lockstep with the other workers:
- * 1. compute the gradient of its shard of the global batch into its own slot;
+ * One worker's part of an epoch. Per step, in lockstep with the other computing workers:
+ * 1. compute the gradients of shards of the global batch, each into the shard's slot;
  * 2. barrier: all slots are written;
- * 3. all-reduce and Adam on its own slice of the parameters (a sharded optimizer: every worker
- *    updates a different slice of the same shared vector, so there is nothing to broadcast);
+ * 3. all-reduce and Adam on slices of the parameters (a sharded optimizer: the slices of the one
+ *    shared parameter vector are updated in parallel, so there is nothing to broadcast);
  * 4. barrier: all parameters are updated, the next step may read them.
+ * There are as many shards and slices as workers. With no more workers than cores, worker k
+ * computes shard k. With more, only `parties` workers (one per core) compute, taking shards and
+ * slices from shared counters until none is left, and the others return at once: running them too
+ * would only have the kernel time-slice them mid-matMul and wake one for every handover.
+ * Shard k is the same samples and goes to slot k whoever computes it, so the result is the same.
  */
 export function runEpoch(task: EpochTask): void {
-  const { shared, rank, workers, batchSize } = task;
+  const { shared, rank, workers, parties, batchSize } = task;
+  if (rank >= parties) return;
   epochBuffers = buffersFor(epochBuffers, shared.sizes, Math.ceil(batchSize / workers));
   const { layers, scratch, paramCount: count } = epochBuffers;
-  const [lo, hi] = paramSliceOf(count, rank, workers);
-  const { optimizer } = shared;
+  const { optimizer, control, order } = shared;
   const adam = kernelFor(optimizer);
-  const grad = optimizer.grads.subarray(rank * optimizer.slotLength, rank * optimizer.slotLength + count);
-  const stats = shared.stats.subarray(rank * STATS_WORDS, (rank + 1) * STATS_WORDS);
+  const slots = Array.from({ length: workers }, (_, k) => optimizer.grads.subarray(k * optimizer.slotLength, k * optimizer.slotLength + count));
   const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
   const { images, labels, count: samples } = shared.train;
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;
       const batchCount = Math.min(batchSize, samples - batchStart);
-      const [start, end] = shardOf(batchStart, batchCount, rank, workers);
+      const adamStep = task.adamStepsBefore + (step - task.firstStep) + 1;
+      const learningRate = learningRateAt(task.schedule, task.adam.learningRate, adamStep - 1, task.totalSteps);
       const t0 = performance.now();
-      if (!task.ownCores) acquireCore(shared.control);
-      const score = shardGradients(optimizer.params, layers, { images, labels, order: shared.order, start, end }, scratch, grad);
-      if (!task.ownCores) releaseCore(shared.control);
-      stats[STATS_LOSS] += score.lossSum;
-      stats[STATS_CORRECT] += score.correct;
-      stats[STATS_SAMPLES] += end - start;
+      for (let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1); shard < workers; shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)) {
+        const [start, end] = shardOf(batchStart, batchCount, shard, workers);
+        const score = shardGradients(optimizer.params, layers, { images, labels, order, start, end }, scratch, slots[shard]);
+        const stats = shard * STATS_WORDS;
+        shared.stats[stats + STATS_LOSS] += score.lossSum;
+        shared.stats[stats + STATS_CORRECT] += score.correct;
+        shared.stats[stats + STATS_SAMPLES] += end - start;
+      }
       const t1 = performance.now();
-      barrier(shared.control, workers, task.ownCores);
+      barrier(control, parties, CTRL_NEXT_SLICE);
       const t2 = performance.now();
-      const t = task.adamStepsBefore + (step - task.firstStep) + 1;
-      const learningRate = learningRateAt(task.schedule, task.adam.learningRate, t - 1, task.totalSteps);
-      if (!task.ownCores) acquireCore(shared.control);
-      adam.update(lo, hi, 1 / batchCount, t, task.adam, learningRate);
-      if (!task.ownCores) releaseCore(shared.control);
+      for (let slice = Atomics.add(control, CTRL_NEXT_SLICE, 1); slice < workers; slice = Atomics.add(control, CTRL_NEXT_SLICE, 1)) {
+        const [lo, hi] = paramSliceOf(count, slice, workers);
+        adam.update(lo, hi, 1 / batchCount, adamStep, task.adam, learningRate);
+      }
       const t3 = performance.now();
-      barrier(shared.control, workers, task.ownCores);
-      if (rank === 0) Atomics.store(shared.control, CTRL_STEPS_DONE, step + 1 - task.firstStep);
+      barrier(control, parties, CTRL_NEXT_SHARD);
+      if (rank === 0) Atomics.store(control, CTRL_STEPS_DONE, step + 1 - task.firstStep);
       timings[TIMING_GRADIENT] += t1 - t0;
       timings[TIMING_WAIT_GRADIENTS] += t2 - t1;
       timings[TIMING_UPDATE] += t3 - t2;
@@ -89,7 +95,7 @@ export function runEpoch(task: EpochTask): void {
       timings[TIMING_STEPS]++;
     }
   } catch (error) {
-    requestStop(shared.control);
+    requestStop(control);
     throw error;
   }
 }

@@ -6,15 +6,19 @@ import type { LayerSlice } from '../protocol.js';
 const SCALE = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
 /**
- * Input buffers reused by every step of a worker, sized for its largest shard, so that the step
- * allocates no arrays of its own (tfjs still allocates its tensors in the wasm heap).
+ * Buffers reused by every step of a worker, sized for its largest shard, so that the step allocates
+ * no arrays of its own (tfjs still allocates its tensors in the wasm heap).
  */
 export class Scratch {
+  /** The shard's images, [rows, pixels], and the same transposed, [pixels, rows]. */
   readonly inputs: Float32Array;
-  readonly targets: Float32Array;
+  readonly inputsT: Float32Array;
+  /** d(summed loss)/d(logits), [classes, rows]. */
+  readonly dLogits: Float32Array;
   constructor(readonly rows: number, readonly pixels: number, readonly classes: number) {
     this.inputs = new Float32Array(rows * pixels);
-    this.targets = new Float32Array(rows * classes);
+    this.inputsT = new Float32Array(rows * pixels);
+    this.dLogits = new Float32Array(rows * classes);
   }
 }
 
@@ -41,7 +45,9 @@ export interface BatchScore {
  *
  * Gradients are explicit, not tf.grad: tfjs autodiff computes weight gradients with transposed
  * matMuls, which are ~10x slower on wasm. Activations are kept as [units, rows] so every matMul
- * here has plain operands.
+ * here has plain operands. Between the forward and the backward pass, the softmax, the loss and
+ * d(loss)/d(logits) of the small [classes, rows] logits are computed in JavaScript: a dozen tfjs
+ * ops fewer, and each op costs ~10 us of dispatch whatever its size.
  */
 export function shardGradients(params: Float32Array, layers: readonly LayerSlice[], batch: Batch, scratch: Scratch, grad: Float32Array): BatchScore {
   const rows = batch.end - batch.start;
@@ -49,40 +55,69 @@ export function shardGradients(params: Float32Array, layers: readonly LayerSlice
     grad.fill(0);
     return { lossSum: 0, correct: 0 };
   }
-  const x = gatherInputs(batch, scratch, true);
-  const y = tf.tensor2d(scratch.targets.subarray(0, rows * scratch.classes), [rows, scratch.classes]);
+  const { classes, pixels } = scratch;
+  gatherInputs(batch, scratch, true);
+  const x = tf.tensor2d(scratch.inputs.subarray(0, rows * pixels), [rows, pixels]);
+  const xT = tf.tensor2d(scratch.inputsT.subarray(0, rows * pixels), [pixels, rows]);
   const weights = layers.map((l) => tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]));
   const biases = layers.map((l) => tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]));
   const last = layers.length - 1;
-  const result = tf.tidy(() => {
-    const activations: tf.Tensor[] = [tf.transpose(x)]; // [inputs, rows]
+  const forward = tf.tidy(() => {
+    const inputs: tf.Tensor[] = [xT]; // inputs[l] is layer l's input, [units, rows]
     const preActivations: tf.Tensor[] = [];
     for (let l = 0; l <= last; l++) {
-      const z = tf.add(tf.matMul(weights[l], activations[l]), biases[l]);
+      const z = tf.add(tf.matMul(weights[l], inputs[l]), biases[l]);
       preActivations.push(z);
-      if (l < last) activations.push(tf.relu(z));
+      if (l < last) inputs.push(tf.relu(z));
     }
-    const logProbs = tf.logSoftmax(tf.transpose(preActivations[last])); // [rows, classes]
-    // d(summed cross-entropy)/d(logits) = softmax - one-hot.
-    let dz: tf.Tensor = tf.transpose(tf.sub(tf.exp(logProbs), y));
+    return { hidden: inputs.slice(1), preActivations };
+  });
+  const score = softmaxCrossEntropy(heapView(forward.preActivations[last]), batch, scratch);
+  const dLogits = tf.tensor2d(scratch.dLogits.subarray(0, classes * rows), [classes, rows]);
+  const backward = tf.tidy(() => {
+    let dz = dLogits;
     const weightGrads: tf.Tensor[] = [];
     const biasGrads: tf.Tensor[] = [];
     for (let l = last; l >= 0; l--) {
-      const layerInput = l === 0 ? x : tf.transpose(activations[l]); // [rows, inputs]
+      const layerInput = l === 0 ? x : tf.transpose(forward.hidden[l - 1]); // [rows, inputs]
       weightGrads[l] = tf.matMul(dz, layerInput);
       biasGrads[l] = tf.sum(dz, 1);
-      if (l > 0) dz = tf.mul(tf.matMul(tf.transpose(weights[l]), dz), tf.step(preActivations[l - 1]));
+      if (l > 0) dz = tf.mul(tf.matMul(tf.transpose(weights[l]), dz), tf.step(forward.preActivations[l - 1]));
     }
-    return { logProbs, weightGrads, biasGrads };
+    return { weightGrads, biasGrads };
   });
   // Read results after the tidy: reading while its intermediates are alive costs ~14x (FACTS.md).
   for (let l = 0; l <= last; l++) {
-    grad.set(heapView(result.weightGrads[l]), layers[l].weightOffset);
-    grad.set(heapView(result.biasGrads[l]), layers[l].biasOffset);
+    grad.set(heapView(backward.weightGrads[l]), layers[l].weightOffset);
+    grad.set(heapView(backward.biasGrads[l]), layers[l].biasOffset);
   }
-  const score = scoreLogProbs(heapView(result.logProbs), batch, scratch.classes);
-  tf.dispose([x, y, weights, biases, result]);
+  tf.dispose([x, xT, weights, biases, forward, dLogits, backward]);
   return score;
+}
+
+/**
+ * Softmax cross-entropy of logits laid out [classes, rows]: returns the summed loss and the count
+ * of correct answers, and writes softmax - one-hot (the summed loss's gradient) into
+ * `scratch.dLogits`, in the same layout. Float64 arithmetic, float32 results.
+ */
+function softmaxCrossEntropy(logits: Float32Array, batch: Batch, scratch: Scratch): BatchScore {
+  const rows = batch.end - batch.start;
+  const { classes, dLogits } = scratch;
+  let lossSum = 0;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    const label = batch.labels[batch.order === undefined ? batch.start + r : batch.order[batch.start + r]];
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[c * rows + r] > logits[best * rows + r]) best = c;
+    const max = logits[best * rows + r];
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(logits[c * rows + r] - max);
+    const logSum = max + Math.log(sum);
+    lossSum += logSum - logits[label * rows + r];
+    if (best === label) correct++;
+    for (let c = 0; c < classes; c++) dLogits[c * rows + r] = Math.exp(logits[c * rows + r] - logSum) - (c === label ? 1 : 0);
+  }
+  return { lossSum, correct };
 }
 
 /**
@@ -99,7 +134,9 @@ export function evaluateBatch(params: Float32Array, layers: readonly LayerSlice[
   let correct = 0;
   for (let start = batch.start; start < batch.end; start += scratch.rows) {
     const chunk = { ...batch, start, end: Math.min(batch.end, start + scratch.rows) };
-    const x = gatherInputs(chunk, scratch, false);
+    gatherInputs(chunk, scratch, false);
+    const rows = chunk.end - chunk.start;
+    const x = tf.tensor2d(scratch.inputs.subarray(0, rows * scratch.pixels), [rows, scratch.pixels]);
     const logProbs = tf.tidy(() => {
       let a: tf.Tensor = x;
       for (let l = 0; l < layers.length; l++) {
@@ -117,20 +154,24 @@ export function evaluateBatch(params: Float32Array, layers: readonly LayerSlice[
   return { lossSum, correct };
 }
 
-/** Gathers the batch's images into a [rows, pixels] tensor; with `withTargets`, also its one-hot labels. */
-function gatherInputs(batch: Batch, scratch: Scratch, withTargets: boolean): tf.Tensor {
-  const { images, labels, order, start, end } = batch;
-  const { inputs, targets, pixels, classes } = scratch;
+/** Gathers the batch's images, scaled to [0, 1], into `scratch.inputs`, and with `transposed` also into `scratch.inputsT`. */
+function gatherInputs(batch: Batch, scratch: Scratch, transposed: boolean): void {
+  const { images, order, start, end } = batch;
+  const { inputs, inputsT, pixels } = scratch;
   const rows = end - start;
-  if (withTargets) targets.fill(0, 0, rows * classes);
   for (let r = 0; r < rows; r++) {
-    const index = order === undefined ? start + r : order[start + r];
-    const from = index * pixels;
+    const from = (order === undefined ? start + r : order[start + r]) * pixels;
     const to = r * pixels;
-    for (let p = 0; p < pixels; p++) inputs[to + p] = SCALE[images[from + p]];
-    if (withTargets) targets[r * classes + labels[index]] = 1;
+    if (transposed) {
+      for (let p = 0; p < pixels; p++) {
+        const value = SCALE[images[from + p]];
+        inputs[to + p] = value;
+        inputsT[p * rows + r] = value;
+      }
+    } else {
+      for (let p = 0; p < pixels; p++) inputs[to + p] = SCALE[images[from + p]];
+    }
   }
-  return tf.tensor2d(inputs.subarray(0, rows * pixels), [rows, pixels]);
 }
 
 function scoreLogProbs(logProbs: Float32Array, batch: Batch, classes: number): BatchScore {
