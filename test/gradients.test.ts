@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paramLayout } from '../dist/src/protocol.js';
-import { evaluateBatch, Scratch, shardGradients } from '../dist/src/worker/gradients.js';
+import { disposeParams, evaluateBatch, Scratch, shardGradients as shardGradientsOf, uploadParams } from '../dist/src/worker/gradients.js';
 
 // A tiny network with two hidden layers, so every backward path of the worker's code runs:
 // 16 pixels (4x4 images) -> 5 relu -> 4 relu -> 3 classes, on 6 images in a shuffled order.
@@ -41,6 +41,16 @@ function lossF64(params: ArrayLike<number>, f: ReturnType<typeof fixture>): numb
   return total;
 }
 
+/** The worker's gradient computation for one shard, parameters uploaded and freed around it as in a step. */
+function shardGradients(params: Float32Array, batch: Parameters<typeof shardGradientsOf>[1], scratch: Scratch, grad: Float32Array) {
+  const model = uploadParams(params, layers);
+  try {
+    return shardGradientsOf(model, batch, scratch, grad);
+  } finally {
+    disposeParams(model);
+  }
+}
+
 beforeAll(async () => {
   await tf.setBackend('wasm');
 });
@@ -49,7 +59,7 @@ describe('shardGradients (the worker\'s explicit dense gradients)', () => {
   it('equals tfjs autodiff (tf.grads) of the same summed loss', () => {
     const f = fixture();
     const grad = new Float32Array(count);
-    const score = shardGradients(f.params, layers, f.batch, new Scratch(8, 16, 3), grad);
+    const score = shardGradients(f.params, f.batch, new Scratch(8, 16, 3), grad);
 
     const x = tf.tensor2d(Array.from({ length: ROWS }, (_, r) => Array.from(f.images.subarray(f.order[2 + r] * 16, f.order[2 + r] * 16 + 16), (v) => v / 255)));
     const y = tf.oneHot(tf.tensor1d(Array.from({ length: ROWS }, (_, r) => f.labels[f.order[2 + r]]), 'int32'), 3);
@@ -80,7 +90,7 @@ describe('shardGradients (the worker\'s explicit dense gradients)', () => {
   it('matches central finite differences of the float64 loss', () => {
     const f = fixture();
     const grad = new Float32Array(count);
-    const score = shardGradients(f.params, layers, f.batch, new Scratch(8, 16, 3), grad);
+    const score = shardGradients(f.params, f.batch, new Scratch(8, 16, 3), grad);
     expect(score.lossSum).toBeCloseTo(lossF64(f.params, f), 4);
     const h = 1e-4;
     const p64 = Float64Array.from(f.params);
@@ -103,9 +113,9 @@ describe('shardGradients (the worker\'s explicit dense gradients)', () => {
     const f = fixture();
     const grad = new Float32Array(count).fill(3);
     const before = tf.memory().numTensors;
-    expect(shardGradients(f.params, layers, { ...f.batch, end: f.batch.start }, new Scratch(8, 16, 3), grad)).toEqual({ lossSum: 0, correct: 0 });
+    expect(shardGradients(f.params, { ...f.batch, end: f.batch.start }, new Scratch(8, 16, 3), grad)).toEqual({ lossSum: 0, correct: 0 });
     expect(grad.every((g) => g === 0)).toBe(true);
-    shardGradients(f.params, layers, f.batch, new Scratch(8, 16, 3), grad);
+    shardGradients(f.params, f.batch, new Scratch(8, 16, 3), grad);
     evaluateBatch(f.params, layers, { images: f.images, labels: f.labels, start: 0, end: 10 }, new Scratch(4, 16, 3));
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -6,7 +6,7 @@ import {
   TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
 import { barrier } from './sync.js';
-import { evaluateBatch, Scratch, shardGradients } from './gradients.js';
+import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradients, uploadParams } from './gradients.js';
 
 /** Rows per forward pass when evaluating. */
 const EVAL_ROWS = 1000;
@@ -70,14 +70,17 @@ export function runEpoch(task: EpochTask): void {
       const adamStep = task.adamStepsBefore + (step - task.firstStep) + 1;
       const learningRate = learningRateAt(task.schedule, task.adam.learningRate, adamStep - 1, task.totalSteps);
       const t0 = performance.now();
+      let model: ParamTensors | undefined;
       for (let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1); shard < workers; shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)) {
         const [start, end] = shardOf(batchStart, batchCount, shard, workers);
-        const score = shardGradients(optimizer.params, layers, { images, labels, order, start, end }, scratch, slots[shard]);
+        model ??= uploadParams(optimizer.params, layers);
+        const score = shardGradients(model, { images, labels, order, start, end }, scratch, slots[shard]);
         const stats = shard * STATS_WORDS;
         shared.stats[stats + STATS_LOSS] += score.lossSum;
         shared.stats[stats + STATS_CORRECT] += score.correct;
         shared.stats[stats + STATS_SAMPLES] += end - start;
       }
+      if (model !== undefined) disposeParams(model);
       const t1 = performance.now();
       barrier(control, parties, CTRL_NEXT_SLICE);
       const t2 = performance.now();

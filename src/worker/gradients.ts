@@ -49,18 +49,17 @@ export interface BatchScore {
  * d(loss)/d(logits) of the small [classes, rows] logits are computed in JavaScript: a dozen tfjs
  * ops fewer, and each op costs ~10 us of dispatch whatever its size.
  */
-export function shardGradients(params: Float32Array, layers: readonly LayerSlice[], batch: Batch, scratch: Scratch, grad: Float32Array): BatchScore {
+export function shardGradients(model: ParamTensors, batch: Batch, scratch: Scratch, grad: Float32Array): BatchScore {
   const rows = batch.end - batch.start;
   if (rows === 0) {
     grad.fill(0);
     return { lossSum: 0, correct: 0 };
   }
   const { classes, pixels } = scratch;
+  const { layers, weights, biases, weightsT } = model;
   gatherInputs(batch, scratch, true);
   const x = tf.tensor2d(scratch.inputs.subarray(0, rows * pixels), [rows, pixels]);
   const xT = tf.tensor2d(scratch.inputsT.subarray(0, rows * pixels), [pixels, rows]);
-  const weights = layers.map((l) => tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]));
-  const biases = layers.map((l) => tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]));
   const last = layers.length - 1;
   const forward = tf.tidy(() => {
     const inputs: tf.Tensor[] = [xT]; // inputs[l] is layer l's input, [units, rows]
@@ -82,7 +81,7 @@ export function shardGradients(params: Float32Array, layers: readonly LayerSlice
       const layerInput = l === 0 ? x : tf.transpose(forward.hidden[l - 1]); // [rows, inputs]
       weightGrads[l] = tf.matMul(dz, layerInput);
       biasGrads[l] = tf.sum(dz, 1);
-      if (l > 0) dz = tf.mul(tf.matMul(tf.transpose(weights[l]), dz), tf.step(forward.preActivations[l - 1]));
+      if (l > 0) dz = tf.mul(tf.matMul(weightsT[l] as tf.Tensor, dz), tf.step(forward.preActivations[l - 1]));
     }
     return { weightGrads, biasGrads };
   });
@@ -91,8 +90,32 @@ export function shardGradients(params: Float32Array, layers: readonly LayerSlice
     grad.set(heapView(backward.weightGrads[l]), layers[l].weightOffset);
     grad.set(heapView(backward.biasGrads[l]), layers[l].biasOffset);
   }
-  tf.dispose([x, xT, weights, biases, forward, dLogits, backward]);
+  tf.dispose([x, xT, forward, dLogits, backward]);
   return score;
+}
+
+/**
+ * The parameters as tfjs tensors, uploaded once per step and shared by every shard a worker computes
+ * in that step (they change only between steps).
+ */
+export interface ParamTensors {
+  readonly layers: readonly LayerSlice[];
+  /** [outputs, inputs] per layer, and [outputs, 1] biases. */
+  readonly weights: readonly tf.Tensor[];
+  readonly biases: readonly tf.Tensor[];
+  /** [inputs, outputs] per layer, for the backward pass; undefined for the first layer, which needs none. */
+  readonly weightsT: readonly (tf.Tensor | undefined)[];
+}
+
+export function uploadParams(params: Float32Array, layers: readonly LayerSlice[]): ParamTensors {
+  const weights = layers.map((l) => tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]));
+  const biases = layers.map((l) => tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]));
+  const weightsT = weights.map((w, l) => (l === 0 ? undefined : tf.transpose(w)));
+  return { layers, weights, biases, weightsT };
+}
+
+export function disposeParams(model: ParamTensors): void {
+  tf.dispose([...model.weights, ...model.biases, ...model.weightsT.filter((w) => w !== undefined)]);
 }
 
 /**
