@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   const machine = { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' };
   console.log(`Machine: ${machine.cpu}, ${cores} cores, Node.js ${machine.node}${plan.quick ? ' (quick run)' : ''}`);
   const over = plan.workers.filter((w) => w > cores);
-  if (over.length > 0) console.log(`Note: ${over.join(', ')} workers exceed the ${cores} cores: those threads take turns on the cores.`);
+  if (over.length > 0) console.log(`Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`);
   const data = await loadFashionMnist();
   const params = paramLayout([784, 128, 10]).count;
 

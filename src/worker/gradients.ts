@@ -72,24 +72,27 @@ export function shardGradients(model: ParamTensors, batch: Batch, scratch: Scrat
     return { hidden: inputs.slice(1), preActivations };
   });
   const score = softmaxCrossEntropy(heapView(forward.preActivations[last]), batch, scratch);
+  sumRows(scratch.dLogits, classes, rows, grad, layers[last].biasOffset);
   const dLogits = tf.tensor2d(scratch.dLogits.subarray(0, classes * rows), [classes, rows]);
   const backward = tf.tidy(() => {
     let dz = dLogits;
     const weightGrads: tf.Tensor[] = [];
-    const biasGrads: tf.Tensor[] = [];
+    const hiddenGrads: tf.Tensor[] = []; // d(loss)/d(pre-activation) of each hidden layer, [units, rows]
     for (let l = last; l >= 0; l--) {
       const layerInput = l === 0 ? x : tf.transpose(forward.hidden[l - 1]); // [rows, inputs]
       weightGrads[l] = tf.matMul(dz, layerInput);
-      biasGrads[l] = tf.sum(dz, 1);
-      if (l > 0) dz = tf.mul(tf.matMul(weightsT[l] as tf.Tensor, dz), tf.step(forward.preActivations[l - 1]));
+      if (l > 0) {
+        dz = tf.mul(tf.matMul(weightsT[l] as tf.Tensor, dz), tf.step(forward.preActivations[l - 1]));
+        hiddenGrads[l - 1] = dz;
+      }
     }
-    return { weightGrads, biasGrads };
+    return { weightGrads, hiddenGrads };
   });
   // Read results after the tidy: reading while its intermediates are alive costs ~14x (FACTS.md).
-  for (let l = 0; l <= last; l++) {
-    grad.set(heapView(backward.weightGrads[l]), layers[l].weightOffset);
-    grad.set(heapView(backward.biasGrads[l]), layers[l].biasOffset);
-  }
+  for (let l = 0; l <= last; l++) grad.set(heapView(backward.weightGrads[l]), layers[l].weightOffset);
+  // Bias gradients are row sums of d(loss)/d(pre-activation), summed here rather than by two more
+  // tfjs ops (the output layer's was summed with the softmax).
+  for (let l = 0; l < last; l++) sumRows(heapView(backward.hiddenGrads[l]), layers[l].outputs, rows, grad, layers[l].biasOffset);
   tf.dispose([x, xT, forward, dLogits, backward]);
   return score;
 }
@@ -116,6 +119,15 @@ export function uploadParams(params: Float32Array, layers: readonly LayerSlice[]
 
 export function disposeParams(model: ParamTensors): void {
   tf.dispose([...model.weights, ...model.biases, ...model.weightsT.filter((w) => w !== undefined)]);
+}
+
+/** Writes the sums of the rows of a [units, rows] matrix into `out[offset...]` (float64 sums). */
+function sumRows(values: Float32Array, units: number, rows: number, out: Float32Array, offset: number): void {
+  for (let u = 0; u < units; u++) {
+    let sum = 0;
+    for (let r = u * rows; r < (u + 1) * rows; r++) sum += values[r];
+    out[offset + u] = sum;
+  }
 }
 
 /**
