@@ -37,27 +37,25 @@ async function run(args: TrainArgs): Promise<void> {
       if (receivedBytes === totalBytes) process.stderr.write('\n');
     },
   });
-  const config = resolveOptions(args.options);
-  say(`Training on ${data.train.count} images with ${config.workers} worker${config.workers > 1 ? 's' : ''}: ` +
-    `hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
-    `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`);
+  const { epochs } = resolveOptions(args.options);
   let latest: BatchProgress | undefined;
   const result = await train({
     ...args.options,
     data,
     onBatchEnd: (progress) => {
-      if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${config.epochs}`);
+      if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${epochs}`);
       latest = progress;
       if (interactive) process.stdout.write(`\r${progressLine(progress)}`);
     },
+    onLog: say,
     onEpochEnd: (log) => {
       if (latest === undefined) return;
       if (interactive) process.stdout.write('\r\x1b[2K');
       say(progressLine(latest, log));
     },
   });
-  console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
-  say(`Test loss: ${result.testLoss.toFixed(4)}`);
+  // --quiet prints this line alone; otherwise onLog has printed it.
+  if (args.quiet) console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
   await saveModel(result.model, args.out);
   const metrics = {
     testAccuracy: result.testAccuracy,

@@ -1,6 +1,7 @@
 /**
- * Errors a caller can cause and act on. Each message is one line that says what is wrong and what
- * to do; the command line prints it as it is, without a stack trace.
+ * Errors a caller can cause or act on, each a class a program can test for with `instanceof`
+ * (also after crossing from a trainer thread: see trainer-thread.ts). Each message is one line that
+ * says what is wrong and what to do; the command line prints it as it is, without a stack trace.
  */
 
 /** An option (or command-line flag) has a value the trainer cannot use. */
@@ -21,7 +22,15 @@ export class AbortError extends Error {
   }
 }
 
-/** True for the errors above: the command line prints their message alone. */
+/** A worker thread failed during training; the message is the worker's. */
+export class WorkerError extends Error {
+  override readonly name = 'WorkerError';
+}
+
+/** The classes above by name, to rebuild them when they cross a thread as plain errors. */
+export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError } as const;
+
+/** True for the errors a user causes: the command line prints their message alone. */
 export function isUserError(error: unknown): error is OptionError | DataError | AbortError {
   return error instanceof OptionError || error instanceof DataError || error instanceof AbortError;
 }

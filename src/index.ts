@@ -5,10 +5,14 @@
  */
 export { train } from './coordinator/trainer.js';
 export type { TrainResult } from './coordinator/trainer.js';
+export { DEFAULTS } from './coordinator/options.js';
 export type { BatchProgress, EpochLog, TrainConfig, TrainOptions } from './coordinator/options.js';
+export type { LearningRateSchedule } from './coordinator/schedule.js';
+export { createTrainerThread } from './thread/trainer-thread.js';
+export type { TrainerThread } from './thread/trainer-thread.js';
 export { loadModel, saveModel } from './coordinator/model.js';
 export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
 export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
 export type { DownloadProgress } from './data/download.js';
 export type { Dataset, Split } from './data/dataset.js';
-export { AbortError, DataError, OptionError } from './errors.js';
+export { AbortError, DataError, OptionError, WorkerError } from './errors.js';

@@ -10,9 +10,9 @@ import type { LearningRateSchedule } from './coordinator/schedule.js';
  * is written, once when every slice of the parameters has been updated.
  */
 
-/** A dataset split as it lives in shared memory: `count` images of `pixels` uint8 values each. */
+/** A dataset split as it lives in shared memory: `count` images of `pixels` values each (see Split). */
 export interface SharedSplit {
-  readonly images: Uint8Array;
+  readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
   readonly count: number;
 }

@@ -3,7 +3,7 @@
  * load compiled JavaScript, so the tests exercise exactly what ships.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -64,4 +64,24 @@ export function tinyDataset(options: { trainLabels?: Uint8Array; testImages?: nu
   else writeFileSync(join(dir, 't10k-images-idx3-ubyte.gz'), gzip(test));
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'), gzip(idxBytes([5], Uint8Array.from([9, 8, 7, 6, 5]))));
   return dir;
+}
+
+/** The OS threads of this process (Linux): every worker thread is one, so a leaked worker shows. */
+export function osThreads(): number {
+  return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+}
+
+/**
+ * The thread count once it stops changing: a terminated worker's OS thread is joined a moment after
+ * `terminate()` resolves. With `expected`, returns as soon as the count is that.
+ */
+export async function settledOsThreads(expected?: number): Promise<number> {
+  let last = osThreads();
+  for (let i = 0; i < 50 && last !== expected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = osThreads();
+    if (now === last && expected === undefined) return now;
+    last = now;
+  }
+  return last;
 }

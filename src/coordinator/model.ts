@@ -69,6 +69,12 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
   );
 }
 
+/** A model from its Layers-format artifacts in memory (as a trainer thread sends it). */
+export async function modelFromArtifacts(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
+  await tf.ready();
+  return tf.loadLayersModel(tf.io.fromMemory(artifacts));
+}
+
 /** Loads a model saved by `saveModel` (or tfjs-node's `file://`) from a directory, with tf.loadLayersModel. */
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   await tf.ready();

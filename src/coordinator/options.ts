@@ -62,6 +62,8 @@ export interface TrainOptions {
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
   /** Called during an epoch, at most every `progressIntervalMs`, and once at its end. */
   onBatchEnd?: (progress: BatchProgress) => void;
+  /** Called with a line of text a person would want to read: what the run is, and its final score. */
+  onLog?: (line: string) => void;
   /** @default 100 */
   progressIntervalMs?: number;
 }

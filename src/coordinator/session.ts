@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
-import { AbortError, OptionError } from '../errors.js';
+import { AbortError, OptionError, WorkerError } from '../errors.js';
 import {
   CONTROL_WORDS, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
   STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, type Task, TIMING_WORDS,
@@ -129,7 +129,7 @@ export class Session {
       const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
       if (failures.length > 0) {
         const cause = failures.find((e) => !(e instanceof Error && e.name === StoppedError.name)) ?? failures[0];
-        throw new Error(`a worker failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+        throw new WorkerError(`a worker failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
       }
       return settled.map((s) => (s as PromiseFulfilledResult<EvaluateResult | undefined>).value);
     } finally {

@@ -31,6 +31,11 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   throwIfAborted(signal);
   const session = new Session(data, config);
   const steps = session.stepsPerEpoch;
+  options.onLog?.(
+    `Training on ${data.train.count} images with ${config.workers} worker${config.workers > 1 ? 's' : ''}: ` +
+      `hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
+      `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`,
+  );
   const history: EpochLog[] = [];
   try {
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
@@ -62,6 +67,8 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     await session.close();
   }
   const last = history[history.length - 1];
+  options.onLog?.(`Test accuracy: ${last.testAccuracy.toFixed(4)}`);
+  options.onLog?.(`Test loss: ${last.testLoss.toFixed(4)}`);
   const model = await toLayersModel(session.shared.optimizer.params, { height: data.height, width: data.width, sizes: session.shared.sizes });
   return {
     model, history, testLoss: last.testLoss, testAccuracy: last.testAccuracy,

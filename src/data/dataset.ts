@@ -1,18 +1,24 @@
 import { DataError } from '../errors.js';
 
-/** One split of an image-classification dataset: `count` images of uint8 pixels, one label each. */
+/**
+ * One split of an image-classification dataset: `count` images, one label each. Pixels are either
+ * uint8 grey levels (scaled to [0, 1] by the trainer, as the tutorial's `images / 255.0`) or
+ * float32 values used as they are.
+ */
 export interface Split {
-  readonly images: Uint8Array;
+  readonly images: Uint8Array | Float32Array;
+  /** Class indices, 0 to classNames.length - 1. */
   readonly labels: Uint8Array;
   readonly count: number;
 }
 
-/** A dense image-classification dataset: images are `height x width` uint8 grey levels. */
+/** A dense image-classification dataset of `height x width` single-channel images. */
 export interface Dataset {
   readonly train: Split;
   readonly test: Split;
   readonly height: number;
   readonly width: number;
+  /** One name per class; their number is the model's output size. */
   readonly classNames: readonly string[];
 }
 
@@ -21,10 +27,16 @@ export interface Dataset {
  * label names a class. `name` says which split in the message.
  */
 export function checkSplit(split: Split, pixels: number, classes: number, name: string): void {
-  if (split.labels.length !== split.count || split.images.length !== split.count * pixels) {
+  if (!(split.images instanceof Uint8Array || split.images instanceof Float32Array) || !(split.labels instanceof Uint8Array)) {
+    throw new DataError(`${name}: images must be a Uint8Array or Float32Array and labels a Uint8Array`);
+  }
+  if (!Number.isInteger(split.count) || split.count < 0 || split.labels.length !== split.count) {
+    throw new DataError(`${name}: ${split.labels.length} labels but count is ${split.count}; they must match`);
+  }
+  if (split.images.length !== split.count * pixels) {
     throw new DataError(
-      `${name}: ${split.images.length / pixels} images but ${split.labels.length} labels (count says ${split.count}); ` +
-        'images and labels must come from the same split',
+      `${name}: ${split.images.length} pixel values for ${split.count} images of ${pixels} pixels (${split.count * pixels} expected); ` +
+        'check the image size (height x width) and that images and labels come from the same split',
     );
   }
   for (let i = 0; i < split.count; i++) {
@@ -34,11 +46,13 @@ export function checkSplit(split: Split, pixels: number, classes: number, name: 
   }
 }
 
-/** Copies a byte array into SharedArrayBuffer memory, unless it already lives there. */
-export function toShared(bytes: Uint8Array): Uint8Array {
-  if (bytes.buffer instanceof SharedArrayBuffer) return bytes;
-  const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
-  shared.set(bytes);
+/** Copies a typed array into SharedArrayBuffer memory, unless it already lives there. */
+export function toShared<T extends Uint8Array | Float32Array>(values: T): T {
+  if (values.buffer instanceof SharedArrayBuffer) return values;
+  // Not values.constructor: a Node Buffer is a Uint8Array whose constructor is deprecated.
+  const buffer = new SharedArrayBuffer(values.byteLength);
+  const shared = (values instanceof Float32Array ? new Float32Array(buffer) : new Uint8Array(buffer)) as T;
+  shared.set(values);
   return shared;
 }
 

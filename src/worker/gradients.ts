@@ -23,7 +23,8 @@ export class Scratch {
 }
 
 export interface Batch {
-  readonly images: Uint8Array;
+  /** Grey levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are. */
+  readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
   /** Image indices; when absent, the batch is images `[start, end)` in order. */
   readonly order?: Int32Array;
@@ -189,22 +190,23 @@ export function evaluateBatch(params: Float32Array, layers: readonly LayerSlice[
   return { lossSum, correct };
 }
 
-/** Gathers the batch's images, scaled to [0, 1], into `scratch.inputs`, and with `transposed` also into `scratch.inputsT`. */
+/** Gathers the batch's images into `scratch.inputs`, and with `transposed` also into `scratch.inputsT`. */
 function gatherInputs(batch: Batch, scratch: Scratch, transposed: boolean): void {
   const { images, order, start, end } = batch;
   const { inputs, inputsT, pixels } = scratch;
   const rows = end - start;
+  // One loop per pixel type, so that each stays monomorphic for V8.
+  const scale = images instanceof Uint8Array ? SCALE : undefined;
   for (let r = 0; r < rows; r++) {
     const from = (order === undefined ? start + r : order[start + r]) * pixels;
     const to = r * pixels;
-    if (transposed) {
-      for (let p = 0; p < pixels; p++) {
-        const value = SCALE[images[from + p]];
-        inputs[to + p] = value;
-        inputsT[p * rows + r] = value;
-      }
+    if (scale !== undefined) {
+      for (let p = 0; p < pixels; p++) inputs[to + p] = scale[images[from + p]];
     } else {
-      for (let p = 0; p < pixels; p++) inputs[to + p] = SCALE[images[from + p]];
+      for (let p = 0; p < pixels; p++) inputs[to + p] = images[from + p];
+    }
+    if (transposed) {
+      for (let p = 0; p < pixels; p++) inputsT[p * rows + r] = inputs[to + p];
     }
   }
 }

@@ -1,0 +1,43 @@
+/**
+ * The trainer thread: runs `train()` (the coordinator, which starts its own Piscina workers) off the
+ * caller's thread, exposed through comlink.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { expose, transfer } from 'comlink';
+import { nodeEndpoint } from './node-adapter.js';
+import { parentPort } from 'node:worker_threads';
+import { train } from '../coordinator/trainer.js';
+import type { ModelArtifacts, TrainerThreadApi } from './protocol.js';
+
+let controller: AbortController | undefined;
+
+const api: TrainerThreadApi = {
+  async train(options, events, onEvent) {
+    controller = new AbortController();
+    const result = await train({
+      ...options,
+      signal: controller.signal,
+      onEpochEnd: events.epoch ? (log) => void onEvent({ type: 'epoch', log }) : undefined,
+      onBatchEnd: events.batch ? (progress) => void onEvent({ type: 'batch', progress }) : undefined,
+      onLog: events.log ? (line) => void onEvent({ type: 'log', line }) : undefined,
+    });
+    let artifacts: ModelArtifacts | undefined;
+    await result.model.save(tf.io.withSaveHandler(async (saved) => {
+      artifacts = {
+        modelTopology: saved.modelTopology as object,
+        weightSpecs: saved.weightSpecs as ModelArtifacts['weightSpecs'],
+        weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
+      };
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
+    }));
+    result.model.dispose();
+    const model = artifacts as ModelArtifacts;
+    const { history, testLoss, testAccuracy, wallSeconds, config } = result;
+    return transfer({ model, history, testLoss, testAccuracy, wallSeconds, config }, [model.weightData]);
+  },
+  abort() {
+    controller?.abort();
+  },
+};
+
+expose(api, nodeEndpoint(parentPort as NonNullable<typeof parentPort>));

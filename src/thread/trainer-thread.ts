@@ -1,0 +1,69 @@
+import { proxy, releaseProxy, type Remote, wrap } from 'comlink';
+import { nodeEndpoint } from './node-adapter.js';
+import { Worker } from 'node:worker_threads';
+import { modelFromArtifacts } from '../coordinator/model.js';
+import type { TrainOptions } from '../coordinator/options.js';
+import type { TrainResult } from '../coordinator/trainer.js';
+import { AbortError, ERROR_CLASSES } from '../errors.js';
+import type { TrainerEvent, TrainerThreadApi } from './protocol.js';
+
+/** Training on a thread of its own, so that the caller's event loop stays free. */
+export interface TrainerThread {
+  /**
+   * Trains as `train(options)` does, in the trainer thread. Callbacks run on the caller's thread;
+   * `signal` aborts the run and ends the thread. The model is rebuilt on the caller's thread.
+   */
+  train(options?: TrainOptions): Promise<TrainResult>;
+  /** Ends the thread (and its workers). Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const THREAD_FILE = new URL('./thread-main.js', import.meta.url);
+
+/** Starts a trainer thread: the coordinator runs there, its workers are that thread's children. */
+export async function createTrainerThread(): Promise<TrainerThread> {
+  const worker = new Worker(THREAD_FILE);
+  const remote: Remote<TrainerThreadApi> = wrap<TrainerThreadApi>(nodeEndpoint(worker));
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    remote[releaseProxy]();
+    await worker.terminate();
+  };
+  return {
+    close,
+    async train(options: TrainOptions = {}) {
+      if (closed) throw new Error('this trainer thread is closed; create another with createTrainerThread()');
+      const { signal, onEpochEnd, onBatchEnd, onLog, ...plain } = options;
+      if (signal?.aborted) throw new AbortError();
+      const onEvent = proxy((event: TrainerEvent) => {
+        if (event.type === 'epoch') void onEpochEnd?.(event.log);
+        else if (event.type === 'batch') onBatchEnd?.(event.progress);
+        else onLog?.(event.line);
+      });
+      const onAbort = () => void remote.abort();
+      signal?.addEventListener('abort', onAbort);
+      try {
+        const result = await remote.train(plain, { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined }, onEvent);
+        const model = await modelFromArtifacts(result.model);
+        return { ...result, model };
+      } catch (error) {
+        throw rebuild(error);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        if (signal?.aborted) await close();
+      }
+    },
+  };
+}
+
+/** comlink sends errors as plain Errors with their name: make them the project's classes again. */
+function rebuild(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const Class = ERROR_CLASSES[error.name as keyof typeof ERROR_CLASSES];
+  if (Class === undefined) return error;
+  const typed = new Class(error.message);
+  typed.stack = `${typed.name}: ${error.message}\n    (in the trainer thread)\n${error.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+  return typed;
+}

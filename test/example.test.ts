@@ -1,0 +1,17 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, runNode, tempDir } from './helpers.js';
+
+describe('examples/embed.ts', () => {
+  it('trains in a trainer thread through the public API, saves and reloads the model', async () => {
+    const out = join(tempDir(), 'model');
+    const { code, stdout, stderr } = await runNode(join(ROOT, 'dist', 'examples', 'embed.js'), [out]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Training on 6000 images with 2 workers/m);
+    expect(stdout).toMatch(/^epoch 2: loss 0\.\d{4}, test accuracy 0\.\d{4}$/m);
+    expect(stdout).toMatch(new RegExp(`^saved to ${out}; reloaded model has 101770 parameters; test accuracy 0\\.(7|8)\\d{3}$`, 'm'));
+    expect(existsSync(join(out, 'model.json'))).toBe(true);
+  });
+});
