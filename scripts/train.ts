@@ -5,6 +5,7 @@ import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
 import { type BatchProgress, resolveOptions } from '../src/coordinator/options.js';
 import { isUserError } from '../src/errors.js';
+import { writeReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
 import { writeAtomically } from '../src/coordinator/model.js';
 
@@ -66,6 +67,12 @@ async function run(args: TrainArgs): Promise<void> {
   };
   await writeAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   say(`Saved the model (model.json, weights.bin) and metrics.json in ${args.out} (${result.wallSeconds.toFixed(1)} s)`);
+  const report = await writeReport({
+    model: result.model, test: data.test, height: data.height, width: data.width, classNames: data.classNames,
+    history: result.history, seed: result.config.seed, dir: args.out,
+  });
+  say(report.table);
+  say(`Pictures: ${report.files.filter((f) => f.endsWith('.png')).map((f) => join(args.out, f)).join(', ')}`);
 }
 
 main().catch((error: unknown) => {

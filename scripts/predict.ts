@@ -1,0 +1,88 @@
+/**
+ * `npm run predict`: what a saved model does. With --image, classify your own pictures; without,
+ * pictures of its answers on the test set (predictions, confusion matrix, learning curves).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadModel } from '../src/coordinator/model.js';
+import { checkNumber, type EpochLog } from '../src/coordinator/options.js';
+import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { DataError, isUserError, OptionError } from '../src/errors.js';
+import { greyPng, preprocessImage } from '../src/report/preprocess.js';
+import { writeReport } from '../src/report/report.js';
+
+const USAGE = `Usage: npm run predict -- --model DIR [--image FILE [FILE...]] [flags]
+
+  --model DIR           a directory written by npm run train (model.json, weights.bin)
+  --image FILE...       PNG or JPEG pictures to classify (any size, colour or grey); prints the top 3
+  --save-preprocessed   with --image: also write the 28x28 image the model saw, as FILE.28x28.png
+Without --image, writes predictions.png (100 random test images), confusion-matrix.png,
+learning-curves.png (when the directory has metrics.json) and report.json, and prints precision and
+recall per class:
+  --data DIR            where Fashion-MNIST is (as for npm run train)
+  --out DIR             where the pictures go (default: the --model directory)
+  --seed N              chooses the 100 images (default: 1)`;
+
+async function main(): Promise<void> {
+  let values: { model?: string; image?: string[]; 'save-preprocessed'?: boolean; data?: string; out?: string; seed?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      strict: true, allowPositionals: true,
+      options: {
+        model: { type: 'string' }, image: { type: 'string', multiple: true }, 'save-preprocessed': { type: 'boolean' },
+        data: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.model === undefined) throw new OptionError('--model DIR is required: a directory written by npm run train');
+  // `--image a.png b.png`: the images after the first come as positionals.
+  const images = [...(values.image ?? []), ...positionals];
+  if (positionals.length > 0 && values.image === undefined) throw new OptionError(`unexpected argument ${positionals[0]} (see --help)`);
+  if (!existsSync(join(values.model, 'model.json'))) {
+    throw new DataError(`--model "${values.model}" has no model.json; pass a directory written by npm run train`);
+  }
+  const model = await loadModel(values.model);
+  if (images.length > 0) {
+    await classifyImages(model, images, values['save-preprocessed'] === true);
+    return;
+  }
+  const seed = values.seed === undefined ? 1 : checkNumber('seed', Number(values.seed), '--seed', JSON.stringify(values.seed));
+  const data = await loadFashionMnist({ dir: values.data });
+  const metricsPath = join(values.model, 'metrics.json');
+  const history = existsSync(metricsPath) ? (JSON.parse(await readFile(metricsPath, 'utf8')).epochs as EpochLog[]) : undefined;
+  const out = values.out ?? values.model;
+  const report = await writeReport({ model, test: data.test, height: data.height, width: data.width, classNames: data.classNames, history, seed, dir: out });
+  console.log(report.table);
+  console.log(`Wrote ${report.files.map((f) => join(out, f)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`);
+}
+
+async function classifyImages(model: tf.LayersModel, paths: string[], savePreprocessed: boolean): Promise<void> {
+  const prepared = [];
+  // Every file is checked before any is classified: one bad file, one error, nothing half done.
+  for (const path of paths) prepared.push({ path, pixels: await preprocessImage(path) });
+  for (const { path, pixels } of prepared) {
+    const probabilities = tf.tidy(() => (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync());
+    const top = Array.from(probabilities, (p, c) => ({ p, c })).sort((a, b) => b.p - a.p).slice(0, 3);
+    console.log(`${path}: ${top.map(({ p, c }) => `${FASHION_MNIST_CLASSES[c]} ${(100 * p).toFixed(1)}%`).join(', ')}`);
+    if (savePreprocessed) {
+      const target = `${path}.28x28.png`;
+      await writeFile(target, greyPng(pixels));
+      console.log(`  wrote ${target}`);
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(isUserError(error) ? `error: ${error.message}` : error);
+  process.exitCode = 1;
+});
