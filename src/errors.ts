@@ -27,10 +27,15 @@ export class WorkerError extends Error {
   override readonly name = 'WorkerError';
 }
 
+/** The loss or the parameters became NaN or infinite: training diverged. */
+export class NonFiniteError extends Error {
+  override readonly name = 'NonFiniteError';
+}
+
 /** The classes above by name, to rebuild them when they cross a thread as plain errors. */
-export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError } as const;
+export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError, NonFiniteError } as const;
 
 /** True for the errors a user causes: the command line prints their message alone. */
-export function isUserError(error: unknown): error is OptionError | DataError | AbortError {
-  return error instanceof OptionError || error instanceof DataError || error instanceof AbortError;
+export function isUserError(error: unknown): error is OptionError | DataError | AbortError | NonFiniteError {
+  return error instanceof OptionError || error instanceof DataError || error instanceof AbortError || error instanceof NonFiniteError;
 }

@@ -59,7 +59,9 @@ export const CTRL_STEPS_DONE = 3;
 /** The next shard of the step's batch, and the next parameter slice, for a computing worker to take. */
 export const CTRL_NEXT_SHARD = 4;
 export const CTRL_NEXT_SLICE = 5;
-export const CONTROL_WORDS = 6;
+/** 1 + the step (in the epoch) whose loss was NaN or infinite, when a worker stopped for that; else 0. */
+export const CTRL_NONFINITE_STEP = 6;
+export const CONTROL_WORDS = 7;
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;

@@ -24,7 +24,7 @@ const cases: [string, () => string[], RegExp][] = [
   ['--workers 1000', () => ['--workers', '1000'], /^error: --workers must be an integer between 1 and 64, got "1000"$/],
   ['--epochs 0', () => ['--epochs', '0'], /^error: --epochs must be an integer between 1 and 100000, got "0"$/],
   ['--batch-size 0', () => ['--batch-size', '0'], /^error: --batch-size must be an integer between 1 and 1000000, got "0"$/],
-  ['--lr abc', () => ['--lr', 'abc'], /^error: --lr must be a number greater than 0 and at most 10, got "abc"$/],
+  ['--lr abc', () => ['--lr', 'abc'], /^error: --lr must be a number greater than 0 and at most 1000000, got "abc"$/],
   ['--hidden 128,x', () => ['--hidden', '128,x'], /^error: --hidden must be a list of up to 16 layer widths, each an integer between 1 and 8192, got "128,x"$/],
   ['an unknown flag', () => ['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
   ['a data directory that does not exist', () => ['--data', '/nonexistent/fashion'], /^error: data directory "\/nonexistent\/fashion" does not exist or is not a directory$/],

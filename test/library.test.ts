@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, DataError, type Dataset, loadFashionMnist, OptionError, train } from '../dist/src/index.js';
+import { AbortError, DataError, type Dataset, loadFashionMnist, NonFiniteError, OptionError, train } from '../dist/src/index.js';
 import { DEBIAN_DIR, settledOsThreads } from './helpers.js';
 
 let fashion: Dataset;
@@ -70,6 +70,18 @@ describe('train() as a library', () => {
     expect(stepsAfter).toBeLessThan(200);
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('stops with NonFiniteError naming the epoch and step when the loss becomes NaN, and returns no model', async () => {
+    // Float32 images with one NaN pixel in training image 700: with batch 64 and no shuffle of
+    // consequence (any order), the step that draws it fails; the epoch is the first.
+    const count = 2048;
+    const images = Float32Array.from(fashion.train.images.subarray(0, count * 784), (v) => v / 255);
+    images[700 * 784 + 300] = NaN;
+    const data = { ...fashion, train: { images, labels: fashion.train.labels.subarray(0, count), count } };
+    const error = await train({ data, workers: 2, epochs: 2, batchSize: 64 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NonFiniteError);
+    expect((error as Error).message).toMatch(/^training diverged: the loss became NaN or infinite at epoch 1, step ([1-9]|[12]\d|3[0-2]); no model was saved\. Lower the learning rate \(--lr\)$/);
   });
 
   it('rejects invalid options and data with a typed error naming the problem, before any worker starts', async () => {

@@ -109,7 +109,7 @@ export const LIMITS = {
   workers: { min: 1, max: 64, integer: true },
   epochs: { min: 1, max: 100_000, integer: true },
   batchSize: { min: 1, max: 1_000_000, integer: true },
-  learningRate: { min: Number.MIN_VALUE, max: 10, integer: false },
+  learningRate: { min: Number.MIN_VALUE, max: 1e6, integer: false },
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
   hidden: { min: 1, max: 8192, integer: true },
   progressIntervalMs: { min: 1, max: 3_600_000, integer: true },

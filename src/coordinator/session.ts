@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
-import { AbortError, OptionError, WorkerError } from '../errors.js';
+import { AbortError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import {
-  CONTROL_WORDS, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
+  CONTROL_WORDS, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
   STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, type Task, TIMING_WORDS,
 } from '../protocol.js';
 import { StoppedError } from '../worker/sync.js';
@@ -128,6 +128,14 @@ export class Session {
       throwIfAborted(signal);
       const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
       if (failures.length > 0) {
+        const nonFinite = Atomics.load(control, CTRL_NONFINITE_STEP);
+        if (nonFinite > 0) {
+          const epoch = Math.floor(this.#globalStep / this.stepsPerEpoch) + 1;
+          throw new NonFiniteError(
+            `training diverged: the loss became NaN or infinite at epoch ${epoch}, step ${nonFinite}; ` +
+              'no model was saved. Lower the learning rate (--lr)',
+          );
+        }
         const cause = failures.find((e) => !(e instanceof Error && e.name === StoppedError.name)) ?? failures[0];
         throw new WorkerError(`a worker failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
       }

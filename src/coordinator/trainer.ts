@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
+import { NonFiniteError } from '../errors.js';
 import { toLayersModel } from './model.js';
 import { type BatchProgress, type EpochLog, resolveOptions, type TrainConfig, type TrainOptions } from './options.js';
 import { Session, throwIfAborted } from './session.js';
@@ -65,6 +66,9 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     }
   } finally {
     await session.close();
+  }
+  if (!session.shared.optimizer.params.every(Number.isFinite)) {
+    throw new NonFiniteError('training diverged: the parameters are NaN or infinite; no model was saved. Lower the learning rate (--lr)');
   }
   const last = history[history.length - 1];
   options.onLog?.(`Test accuracy: ${last.testAccuracy.toFixed(4)}`);

@@ -1,7 +1,7 @@
 import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
-  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
+  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
   paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
   TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
@@ -75,6 +75,11 @@ export function runEpoch(task: EpochTask): void {
         const [start, end] = shardOf(batchStart, batchCount, shard, workers);
         model ??= uploadParams(optimizer.params, layers);
         const score = shardGradients(model, { images, labels, order, start, end }, scratch, slots[shard]);
+        if (!Number.isFinite(score.lossSum)) {
+          // Training diverged: stop before Adam spreads NaN into the parameters.
+          Atomics.compareExchange(control, CTRL_NONFINITE_STEP, 0, step + 1);
+          throw new Error(`the loss is ${score.lossSum} at step ${step + 1} (shard ${shard})`);
+        }
         const stats = shard * STATS_WORDS;
         shared.stats[stats + STATS_LOSS] += score.lossSum;
         shared.stats[stats + STATS_CORRECT] += score.correct;
