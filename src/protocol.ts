@@ -41,7 +41,7 @@ export interface SharedState {
   readonly optimizer: OptimizerMemory;
   /** Per shard of the global batch: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
   readonly stats: Float64Array;
-  /** Per rank: milliseconds spent in each phase of the steps, summed since the run began (see TIMING_*). */
+  /** Per rank: milliseconds spent in each phase of the steps, summed since the run began, and a tensor count (see TIMING_*). */
   readonly timings: Float64Array;
   /** The epoch's shuffled order of training-image indices. */
   readonly order: Int32Array;
@@ -78,7 +78,9 @@ export const TIMING_UPDATE = 2;
 export const TIMING_WAIT_UPDATE = 3;
 /** Steps timed. */
 export const TIMING_STEPS = 4;
-export const TIMING_WORDS = 5;
+/** The worker's live tfjs tensors at the end of its last step's shards: constant in a run that leaks none. */
+export const TIMING_TENSORS = 5;
+export const TIMING_WORDS = 6;
 
 /** Run the steps `[firstStep, endStep)` of one epoch as worker `rank` of `workers`. */
 export interface EpochTask {

@@ -53,6 +53,12 @@ describe('npm run train with bad input', () => {
     expect(stderr.trimEnd()).toBe(`error: --out "${file}" is a file, not a directory; pick another --out`);
   });
 
+  it('refuses an --out that cannot be written before training (/proc: CI runs as root, whom chmod does not stop)', async () => {
+    const { code, stderr } = await runNode(TRAIN_CLI, ['--out', '/proc/fmnist-test-out']);
+    expect(code).toBe(1);
+    expect(stderr.trimEnd()).toBe('error: --out "/proc/fmnist-test-out" cannot be written (ENOENT); pick another --out');
+  });
+
   it('prints its flags with --help', async () => {
     const { code, stdout } = await runNode(TRAIN_CLI, ['--help']);
     expect(code).toBe(0);

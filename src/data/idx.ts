@@ -12,6 +12,8 @@ const UNSIGNED_BYTE = 0x08;
 const GZIP_MAGIC = [0x1f, 0x8b];
 /** Larger than any IDX file of this project (Fashion-MNIST's biggest is 47 MB) by a wide margin. */
 const MAX_DECOMPRESSED_BYTES = 1 << 30;
+/** Deflate cannot encode more than 1032 bytes per input byte: a bound on honest output. */
+const DEFLATE_MAX_RATIO = 1032;
 
 /**
  * Parses an IDX file of unsigned bytes (the format of MNIST and Fashion-MNIST). `name` is used in
@@ -61,7 +63,7 @@ export async function readIdxFile(path: string, rank: number): Promise<IdxArray>
 export function decompress(bytes: Uint8Array, name: string): Uint8Array {
   if (bytes[0] !== GZIP_MAGIC[0] || bytes[1] !== GZIP_MAGIC[1]) return bytes;
   try {
-    return gunzipSync(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
+    return gunzipSync(bytes, { maxOutputLength: Math.min(MAX_DECOMPRESSED_BYTES, bytes.length * DEFLATE_MAX_RATIO + 1024) });
   } catch (error) {
     throw new DataError(`${name}: not a valid gzip file (${(error as Error).message}); delete it and get it again`);
   }

@@ -1,9 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
 import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
   CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
   paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
-  TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
+  TIMING_STEPS, TIMING_TENSORS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
 import { barrier } from './sync.js';
 import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradients, uploadParams } from './gradients.js';
@@ -85,7 +86,11 @@ export function runEpoch(task: EpochTask): void {
         shared.stats[stats + STATS_CORRECT] += score.correct;
         shared.stats[stats + STATS_SAMPLES] += end - start;
       }
-      if (model !== undefined) disposeParams(model);
+      if (model !== undefined) {
+        // The step's parameter tensors are the only ones alive here, unless something leaks.
+        timings[TIMING_TENSORS] = tf.memory().numTensors;
+        disposeParams(model);
+      }
       const t1 = performance.now();
       barrier(control, parties, CTRL_NEXT_SLICE);
       const t2 = performance.now();
