@@ -1,10 +1,11 @@
 /** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
 import { type BatchProgress, resolveOptions } from '../src/coordinator/options.js';
-import { isUserError } from '../src/errors.js';
+import { InterruptedError, isUserError } from '../src/errors.js';
+import { readCheckpoint } from '../src/coordinator/checkpoint.js';
 import { writeReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
 import { writeAtomically } from '../src/coordinator/model.js';
@@ -38,11 +39,28 @@ async function run(args: TrainArgs): Promise<void> {
       if (receivedBytes === totalBytes) process.stderr.write('\n');
     },
   });
-  const { epochs } = resolveOptions(args.options);
+  const resume = args.resume === undefined ? undefined : await readCheckpoint(args.resume);
+  const { epochs } = resume?.config ?? resolveOptions(args.options);
+  // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
+  // (checkpoints are written by rename, so none is ever half written).
+  const interrupter = new AbortController();
+  const onSignal = (name: string) => {
+    if (interrupter.signal.aborted) {
+      process.stderr.write(`\n${name} again: exiting now\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\n${name}: finishing the current step and writing a checkpoint (${name} again exits at once)\n`);
+    interrupter.abort();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   let latest: BatchProgress | undefined;
   const result = await train({
     ...args.options,
     data,
+    resume,
+    checkpointDir: args.out,
+    interrupt: interrupter.signal,
     onBatchEnd: (progress) => {
       if (latest?.epoch !== progress.epoch) say(`Epoch ${progress.epoch}/${epochs}`);
       latest = progress;
@@ -76,6 +94,12 @@ async function run(args: TrainArgs): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof InterruptedError) {
+    console.error(`Interrupted at epoch ${error.epoch}, step ${error.step}; checkpoint: ${error.checkpoint}`);
+    console.error(`Resume with: npm run train -- --resume ${dirname(error.checkpoint ?? '.')}`);
+    process.exitCode = 130;
+    return;
+  }
   console.error(isUserError(error) ? `error: ${error.message}` : error);
   process.exitCode = 1;
 });

@@ -32,6 +32,20 @@ export class NonFiniteError extends Error {
   override readonly name = 'NonFiniteError';
 }
 
+/** Training stopped after a step because the caller asked (SIGINT); a checkpoint was written if asked for. */
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  readonly epoch: number;
+  /** Steps of `epoch` done. */
+  readonly step: number;
+  /** The checkpoint file written, if the run had a checkpoint directory. */
+  readonly checkpoint: string | undefined;
+  constructor(where: { epoch: number; step: number; checkpoint: string | undefined }) {
+    super(`training was interrupted at epoch ${where.epoch}, step ${where.step}` + (where.checkpoint ? `; checkpoint written to ${where.checkpoint}` : ''));
+    ({ epoch: this.epoch, step: this.step, checkpoint: this.checkpoint } = where);
+  }
+}
+
 /** The classes above by name, to rebuild them when they cross a thread as plain errors. */
 export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError, NonFiniteError } as const;
 

@@ -15,4 +15,7 @@ export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js
 export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
 export type { DownloadProgress } from './data/download.js';
 export type { Dataset, Split } from './data/dataset.js';
-export { AbortError, DataError, NonFiniteError, OptionError, WorkerError } from './errors.js';
+export { AbortError, DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from './errors.js';
+export { readCheckpoint } from './coordinator/checkpoint.js';
+export type { Checkpoint } from './coordinator/checkpoint.js';
+export type { Fault } from './protocol.js';

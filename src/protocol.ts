@@ -47,6 +47,20 @@ export interface SharedState {
   readonly order: Int32Array;
   /** Barrier and progress words (see CTRL_*). */
   readonly control: Int32Array;
+  /** How many times each injected fault (EpochTask.faults) has fired, across restarted workers. */
+  readonly faultsInjected: Int32Array;
+}
+
+/**
+ * A failure to inject, for testing fault handling only: worker `rank` throws, exits or hangs at
+ * the start of global step `step` (0-based), the first `times` times it gets there.
+ */
+export interface Fault {
+  readonly rank: number;
+  readonly step: number;
+  readonly kind: 'throw' | 'exit' | 'hang';
+  /** @default 1 */
+  readonly times?: number;
 }
 
 /** `control` words. */
@@ -61,7 +75,11 @@ export const CTRL_NEXT_SHARD = 4;
 export const CTRL_NEXT_SLICE = 5;
 /** 1 + the step (in the epoch) whose loss was NaN or infinite, when a worker stopped for that; else 0. */
 export const CTRL_NONFINITE_STEP = 6;
-export const CONTROL_WORDS = 7;
+/** Set by the coordinator: stop after the step in progress (a graceful stop, for a checkpoint). */
+export const CTRL_STOP_REQUEST = 7;
+/** The request as the last worker at a step's end saw it: every worker reads the same decision. */
+export const CTRL_STOP_DECISION = 8;
+export const CONTROL_WORDS = 9;
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;
@@ -99,6 +117,7 @@ export interface EpochTask {
   /** How `adam.learningRate` changes over the run's `totalSteps` (see schedule.ts). */
   readonly schedule: LearningRateSchedule;
   readonly totalSteps: number;
+  readonly faults: readonly Fault[];
 }
 
 /** Evaluate test images `[start, end)` with the current parameters. */

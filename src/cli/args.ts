@@ -7,6 +7,8 @@ export interface TrainArgs {
   readonly options: TrainOptions;
   readonly data: string | undefined;
   readonly out: string;
+  /** A run directory to continue from its checkpoint.bin. */
+  readonly resume: string | undefined;
   readonly quiet: boolean;
   readonly help: boolean;
 }
@@ -28,13 +30,22 @@ Flags:
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
                     (default: $FASHION_MNIST_DIR, ./data/fashion-mnist, /usr/share/datasets/fashion-mnist,
                     else a verified download into ./data/fashion-mnist)
-  --out DIR         where model.json, weights.bin and metrics.json go (default: runs/<timestamp>)
+  --out DIR         where model.json, weights.bin, metrics.json, pictures and checkpoint.bin go
+                    (default: runs/<timestamp>; with --resume, the resumed directory)
+  --checkpoint-every N
+                    write checkpoint.bin every N epochs (default: 0, only on SIGINT/SIGTERM)
+  --resume DIR      continue the run whose checkpoint.bin is in DIR, with its settings
+                    (SIGINT or SIGTERM finishes the step, writes a checkpoint and says how to resume)
   --quiet           print only the final test accuracy
   -h, --help        show this help`;
 
 const NUMERIC_FLAGS = {
   workers: 'workers', epochs: 'epochs', 'batch-size': 'batchSize', lr: 'learningRate', seed: 'seed',
+  'checkpoint-every': 'checkpointEvery',
 } as const satisfies Record<string, LimitedOption>;
+
+/** Flags that define a run: a resumed run takes them from its checkpoint. */
+const RUN_FLAGS = ['workers', 'epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'hidden'];
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
@@ -48,6 +59,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
         workers: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
         lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, seed: { type: 'string' },
         hidden: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
+        'checkpoint-every': { type: 'string' }, resume: { type: 'string' },
         quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -67,13 +79,19 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   }
   const schedule = raw('lr-schedule');
   if (schedule !== undefined) options.schedule = checkSchedule(schedule, '--lr-schedule', JSON.stringify(schedule));
-  for (const flag of ['data', 'out']) {
+  for (const flag of ['data', 'out', 'resume']) {
     if (raw(flag) === '') throw new OptionError(`--${flag} needs a directory, got ""`);
+  }
+  const resume = raw('resume');
+  const conflicting = RUN_FLAGS.filter((flag) => raw(flag) !== undefined);
+  if (resume !== undefined && conflicting.length > 0) {
+    throw new OptionError(`--resume takes the run's settings from its checkpoint; drop ${conflicting.map((f) => `--${f}`).join(', ')}`);
   }
   return {
     options,
     data: raw('data'),
-    out: raw('out') ?? `runs/${now.toISOString().replace(/[:.]/g, '-')}`,
+    resume,
+    out: raw('out') ?? resume ?? `runs/${now.toISOString().replace(/[:.]/g, '-')}`,
     quiet: values.quiet === true,
     help: values.help === true,
   };

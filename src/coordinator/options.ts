@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
-import type { AdamConfig } from '../protocol.js';
+import type { AdamConfig, Fault } from '../protocol.js';
+import type { Checkpoint } from './checkpoint.js';
 import { ADAM_DEFAULTS } from './adam.js';
 import { type LearningRateSchedule, SCHEDULES } from './schedule.js';
 
@@ -66,6 +67,23 @@ export interface TrainOptions {
   onLog?: (line: string) => void;
   /** @default 100 */
   progressIntervalMs?: number;
+  /** Where checkpoints go (`checkpoint.bin`); without it, none is written. */
+  checkpointDir?: string;
+  /** Write a checkpoint every this many epochs (0: only when interrupted). @default 0 */
+  checkpointEvery?: number;
+  /** Continue a checkpointed run (see `readCheckpoint`); its settings come from the checkpoint. */
+  resume?: Checkpoint;
+  /**
+   * Stops training after the step in progress, writes a checkpoint (with `checkpointDir`), and
+   * rejects with InterruptedError: what SIGINT does on the command line.
+   */
+  interrupt?: AbortSignal;
+  /** Worker failures in a row (throw, exit, hang) survived by restarting the workers. @default 3 */
+  maxRetries?: number;
+  /** A step taking longer than this means a worker hung. @default 60000 */
+  stepTimeoutMs?: number;
+  /** For tests of fault handling only: failures to inject into the workers. */
+  faults?: readonly Fault[];
 }
 
 /** The options a run used, as recorded in `metrics.json`. */
@@ -113,6 +131,9 @@ export const LIMITS = {
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
   hidden: { min: 1, max: 8192, integer: true },
   progressIntervalMs: { min: 1, max: 3_600_000, integer: true },
+  checkpointEvery: { min: 0, max: 100_000, integer: true },
+  maxRetries: { min: 0, max: 100, integer: true },
+  stepTimeoutMs: { min: 1, max: 86_400_000, integer: true },
 } as const satisfies Record<string, Limit>;
 
 export type LimitedOption = keyof typeof LIMITS;
@@ -149,7 +170,7 @@ export function checkSchedule(value: unknown, label = 'schedule', shown?: string
 }
 
 /** Defaults in one place, each option checked, before any worker starts. */
-export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number } {
+export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number; checkpointEvery: number; maxRetries: number; stepTimeoutMs: number } {
   return {
     workers: checkNumber('workers', options.workers ?? defaultWorkers()),
     epochs: checkNumber('epochs', options.epochs ?? DEFAULTS.epochs),
@@ -159,5 +180,8 @@ export function resolveOptions(options: TrainOptions): TrainConfig & { progressI
     adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate) },
     schedule: checkSchedule(options.schedule ?? DEFAULTS.schedule),
     progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? DEFAULTS.progressIntervalMs),
+    checkpointEvery: checkNumber('checkpointEvery', options.checkpointEvery ?? 0),
+    maxRetries: checkNumber('maxRetries', options.maxRetries ?? 3),
+    stepTimeoutMs: checkNumber('stepTimeoutMs', options.stepTimeoutMs ?? 60_000),
   };
 }

@@ -9,6 +9,15 @@ export class Rng {
     this.#state = seed >>> 0;
   }
 
+  /** The generator's whole state, for checkpoints: setting it back repeats the same numbers. */
+  get state(): number {
+    return this.#state;
+  }
+
+  set state(value: number) {
+    this.#state = value >>> 0;
+  }
+
   /** A float in [0, 1). */
   next(): number {
     this.#state = (this.#state + 0x6d2b79f5) >>> 0;

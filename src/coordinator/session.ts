@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import {
-  CONTROL_WORDS, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
+  CONTROL_WORDS, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, CTRL_STOP_REQUEST, type Fault, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
   STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, type Task, TIMING_WORDS,
 } from '../protocol.js';
 import { StoppedError } from '../worker/sync.js';
@@ -20,33 +20,68 @@ export interface EpochTotals {
   readonly samples: number;
 }
 
+/** What a run must get back to after a worker failed: the state at the start of a chunk of steps. */
+export interface Snapshot {
+  readonly params: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  readonly stats: Float64Array;
+  readonly globalStep: number;
+  readonly stepsDone: number;
+}
+
+/** The state a checkpoint saves and a resumed run starts from. */
+export interface SessionState extends Snapshot {
+  readonly order: Int32Array;
+  readonly rngState: number;
+}
+
+export interface RunStepsOptions {
+  /** Aborts at once: the promise rejects with AbortError. */
+  readonly signal?: AbortSignal;
+  /** Stops after the step in progress: the promise resolves with the steps done. */
+  readonly stop?: AbortSignal;
+  /** A step that takes longer than this is a hung worker. @default 60000 */
+  readonly stepTimeoutMs?: number;
+}
+
 /**
  * One training run's workers and shared memory: the step loop's engine, used by `train()` and by
  * the benchmarks. It owns the seeded generator (initial weights first, then every shuffle), Adam's
- * step counter, and the Piscina pool, which it keeps until `close()`.
+ * step counter, and the Piscina pool, which it keeps until `close()` (or replaces, in `restore`).
  */
 export class Session {
   readonly shared: SharedState;
   readonly stepsPerEpoch: number;
   readonly #config: TrainConfig;
   readonly #rng: Rng;
-  readonly #pool: Piscina<Task, EvaluateResult | undefined>;
+  readonly #faults: readonly Fault[];
+  #pool: Piscina<Task, EvaluateResult | undefined>;
   /** Steps taken so far: Adam's t before the next step, and the schedule's position. */
   #globalStep = 0;
   readonly #cores = availableParallelism();
 
-  constructor(data: Dataset, config: TrainConfig) {
+  constructor(data: Dataset, config: TrainConfig, faults: readonly Fault[] = []) {
     this.#config = config;
+    this.#faults = faults;
     this.#rng = new Rng(config.seed);
-    this.shared = createSharedState(data, config, this.#rng);
+    this.shared = createSharedState(data, config, this.#rng, faults.length);
     this.stepsPerEpoch = Math.ceil(data.train.count / config.batchSize);
-    this.#pool = new Piscina({
+    this.#pool = this.#createPool();
+  }
+
+  #createPool(): Piscina<Task, EvaluateResult | undefined> {
+    return new Piscina({
       filename: WORKER_FILE,
-      minThreads: config.workers,
-      maxThreads: config.workers,
+      minThreads: this.#config.workers,
+      maxThreads: this.#config.workers,
       // Workers keep tfjs, its wasm module and their buffers between tasks; none may exit when idle.
       idleTimeout: Infinity,
     });
+  }
+
+  get globalStep(): number {
+    return this.#globalStep;
   }
 
   /** Shuffles the training order for a new epoch and zeroes the epoch's totals and step counter. */
@@ -58,16 +93,31 @@ export class Session {
     Atomics.store(control, CTRL_STEPS_DONE, 0);
   }
 
-  /** Runs steps `[firstStep, endStep)` of the current epoch on all workers in lockstep. */
-  async runSteps(firstStep: number, endStep: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs steps `[firstStep, endStep)` of the current epoch on all workers in lockstep, and returns
+   * how many ran: all of them, unless `stop` asked to stop after a step.
+   */
+  async runSteps(firstStep: number, endStep: number, options: RunStepsOptions = {}): Promise<number> {
     const { workers, batchSize, adam, schedule, epochs } = this.#config;
+    const { control } = this.shared;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => ({
       kind: 'epoch', shared: this.shared, rank, workers, parties: Math.min(workers, this.#cores),
       batchSize, firstStep, endStep,
       adamStepsBefore: this.#globalStep, adam, schedule, totalSteps: epochs * this.stepsPerEpoch,
+      faults: this.#faults,
     }));
-    await this.#runTogether(tasks, signal);
-    this.#globalStep += endStep - firstStep;
+    Atomics.store(control, CTRL_STOP_REQUEST, 0);
+    const onStop = () => Atomics.store(control, CTRL_STOP_REQUEST, 1);
+    options.stop?.addEventListener('abort', onStop);
+    if (options.stop?.aborted) onStop();
+    try {
+      await this.#runTogether(tasks, options.signal, options.stepTimeoutMs ?? 60_000);
+    } finally {
+      options.stop?.removeEventListener('abort', onStop);
+    }
+    const done = Atomics.load(control, CTRL_STEPS_DONE) - firstStep;
+    this.#globalStep += done;
+    return done;
   }
 
   /** Mean loss and accuracy on the test split, sharded across the workers. */
@@ -78,7 +128,7 @@ export class Session {
       const [start, end] = shardOf(0, test.count, rank, workers);
       return { kind: 'evaluate', shared: this.shared, start, end };
     });
-    const results = (await this.#runTogether(tasks, signal)) as EvaluateResult[];
+    const results = (await this.#runTogether(tasks, signal, undefined)) as EvaluateResult[];
     const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
     const correct = results.reduce((sum, r) => sum + r.correct, 0);
     return { testLoss: lossSum / test.count, testAccuracy: correct / test.count };
@@ -103,6 +153,50 @@ export class Session {
     return { lossSum, correct, samples };
   }
 
+  /** A copy of the state between steps (1.2 MB for the tutorial's model). */
+  snapshot(): Snapshot {
+    const { optimizer, stats } = this.shared;
+    return {
+      params: optimizer.params.slice(), m: optimizer.m.slice(), v: optimizer.v.slice(), stats: stats.slice(),
+      globalStep: this.#globalStep, stepsDone: this.stepsDone(),
+    };
+  }
+
+  /** Everything a checkpoint needs, between steps. */
+  state(): SessionState {
+    return { ...this.snapshot(), order: this.shared.order.slice(), rngState: this.#rng.state };
+  }
+
+  /**
+   * Gets back to a snapshot after a worker failed: ends every worker (a hung one too) and starts
+   * new ones, then restores the state, so that the steps since the snapshot can run again and give
+   * the same result as if nothing had happened.
+   */
+  async restore(snapshot: Snapshot): Promise<void> {
+    const old = this.#pool;
+    this.#pool = this.#createPool();
+    await old.destroy().catch(() => undefined);
+    this.#load(snapshot);
+  }
+
+  /** Continues a checkpointed run: its state, order and generator, in this fresh session. */
+  resume(state: SessionState): void {
+    this.#load(state);
+    this.shared.order.set(state.order);
+    this.#rng.state = state.rngState;
+  }
+
+  #load(snapshot: Snapshot): void {
+    const { optimizer, stats, control } = this.shared;
+    optimizer.params.set(snapshot.params);
+    optimizer.m.set(snapshot.m);
+    optimizer.v.set(snapshot.v);
+    stats.set(snapshot.stats);
+    this.#globalStep = snapshot.globalStep;
+    control.fill(0);
+    Atomics.store(control, CTRL_STEPS_DONE, snapshot.stepsDone);
+  }
+
   async close(): Promise<void> {
     await this.#pool.destroy();
   }
@@ -110,23 +204,55 @@ export class Session {
   /**
    * Runs one task per worker, all at once: epoch tasks wait for each other at barriers, so they must
    * all be running. If one fails, or the caller aborts, the others are stopped at their next
-   * barrier; the promise rejects with the first real error (or an AbortError), never hangs.
+   * barrier; if no step ends within `stepTimeoutMs`, a worker hung. Either way the promise rejects
+   * with the first real error (or an AbortError), never hangs.
    */
-  async #runTogether(tasks: Task[], signal?: AbortSignal): Promise<(EvaluateResult | undefined)[]> {
+  async #runTogether(tasks: Task[], signal: AbortSignal | undefined, stepTimeoutMs: number | undefined): Promise<(EvaluateResult | undefined)[]> {
     const { control } = this.shared;
     const onAbort = () => requestStop(control);
     signal?.addEventListener('abort', onAbort);
+    const pending = new Set(tasks.map((_, rank) => rank));
+    let watchdog: NodeJS.Timeout | undefined;
     try {
-      const settled = await Promise.allSettled(
-        tasks.map((task) =>
-          this.#pool.run(task).catch((error: unknown) => {
-            requestStop(control);
-            throw error;
-          }),
+      const all = Promise.allSettled(
+        tasks.map((task, rank) =>
+          this.#pool.run(task).then(
+            (value) => {
+              pending.delete(rank);
+              return value;
+            },
+            (error: unknown) => {
+              pending.delete(rank);
+              requestStop(control);
+              throw Object.assign(error instanceof Error ? error : new Error(String(error)), { rank });
+            },
+          ),
         ),
       );
+      const hang = new Promise<never>((_, reject) => {
+        if (stepTimeoutMs === undefined) return;
+        let lastSteps = -1;
+        let lastChange = performance.now();
+        watchdog = setInterval(() => {
+          const steps = Atomics.load(control, CTRL_STEPS_DONE);
+          if (steps !== lastSteps) {
+            lastSteps = steps;
+            lastChange = performance.now();
+            return;
+          }
+          if (performance.now() - lastChange < stepTimeoutMs) return;
+          clearInterval(watchdog);
+          requestStop(control);
+          // The others stop at their next barrier; whoever is still running after that hung.
+          setTimeout(() => {
+            const ranks = [...pending];
+            reject(new WorkerError(`worker ${ranks.join(', ')} hung: no step finished in ${stepTimeoutMs / 1000} s (step ${steps + 1} of the epoch)`));
+          }, 1000);
+        }, Math.min(1000, stepTimeoutMs / 4));
+      });
+      const settled = await Promise.race([all, hang]);
       throwIfAborted(signal);
-      const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
+      const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error & { rank?: number }] : []));
       if (failures.length > 0) {
         const nonFinite = Atomics.load(control, CTRL_NONFINITE_STEP);
         if (nonFinite > 0) {
@@ -136,11 +262,13 @@ export class Session {
               'no model was saved. Lower the learning rate (--lr)',
           );
         }
-        const cause = failures.find((e) => !(e instanceof Error && e.name === StoppedError.name)) ?? failures[0];
-        throw new WorkerError(`a worker failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+        const cause = failures.find((e) => e.message !== StoppedError.MESSAGE) ?? failures[0];
+        const step = Atomics.load(control, CTRL_STEPS_DONE) + 1;
+        throw new WorkerError(`worker ${cause.rank} failed at step ${step} of the epoch: ${cause.message}`, { cause });
       }
       return settled.map((s) => (s as PromiseFulfilledResult<EvaluateResult | undefined>).value);
     } finally {
+      clearInterval(watchdog);
       signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -151,7 +279,7 @@ export function throwIfAborted(signal?: AbortSignal): void {
 }
 
 /** The run's shared memory, with Glorot-uniform weights and zero biases as Keras initialises them. */
-function createSharedState(data: Dataset, config: TrainConfig, rng: Rng): SharedState {
+function createSharedState(data: Dataset, config: TrainConfig, rng: Rng, faults: number): SharedState {
   const pixels = data.height * data.width;
   const classes = data.classNames.length;
   if (!(Number.isInteger(pixels) && pixels > 0 && classes >= 2)) {
@@ -179,5 +307,6 @@ function createSharedState(data: Dataset, config: TrainConfig, rng: Rng): Shared
     timings: new Float64Array(new SharedArrayBuffer(config.workers * TIMING_WORDS * 8)),
     order: new Int32Array(new SharedArrayBuffer(data.train.count * 4)),
     control: new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4)),
+    faultsInjected: new Int32Array(new SharedArrayBuffer(Math.max(1, faults) * 4)),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { BatchProgress, EpochLog, TrainConfig, TrainOptions } from '../coordinator/options.js';
 
-export type PlainTrainOptions = Omit<TrainOptions, 'signal' | 'onEpochEnd' | 'onBatchEnd' | 'onLog'>;
+export type PlainTrainOptions = Omit<TrainOptions, 'signal' | 'interrupt' | 'onEpochEnd' | 'onBatchEnd' | 'onLog'>;
 
 export type TrainerEvent =
   | { readonly type: 'epoch'; readonly log: EpochLog }
@@ -32,4 +32,5 @@ export interface ThreadTrainResult {
 export interface TrainerThreadApi {
   train(options: PlainTrainOptions, events: { epoch: boolean; batch: boolean; log: boolean }, onEvent: (event: TrainerEvent) => void): Promise<ThreadTrainResult>;
   abort(): void;
+  interrupt(): void;
 }

@@ -10,13 +10,16 @@ import { train } from '../coordinator/trainer.js';
 import type { ModelArtifacts, TrainerThreadApi } from './protocol.js';
 
 let controller: AbortController | undefined;
+let interrupter: AbortController | undefined;
 
 const api: TrainerThreadApi = {
   async train(options, events, onEvent) {
     controller = new AbortController();
+    interrupter = new AbortController();
     const result = await train({
       ...options,
       signal: controller.signal,
+      interrupt: interrupter.signal,
       onEpochEnd: events.epoch ? (log) => void onEvent({ type: 'epoch', log }) : undefined,
       onBatchEnd: events.batch ? (progress) => void onEvent({ type: 'batch', progress }) : undefined,
       onLog: events.log ? (line) => void onEvent({ type: 'log', line }) : undefined,
@@ -37,6 +40,9 @@ const api: TrainerThreadApi = {
   },
   abort() {
     controller?.abort();
+  },
+  interrupt() {
+    interrupter?.abort();
   },
 };
 

@@ -35,7 +35,7 @@ export async function createTrainerThread(): Promise<TrainerThread> {
     close,
     async train(options: TrainOptions = {}) {
       if (closed) throw new Error('this trainer thread is closed; create another with createTrainerThread()');
-      const { signal, onEpochEnd, onBatchEnd, onLog, ...plain } = options;
+      const { signal, interrupt, onEpochEnd, onBatchEnd, onLog, ...plain } = options;
       if (signal?.aborted) throw new AbortError();
       const onEvent = proxy((event: TrainerEvent) => {
         if (event.type === 'epoch') void onEpochEnd?.(event.log);
@@ -43,7 +43,9 @@ export async function createTrainerThread(): Promise<TrainerThread> {
         else onLog?.(event.line);
       });
       const onAbort = () => void remote.abort();
+      const onInterrupt = () => void remote.interrupt();
       signal?.addEventListener('abort', onAbort);
+      interrupt?.addEventListener('abort', onInterrupt);
       try {
         const result = await remote.train(plain, { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined }, onEvent);
         const model = await modelFromArtifacts(result.model);
@@ -52,6 +54,7 @@ export async function createTrainerThread(): Promise<TrainerThread> {
         throw rebuild(error);
       } finally {
         signal?.removeEventListener('abort', onAbort);
+        interrupt?.removeEventListener('abort', onInterrupt);
         if (signal?.aborted) await close();
       }
     },

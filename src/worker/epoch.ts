@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
-  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
+  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, CTRL_STOP_DECISION, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
   paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
   TIMING_STEPS, TIMING_TENSORS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
 } from '../protocol.js';
@@ -70,6 +70,7 @@ export function runEpoch(task: EpochTask): void {
       const batchCount = Math.min(batchSize, samples - batchStart);
       const adamStep = task.adamStepsBefore + (step - task.firstStep) + 1;
       const learningRate = learningRateAt(task.schedule, task.adam.learningRate, adamStep - 1, task.totalSteps);
+      injectFaults(task, adamStep - 1);
       const t0 = performance.now();
       let model: ParamTensors | undefined;
       for (let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1); shard < workers; shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)) {
@@ -99,18 +100,31 @@ export function runEpoch(task: EpochTask): void {
         adam.update(lo, hi, 1 / batchCount, adamStep, task.adam, learningRate);
       }
       const t3 = performance.now();
-      barrier(control, parties, CTRL_NEXT_SHARD);
-      if (rank === 0) Atomics.store(control, CTRL_STEPS_DONE, step + 1 - task.firstStep);
+      barrier(control, parties, CTRL_NEXT_SHARD, true);
+      if (rank === 0) Atomics.store(control, CTRL_STEPS_DONE, step + 1);
       timings[TIMING_GRADIENT] += t1 - t0;
       timings[TIMING_WAIT_GRADIENTS] += t2 - t1;
       timings[TIMING_UPDATE] += t3 - t2;
       timings[TIMING_WAIT_UPDATE] += performance.now() - t3;
       timings[TIMING_STEPS]++;
+      if (Atomics.load(control, CTRL_STOP_DECISION) !== 0) break;
     }
   } catch (error) {
     requestStop(control);
     throw error;
   }
+}
+
+/** For tests of fault handling: fails as `task.faults` says, at the start of global step `globalStep`. */
+function injectFaults(task: EpochTask, globalStep: number): void {
+  task.faults.forEach((fault, i) => {
+    if (fault.rank !== task.rank || fault.step !== globalStep) return;
+    if (Atomics.add(task.shared.faultsInjected, i, 1) >= (fault.times ?? 1)) return;
+    if (fault.kind === 'throw') throw new Error(`injected fault at step ${globalStep + 1}`);
+    if (fault.kind === 'exit') process.exit(3);
+    // A hang: blocked for good, as a worker stuck in native code would be.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  });
 }
 
 export function runEvaluate(task: EvaluateTask): EvaluateResult {

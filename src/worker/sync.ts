@@ -1,10 +1,12 @@
-import { CTRL_ABORT, CTRL_BARRIER_COUNT, CTRL_BARRIER_GENERATION } from '../protocol.js';
+import { CTRL_ABORT, CTRL_BARRIER_COUNT, CTRL_BARRIER_GENERATION, CTRL_STOP_DECISION, CTRL_STOP_REQUEST } from '../protocol.js';
 
 /** Thrown in a worker whose run was stopped by another worker's failure or by the caller. */
 export class StoppedError extends Error {
   override readonly name = 'StoppedError';
+  /** How the coordinator tells it apart: errors cross threads as plain Errors, keeping their message. */
+  static readonly MESSAGE = 'stopped: another worker failed or training was aborted';
   constructor() {
-    super('stopped: another worker failed or training was aborted');
+    super(StoppedError.MESSAGE);
   }
 }
 
@@ -23,10 +25,11 @@ const SPIN_MS = 2;
 
 /**
  * Blocks until all `parties` workers have called it (a generation-counting barrier in shared
- * memory), and zeroes `control[resetWord]` as it opens. Polls for a moment before sleeping. Throws
+ * memory), and zeroes `control[resetWord]` as it opens; with `decideStop`, it also fixes the stop
+ * decision every worker then reads (CTRL_STOP_DECISION). Polls for a moment before sleeping. Throws
  * StoppedError instead of waiting forever once the run is stopped.
  */
-export function barrier(control: Int32Array, parties: number, resetWord: number): void {
+export function barrier(control: Int32Array, parties: number, resetWord: number, decideStop = false): void {
   if (Atomics.load(control, CTRL_ABORT) !== 0) throw new StoppedError();
   const generation = Atomics.load(control, CTRL_BARRIER_GENERATION);
   if (Atomics.add(control, CTRL_BARRIER_COUNT, 1) === parties - 1) {
@@ -35,6 +38,7 @@ export function barrier(control: Int32Array, parties: number, resetWord: number)
     // touches while everyone is here.
     Atomics.store(control, CTRL_BARRIER_COUNT, 0);
     Atomics.store(control, resetWord, 0);
+    if (decideStop) Atomics.store(control, CTRL_STOP_DECISION, Atomics.load(control, CTRL_STOP_REQUEST));
     Atomics.add(control, CTRL_BARRIER_GENERATION, 1);
     Atomics.notify(control, CTRL_BARRIER_GENERATION);
     return;

@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Dataset, InterruptedError, loadFashionMnist, readCheckpoint, train, WorkerError,
+} from '../dist/src/index.js';
+import { DEBIAN_DIR, runNode, tempDir, TRAIN_CLI } from './helpers.js';
+
+let slice: Dataset;
+
+beforeAll(async () => {
+  const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
+  const count = 3200; // 50 steps of 64 per epoch
+  slice = { ...data, train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count } };
+});
+
+const weightsOf = (result: Awaited<ReturnType<typeof train>>) => result.model.getWeights().map((w) => Array.from(w.dataSync()));
+const run = (extra: Parameters<typeof train>[0] = {}) => train({ data: slice, workers: 2, epochs: 2, batchSize: 64, ...extra });
+
+describe('worker failures', () => {
+  it('a worker that throws, exits or hangs is replaced and the steps rerun: the same parameters as without the fault', async () => {
+    const clean = weightsOf(await run());
+    const lines: string[] = [];
+    const faulty = await run({
+      stepTimeoutMs: 1500,
+      onLog: (line) => void lines.push(line),
+      faults: [
+        { rank: 1, step: 7, kind: 'throw' },
+        { rank: 0, step: 30, kind: 'exit' },
+        { rank: 1, step: 71, kind: 'hang' },
+      ],
+    });
+    expect(weightsOf(faulty)).toEqual(clean);
+    const retries = lines.filter((l) => l.includes('restarting the workers'));
+    expect(retries).toHaveLength(3);
+    expect(retries[0]).toMatch(/^epoch 1: worker 1 failed at step 8 of the epoch: injected fault at step 8;/);
+    expect(retries[1]).toMatch(/^epoch 1: worker 0 failed at step 31 of the epoch: /);
+    expect(retries[2]).toMatch(/^epoch 2: worker 1 hung: no step finished in 1\.5 s \(step 22 of the epoch\);/);
+  });
+
+  it('gives up after maxRetries failures in a row, naming the worker and the step; the last checkpoint stays intact', async () => {
+    const dir = tempDir();
+    const error = await run({
+      checkpointDir: dir, checkpointEvery: 1, maxRetries: 2,
+      faults: [{ rank: 1, step: 60, kind: 'throw', times: 3 }],
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkerError);
+    expect((error as Error).message).toBe('epoch 2: worker 1 failed at step 11 of the epoch: injected fault at step 61 (3 failures in a row; giving up)');
+    const checkpoint = await readCheckpoint(dir);
+    expect(checkpoint.epochsDone).toBe(1);
+    expect(readdirSync(dir)).toEqual(['checkpoint.bin']);
+  });
+});
+
+describe('checkpoints', () => {
+  it('resuming after epoch 1 gives the uninterrupted run\'s parameters, bit for bit', async () => {
+    const clean = await run({ epochs: 3 });
+    const dir = tempDir();
+    const interrupt = new AbortController();
+    const stopped = await run({ epochs: 3, checkpointDir: dir, interrupt: interrupt.signal, onEpochEnd: (log) => void (log.epoch === 1 && interrupt.abort()) }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(InterruptedError);
+    expect((stopped as InterruptedError).checkpoint).toBe(join(dir, 'checkpoint.bin'));
+    const checkpoint = await readCheckpoint(dir);
+    expect([checkpoint.epochsDone, checkpoint.state.stepsDone]).toEqual([1, 0]);
+    const resumed = await train({ data: slice, resume: checkpoint });
+    expect(weightsOf(resumed)).toEqual(weightsOf(clean));
+    expect(resumed.history.map((h) => h.testLoss)).toEqual(clean.history.map((h) => h.testLoss));
+  });
+
+  it('refuses a damaged checkpoint and settings that contradict it', async () => {
+    const dir = tempDir();
+    await run({ epochs: 1, checkpointDir: dir, checkpointEvery: 1 });
+    const checkpoint = await readCheckpoint(dir);
+    await expect(train({ data: slice, resume: checkpoint, workers: 4 })).rejects.toThrow('a resumed run takes its settings from the checkpoint; drop workers');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'checkpoint.bin'), readFileSync(join(dir, 'checkpoint.bin')).subarray(0, 1000));
+    await expect(readCheckpoint(dir)).rejects.toThrow(/checkpoint\.bin: not a usable checkpoint \(1000 bytes, expected \d+\)/);
+  });
+});
+
+/** Starts `npm run train`'s script, resolves when a line matching `ready` appears on stdout. */
+function startTraining(args: string[], ready: RegExp) {
+  const child = spawn(process.execPath, [TRAIN_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const stderrWaiters: [RegExp, () => void][] = [];
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    for (const [pattern, resolve] of stderrWaiters) if (pattern.test(stderr)) resolve();
+  });
+  const onStderr = (pattern: RegExp) => new Promise<void>((resolve) => stderrWaiters.push([pattern, resolve]));
+  const seen = new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      if (ready.test(stdout)) resolve();
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { child, seen, exited, onStderr, output: () => ({ stdout, stderr }) };
+}
+
+describe('signals (a real child process)', () => {
+  it('SIGINT finishes the step, writes a checkpoint, says how to resume, exits non-zero; resuming gives the uninterrupted result', async () => {
+    const clean = join(tempDir(), 'clean');
+    expect((await runNode(TRAIN_CLI, ['--epochs', '2', '--data', DEBIAN_DIR, '--out', clean, '--quiet'])).code).toBe(0);
+    const out = join(tempDir(), 'run');
+    const training = startTraining(['--epochs', '2', '--data', DEBIAN_DIR, '--out', out], /^Epoch 2\/2$/m);
+    await training.seen;
+    training.child.kill('SIGINT');
+    expect(await training.exited).toBe(130);
+    const { stderr } = training.output();
+    expect(stderr).toMatch(/^Interrupted at epoch 2, step \d+; checkpoint: .*checkpoint\.bin$/m);
+    expect(stderr).toContain(`Resume with: npm run train -- --resume ${out}`);
+    expect(existsSync(join(out, 'model.json'))).toBe(false);
+    const resumed = await runNode(TRAIN_CLI, ['--resume', out, '--data', DEBIAN_DIR]);
+    expect(resumed.code).toBe(0);
+    expect(readFileSync(join(out, 'weights.bin')).equals(readFileSync(join(clean, 'weights.bin')))).toBe(true);
+  });
+
+  it('a second SIGINT exits at once and leaves no half-written file', async () => {
+    const out = join(tempDir(), 'run');
+    const training = startTraining(['--epochs', '2', '--data', DEBIAN_DIR, '--out', out, '--checkpoint-every', '1'], /^Epoch 2\/2$/m);
+    await training.seen;
+    training.child.kill('SIGINT');
+    // Signals do not queue: the second is sent once the first has been seen.
+    await training.onStderr(/SIGINT: finishing the current step/);
+    training.child.kill('SIGINT');
+    expect(await training.exited).toBe(130);
+    expect(training.output().stderr).toMatch(/SIGINT again: exiting now/);
+    expect(readdirSync(out).filter((f) => f.includes('.tmp'))).toEqual([]);
+    // The epoch-1 checkpoint (or the interrupt's, if it was written first) reads whole.
+    expect((await readCheckpoint(out)).epochsDone).toBeGreaterThanOrEqual(1);
+  });
+});
