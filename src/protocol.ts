@@ -5,9 +5,10 @@ import type { LearningRateSchedule } from './coordinator/schedule.js';
  * Everything that crosses between the coordinator and its workers: the task messages, and the
  * layout of the shared memory they both read and write. Nothing else is shared.
  *
- * The hot path sends no messages. One `epoch` task per worker runs a whole epoch; inside it the
- * workers meet at barriers in shared memory (Atomics) twice per step: once when every gradient slot
- * is written, once when every slice of the parameters has been updated.
+ * The hot path sends no messages. One `epoch` task per worker runs a chunk of steps (200, between
+ * the coordinator's snapshots); inside it the workers meet at barriers in shared memory (Atomics)
+ * twice per step: once when every gradient slot is written, once when every slice of the
+ * parameters has been updated.
  */
 
 /** A dataset split as it lives in shared memory: `count` images of `pixels` values each (see Split). */
@@ -17,7 +18,7 @@ export interface SharedSplit {
   readonly count: number;
 }
 
-/** Adam's hyper-parameters; the update is Keras's and tfjs's (epsilon added to sqrt(v)). */
+/** Adam's hyper-parameters; the update is Keras's (epsilon added to sqrt(v), see adam.ts). */
 export interface AdamConfig {
   readonly learningRate: number;
   readonly beta1: number;

@@ -1,10 +1,12 @@
 /**
- * The all-reduce of the gradients. Every worker writes the gradient of its shard's summed loss into
- * its own slot of one shared buffer; after the step's first barrier, each worker reduces its own
- * slice of the parameters across all slots (see `paramSliceOf`) and hands the sums straight to
- * Adam, in the same pass. Together the slices are a full reduce-scatter, and because the updated
- * parameters are written back into the one shared vector that every worker reads, the all-gather
- * costs nothing.
+ * The all-reduce of the gradients. Every shard's gradient (of its summed loss) goes into its own
+ * slot of one shared buffer; after the step's first barrier, the workers reduce slices of the
+ * parameters across all slots (see `paramSliceOf`) and hand the sums straight to Adam, in the same
+ * pass. Together the slices are a full reduce-scatter, and because the updated parameters are
+ * written back into the one shared vector that every worker reads, the all-gather costs nothing.
+ *
+ * This file is the definition; training runs the same sums, in the same order, fused with Adam in
+ * WebAssembly SIMD (adam.wat), which the tests check bit for bit against `adamUpdate` and this.
  */
 export interface GradientSlots {
   /** `slotCount` gradient slots of `slotLength` floats each, one per worker rank. */
