@@ -70,7 +70,7 @@ export function runEpoch(task: EpochTask): void {
       const batchCount = Math.min(batchSize, samples - batchStart);
       const adamStep = task.adamStepsBefore + (step - task.firstStep) + 1;
       const learningRate = learningRateAt(task.schedule, task.adam.learningRate, adamStep - 1, task.totalSteps);
-      injectFaults(task, adamStep - 1);
+      if (task.faults.length > 0) injectFaults(task, adamStep - 1);
       const t0 = performance.now();
       let model: ParamTensors | undefined;
       for (let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1); shard < workers; shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)) {
