@@ -66,15 +66,16 @@ async function run(args: TrainArgs): Promise<void> {
       latest = progress;
       if (interactive) process.stdout.write(`\r${progressLine(progress)}`);
     },
-    onLog: say,
+    // The run's final score is printed last, below the pictures' summary.
+    onLog: (line) => {
+      if (!line.startsWith('Test ')) say(line);
+    },
     onEpochEnd: (log) => {
       if (latest === undefined) return;
       if (interactive) process.stdout.write('\r\x1b[2K');
       say(progressLine(latest, log));
     },
   });
-  // --quiet prints this line alone; otherwise onLog has printed it.
-  if (args.quiet) console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
   await saveModel(result.model, args.out);
   const metrics = {
     testAccuracy: result.testAccuracy,
@@ -91,6 +92,8 @@ async function run(args: TrainArgs): Promise<void> {
   });
   say(report.table);
   say(`Pictures: ${report.files.filter((f) => f.endsWith('.png')).map((f) => join(args.out, f)).join(', ')}`);
+  say(`Test loss: ${result.testLoss.toFixed(4)}`);
+  console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
 }
 
 main().catch((error: unknown) => {
