@@ -1,6 +1,7 @@
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
+import { writeFileAtomically } from '../files.js';
 import type { EpochLog, TrainConfig } from './options.js';
 import type { SessionState } from './session.js';
 
@@ -19,9 +20,8 @@ export const CHECKPOINT_FILE = 'checkpoint.bin';
 const MAGIC = 'FMNISTCK1';
 
 /**
- * Writes `dir/checkpoint.bin`: a JSON header, then the arrays. Written to a temporary file, flushed
- * to disk, then renamed over the old one: a crash at any moment leaves the previous checkpoint or
- * the new one, whole.
+ * Writes `dir/checkpoint.bin`: a JSON header, then the arrays, atomically (see writeFileAtomically):
+ * a crash at any moment leaves the previous checkpoint or the new one, whole.
  */
 export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<string> {
   const { state } = checkpoint;
@@ -35,20 +35,7 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Prom
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(header.length, MAGIC.length);
   const target = join(dir, CHECKPOINT_FILE);
-  const temporary = `${target}.tmp-${process.pid}`;
-  const file = await open(temporary, 'w');
-  try {
-    await file.writev([prefix, header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))]);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, target).catch(async (error: unknown) => {
-    await rm(temporary, { force: true });
-    throw error;
-  });
-  const directory = await open(dir, 'r');
-  await directory.sync().finally(() => directory.close());
+  await writeFileAtomically(target, [prefix, header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))]);
   return target;
 }
 

@@ -2,8 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 // Registered so that tf.ready() picks wasm over tfjs's slow plain-JS backend when the host program
 // has not chosen a backend of its own.
 import '@tensorflow/tfjs-backend-wasm';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomically } from '../files.js';
 import { paramLayout } from '../protocol.js';
 
 export interface ModelShape {
@@ -46,7 +47,7 @@ const WEIGHTS_BIN = 'weights.bin';
 
 /**
  * Saves a model in the tfjs Layers format (`model.json` + `weights.bin`), the files tfjs-node's
- * `file://` writes. `model.json` is written last, through a rename, so a directory never holds a
+ * `file://` writes. `model.json` is written last, atomically, so a directory never holds a
  * `model.json` whose weights are missing.
  */
 export async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
@@ -63,7 +64,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         trainingConfig: artifacts.trainingConfig,
         weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
       };
-      await writeAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
+      await writeFileAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );
@@ -89,11 +90,4 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
       });
     },
   });
-}
-
-/** Writes a file under a temporary name and renames it, so readers see the old file or the whole new one. */
-export async function writeAtomically(path: string, contents: string): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
-  await writeFile(temporary, contents);
-  await rename(temporary, path);
 }

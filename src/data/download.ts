@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomically } from '../files.js';
 import { decompress } from './idx.js';
 
 /** The dataset's official mirror (from its README). */
@@ -33,9 +34,9 @@ export interface DownloadOptions {
 }
 
 /**
- * Downloads the four Fashion-MNIST files into `dir`. Each is written under a temporary name and
- * renamed only after its decompressed content matched the published SHA-256, so a failed or
- * corrupted download never leaves a file that looks like data.
+ * Downloads the four Fashion-MNIST files into `dir`. Each is written (atomically) only after its
+ * decompressed content matched the published SHA-256, so a failed or corrupted download never
+ * leaves a file that looks like data.
  */
 export async function downloadFashionMnist(options: DownloadOptions): Promise<void> {
   await mkdir(options.dir, { recursive: true });
@@ -46,14 +47,7 @@ export async function downloadFashionMnist(options: DownloadOptions): Promise<vo
     if (actual !== sha256) {
       throw new Error(`${url} has SHA-256 ${actual} after decompression, expected ${sha256}`);
     }
-    const target = join(options.dir, `${file}.gz`);
-    const temporary = `${target}.part-${process.pid}`;
-    try {
-      await writeFile(temporary, bytes);
-      await rename(temporary, target);
-    } finally {
-      await rm(temporary, { force: true });
-    }
+    await writeFileAtomically(join(options.dir, `${file}.gz`), [bytes]);
   }
 }
 
