@@ -93,6 +93,11 @@ export class Session {
     Atomics.store(control, CTRL_STEPS_DONE, 0);
   }
 
+  /** Marks the epoch finished: the next starts from step 0 (and a checkpoint says so). */
+  endEpoch(): void {
+    Atomics.store(this.shared.control, CTRL_STEPS_DONE, 0);
+  }
+
   /**
    * Runs steps `[firstStep, endStep)` of the current epoch on all workers in lockstep, and returns
    * how many ran: all of them, unless `stop` asked to stop after a step.

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
-import { CTRL_STEPS_DONE } from '../protocol.js';
+import { paramLayout } from '../protocol.js';
 import { writeCheckpoint } from './checkpoint.js';
 import { toLayersModel } from './model.js';
 import { type BatchProgress, type EpochLog, resolveOptions, type TrainConfig, type TrainOptions } from './options.js';
@@ -38,15 +38,16 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   throwIfAborted(signal);
   const data = options.data ?? (await loadFashionMnist({ dir: options.dataDir }));
   throwIfAborted(signal);
-  const session = new Session(data, config, options.faults);
-  const steps = session.stepsPerEpoch;
-  const history: EpochLog[] = [...(resume?.history ?? [])];
   if (resume !== undefined) {
-    if (resume.trainCount !== data.train.count || resume.state.params.length !== session.shared.optimizer.params.length) {
+    const params = paramLayout([data.height * data.width, ...config.hidden, data.classNames.length]).count;
+    if (resume.trainCount !== data.train.count || resume.state.params.length !== params) {
       throw new DataError(`the checkpoint was made on ${resume.trainCount} training images and ${resume.state.params.length} parameters; resume it with the same data and model`);
     }
-    session.resume(resume.state);
   }
+  const session = new Session(data, config, options.faults);
+  if (resume !== undefined) session.resume(resume.state);
+  const steps = session.stepsPerEpoch;
+  const history: EpochLog[] = [...(resume?.history ?? [])];
   options.onLog?.(
     `${resume === undefined ? 'Training' : `Resuming after epoch ${resume.epochsDone}, step ${resume.state.stepsDone}:`} on ${data.train.count} images ` +
       `with ${config.workers} worker${config.workers > 1 ? 's' : ''}: hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
@@ -86,7 +87,7 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
       const log: EpochLog = { epoch, loss, accuracy, ...test, seconds: (performance.now() - epochStarted) / 1000 };
       history.push(log);
       await options.onEpochEnd?.(log);
-      Atomics.store(session.shared.control, CTRL_STEPS_DONE, 0);
+      session.endEpoch();
       if (interrupt?.aborted && epoch < config.epochs) {
         throw new InterruptedError({ epoch: epoch + 1, step: 0, checkpoint: await checkpoint(epoch) });
       }
