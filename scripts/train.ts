@@ -5,7 +5,7 @@ import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
 import { type BatchProgress, resolveOptions } from '../src/coordinator/options.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
-import { removeUnfinishedWrites, writeFileAtomically } from '../src/files.js';
+import { writeFileAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
 import { writeReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
@@ -42,12 +42,11 @@ async function run(args: TrainArgs): Promise<void> {
   const resume = args.resume === undefined ? undefined : await readCheckpoint(args.resume);
   const { epochs } = resume?.config ?? resolveOptions(args.options);
   // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
-  // (checkpoints are written by rename, so none is ever half written).
+  // (files are written atomically and synchronously, so none is ever half written).
   const interrupter = new AbortController();
   const onSignal = (name: string) => {
     if (interrupter.signal.aborted) {
       process.stderr.write(`\n${name} again: exiting now\n`);
-      removeUnfinishedWrites();
       process.exit(130);
     }
     process.stderr.write(`\n${name}: finishing the current step and writing a checkpoint (${name} again exits at once)\n`);
@@ -85,7 +84,7 @@ async function run(args: TrainArgs): Promise<void> {
     config: { ...result.config, learningRate: result.config.adam.learningRate, data: args.data ?? null },
     epochs: result.history,
   };
-  await writeFileAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+  writeFileAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   say(`Saved the model (model.json, weights.bin) and metrics.json in ${args.out} (${result.wallSeconds.toFixed(1)} s)`);
   const report = await writeReport({
     model: result.model, test: data.test, height: data.height, width: data.width, classNames: data.classNames,

@@ -1,43 +1,35 @@
-import { rmSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-
-/** Temporary files being written right now, so that an exit can remove them (see below). */
-const unfinished = new Set<string>();
 
 /**
  * Writes a file under a temporary name, flushes it to disk, and renames it into place: readers see
  * the old file or the whole new one, and a crash at any moment leaves one of them. The directory is
  * flushed too, so that the rename itself survives a power cut.
+ *
+ * Synchronous on purpose: no signal handler (a second Ctrl-C exits at once) can run in the middle,
+ * so an exit never leaves a temporary file behind. The files written are a few MB at most.
  */
-export async function writeFileAtomically(path: string, chunks: readonly Uint8Array[] | string): Promise<void> {
+export function writeFileAtomically(path: string, chunks: readonly Uint8Array[] | string): void {
   const temporary = `${path}.tmp-${process.pid}`;
-  unfinished.add(temporary);
   try {
-    const file = await open(temporary, 'w');
+    const file = openSync(temporary, 'w');
     try {
-      if (typeof chunks === 'string') await file.writeFile(chunks);
-      else await file.writev([...chunks]);
-      await file.sync();
+      for (const chunk of typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks) {
+        for (let written = 0; written < chunk.length;) written += writeSync(file, chunk, written);
+      }
+      fsyncSync(file);
     } finally {
-      await file.close();
+      closeSync(file);
     }
-    await rename(temporary, path);
-    const directory = await open(dirname(path), 'r');
-    await directory.sync().finally(() => directory.close());
+    renameSync(temporary, path);
+    const directory = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(directory);
+    } finally {
+      closeSync(directory);
+    }
   } catch (error) {
-    await rm(temporary, { force: true });
+    rmSync(temporary, { force: true });
     throw error;
-  } finally {
-    unfinished.delete(temporary);
   }
-}
-
-/**
- * For an exit that cannot wait (a second Ctrl-C): removes the temporary files of writes still
- * under way, so that nothing half written is left behind. The files they would have replaced are
- * untouched.
- */
-export function removeUnfinishedWrites(): void {
-  for (const temporary of unfinished) rmSync(temporary, { force: true });
 }

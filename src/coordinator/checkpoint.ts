@@ -35,7 +35,7 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Prom
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(header.length, MAGIC.length);
   const target = join(dir, CHECKPOINT_FILE);
-  await writeFileAtomically(target, [prefix, header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))]);
+  writeFileAtomically(target, [prefix, header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))]);
   return target;
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 // Registered so that tf.ready() picks wasm over tfjs's slow plain-JS backend when the host program
 // has not chosen a backend of its own.
 import '@tensorflow/tfjs-backend-wasm';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../files.js';
 import { paramLayout } from '../protocol.js';
@@ -55,7 +55,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []);
-      await writeFile(join(dir, WEIGHTS_BIN), new Uint8Array(weightData));
+      writeFileAtomically(join(dir, WEIGHTS_BIN), [new Uint8Array(weightData)]);
       const json: tf.io.ModelJSON = {
         modelTopology: artifacts.modelTopology as object,
         format: artifacts.format,
@@ -64,7 +64,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         trainingConfig: artifacts.trainingConfig,
         weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
       };
-      await writeFileAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
+      writeFileAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

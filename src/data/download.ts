@@ -47,7 +47,7 @@ export async function downloadFashionMnist(options: DownloadOptions): Promise<vo
     if (actual !== sha256) {
       throw new Error(`${url} has SHA-256 ${actual} after decompression, expected ${sha256}`);
     }
-    await writeFileAtomically(join(options.dir, `${file}.gz`), [bytes]);
+    writeFileAtomically(join(options.dir, `${file}.gz`), [bytes]);
   }
 }
 
