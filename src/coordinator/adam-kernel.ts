@@ -25,12 +25,6 @@ export function createOptimizerMemory(paramCount: number, slotCount: number): Op
   const floats = slotLength * (3 + slotCount);
   const pages = Math.ceil((floats * 4) / PAGE_BYTES);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  return viewsOf(memory, paramCount, slotCount);
-}
-
-/** The views of an optimizer memory, rebuilt in a worker from the memory it was sent. */
-export function viewsOf(memory: WebAssembly.Memory, paramCount: number, slotCount: number): OptimizerMemory {
-  const slotLength = Math.ceil(paramCount / 4) * 4;
   const view = (slot: number, length: number) => new Float32Array(memory.buffer, slot * slotLength * 4, length);
   return {
     memory, slotLength, slotCount,

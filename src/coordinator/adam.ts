@@ -39,8 +39,3 @@ export function adamUpdate(
     params[i] -= (alpha * mi) / (Math.sqrt(vi) + epsilon);
   }
 }
-
-/** A single gradient as a one-slot source, for callers that have it already reduced. */
-export function singleSlot(gradient: Float32Array): GradientSlots {
-  return { slots: gradient, slotLength: gradient.length, slotCount: 1, scale: 1 };
-}

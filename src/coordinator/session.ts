@@ -80,10 +80,6 @@ export class Session {
     });
   }
 
-  get globalStep(): number {
-    return this.#globalStep;
-  }
-
   /** Shuffles the training order for a new epoch and zeroes the epoch's totals and step counter. */
   beginEpoch(): void {
     const { order, stats, control } = this.shared;

@@ -6,7 +6,7 @@ const DEJAVU = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
 const DEJAVU_BOLD = '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf';
 let registered = false;
 
-export const FONT_FAMILY = 'DejaVu Sans, sans-serif';
+const FONT_FAMILY = 'DejaVu Sans, sans-serif';
 export const RED = '#d62728';
 export const INK = '#222222';
 

@@ -2,8 +2,8 @@ import type { EpochLog } from '../coordinator/options.js';
 import { centredText, font, INK, whiteCanvas } from './canvas.js';
 import type { Classification } from './classification.js';
 
-/** Cell geometry of the confusion matrix figure, so that tests can read its cells. */
-export const CONFUSION = { cell: 62, left: 120, top: 70 } as const;
+/** Cell geometry of the confusion matrix figure. */
+const CONFUSION = { cell: 62, left: 120, top: 70 } as const;
 
 /**
  * The confusion matrix: true class down, predicted across, counts in the cells, shaded by their

@@ -8,7 +8,7 @@ import { drawConfusionMatrix, drawLearningCurves } from './charts.js';
 import { type Classification, classify, perClassTable } from './classification.js';
 import { drawImageGrid } from './image-grid.js';
 
-export const REPORT_FILES = {
+const REPORT_FILES = {
   predictions: 'predictions.png',
   confusion: 'confusion-matrix.png',
   curves: 'learning-curves.png',
@@ -41,7 +41,7 @@ export interface Report {
 }
 
 /** The model's class for every image of a split: predict in batches of 1000 on the main thread. */
-export function predictClasses(model: tf.LayersModel, split: Split, height: number, width: number): Int32Array {
+function predictClasses(model: tf.LayersModel, split: Split, height: number, width: number): Int32Array {
   return tf.tidy(() => {
     const pixels = tf.tensor3d(split.images, [split.count, height, width], 'float32');
     const x = split.images instanceof Uint8Array ? tf.div(pixels, 255) : pixels;
