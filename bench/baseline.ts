@@ -13,7 +13,10 @@ export interface BaselineResult {
   readonly samplesPerSec: number;
 }
 
-export async function measureModelFit(data: Dataset, options: { batchSize: number; samples: number; iterations: number }): Promise<BaselineResult> {
+export async function measureModelFit(
+  data: Dataset,
+  options: { batchSize: number; samples: number; iterations: number },
+): Promise<BaselineResult> {
   await tf.setBackend('wasm');
   const { batchSize, samples, iterations } = options;
   const model = tf.sequential({
@@ -25,16 +28,29 @@ export async function measureModelFit(data: Dataset, options: { batchSize: numbe
   });
   model.compile({ optimizer: tf.train.adam(0.001), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const pixels = data.height * data.width;
-  const x = tf.tidy(() => tf.div(tf.tensor3d(data.train.images.subarray(0, samples * pixels), [samples, data.height, data.width], 'float32'), 255));
+  const x = tf.tidy(() =>
+    tf.div(
+      tf.tensor3d(data.train.images.subarray(0, samples * pixels), [samples, data.height, data.width], 'float32'),
+      255,
+    ),
+  );
   const y = tf.tensor1d(data.train.labels.subarray(0, samples), 'float32');
   const bench = new Bench({ iterations, time: 0, warmupIterations: 1, warmupTime: 0 });
-  bench.add('model.fit', async () => {
-    await model.fit(x, y, { batchSize, epochs: 1, shuffle: true, verbose: 0 });
-  }, { async: true });
+  bench.add(
+    'model.fit',
+    async () => {
+      await model.fit(x, y, { batchSize, epochs: 1, shuffle: true, verbose: 0 });
+    },
+    { async: true },
+  );
   await bench.run();
   const result = bench.tasks[0].result;
   if (result.state !== 'completed') throw new Error(`model.fit benchmark did not complete: ${result.state}`);
   tf.dispose([x, y]);
   model.dispose();
-  return { name: 'tfjs model.fit (wasm, main thread)', batchSize, samplesPerSec: samples / (result.latency.mean / 1000) };
+  return {
+    name: 'tfjs model.fit (wasm, main thread)',
+    batchSize,
+    samplesPerSec: samples / (result.latency.mean / 1000),
+  };
 }

@@ -14,10 +14,13 @@ async function shardsPerSecond(data: Dataset, threads: number, rows: number, ms:
   const go = new Int32Array(new SharedArrayBuffer(8));
   const job = { images: data.train.images, labels: data.train.labels, rows, ms, go };
   const workers = Array.from({ length: threads }, () => new Worker(WORKER, { workerData: job }));
-  const counts = workers.map((w) => new Promise<number>((resolve, reject) => {
-    w.once('message', resolve);
-    w.once('error', reject);
-  }));
+  const counts = workers.map(
+    (w) =>
+      new Promise<number>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      }),
+  );
   while (Atomics.load(go, 1) < threads) await new Promise((r) => setTimeout(r, 10));
   Atomics.store(go, 0, 1);
   Atomics.notify(go, 0);

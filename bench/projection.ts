@@ -29,9 +29,17 @@ export interface CostModel {
 
 /** Least squares for y = k0 * x0 + k1 * x1 (two unknowns, normal equations). */
 function fit2(rows: [number, number, number][]): [number, number] {
-  let s00 = 0, s01 = 0, s11 = 0, t0 = 0, t1 = 0;
+  let s00 = 0,
+    s01 = 0,
+    s11 = 0,
+    t0 = 0,
+    t1 = 0;
   for (const [x0, x1, y] of rows) {
-    s00 += x0 * x0; s01 += x0 * x1; s11 += x1 * x1; t0 += x0 * y; t1 += x1 * y;
+    s00 += x0 * x0;
+    s01 += x0 * x1;
+    s11 += x1 * x1;
+    t0 += x0 * y;
+    t1 += x1 * y;
   }
   const det = s00 * s11 - s01 * s01;
   return [(t0 * s11 - t1 * s01) / det, (s00 * t1 - s01 * t0) / det];
@@ -41,7 +49,8 @@ export function fitCostModel(samples: readonly StepSample[], params: number): Co
   const [a, b] = fit2(samples.map((s) => [1, s.batchSize / s.workers, s.gradientMs]));
   const [c, d] = fit2(samples.map((s) => [params / s.workers, params, s.updateMs]));
   const parallel = samples.filter((s) => s.workers > 1);
-  const e = parallel.length === 0 ? 0 : parallel.reduce((sum, s) => sum + s.waitMs / Math.log2(s.workers), 0) / parallel.length;
+  const e =
+    parallel.length === 0 ? 0 : parallel.reduce((sum, s) => sum + s.waitMs / Math.log2(s.workers), 0) / parallel.length;
   return { a, b, c, d, e, params };
 }
 

@@ -12,7 +12,15 @@ import { Session } from '../src/coordinator/session.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
-import { paramLayout, TIMING_GRADIENT, TIMING_STEPS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS } from '../src/protocol.js';
+import {
+  paramLayout,
+  TIMING_GRADIENT,
+  TIMING_STEPS,
+  TIMING_UPDATE,
+  TIMING_WAIT_GRADIENTS,
+  TIMING_WAIT_UPDATE,
+  TIMING_WORDS,
+} from '../src/protocol.js';
 import { type BaselineResult, measureModelFit } from './baseline.js';
 import { measureCeiling } from './ceiling.js';
 import { fitCostModel, modelMsPerStep, type StepSample } from './projection.js';
@@ -31,8 +39,14 @@ interface TrainerResult extends StepSample {
 
 function parsePlan(argv: string[]): Plan {
   const { values } = parseArgs({
-    args: argv, strict: true,
-    options: { workers: { type: 'string' }, 'batch-size': { type: 'string' }, quick: { type: 'boolean' }, json: { type: 'string' } },
+    args: argv,
+    strict: true,
+    options: {
+      workers: { type: 'string' },
+      'batch-size': { type: 'string' },
+      quick: { type: 'boolean' },
+      json: { type: 'string' },
+    },
   });
   const list = (flag: string, raw: string | undefined, fallback: number[]) => {
     if (raw === undefined) return fallback;
@@ -50,7 +64,12 @@ function parsePlan(argv: string[]): Plan {
   };
 }
 
-async function measureTrainer(data: Dataset, workers: number, batchSize: number, quick: boolean): Promise<TrainerResult> {
+async function measureTrainer(
+  data: Dataset,
+  workers: number,
+  batchSize: number,
+  quick: boolean,
+): Promise<TrainerResult> {
   const { progressIntervalMs: _, ...config } = resolveOptions({ workers, batchSize });
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
@@ -90,7 +109,9 @@ async function measureTrainer(data: Dataset, workers: number, batchSize: number,
       return sum / steps;
     };
     return {
-      workers, batchSize, msPerStep,
+      workers,
+      batchSize,
+      msPerStep,
       samplesPerSec: (batchSize / msPerStep) * 1000,
       gradientMs: phase(TIMING_GRADIENT),
       updateMs: phase(TIMING_UPDATE),
@@ -111,7 +132,10 @@ async function main(): Promise<void> {
   const machine = { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' };
   console.log(`Machine: ${machine.cpu}, ${cores} cores, Node.js ${machine.node}${plan.quick ? ' (quick run)' : ''}`);
   const over = plan.workers.filter((w) => w > cores);
-  if (over.length > 0) console.log(`Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`);
+  if (over.length > 0)
+    console.log(
+      `Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`,
+    );
   const data = await loadFashionMnist();
   const params = paramLayout([784, 128, 10]).count;
 
@@ -133,7 +157,9 @@ async function main(): Promise<void> {
   }
   const baselines: BaselineResult[] = [];
   for (const batchSize of plan.batchSizes) {
-    baselines.push(await measureModelFit(data, { batchSize, samples: plan.quick ? 2048 : 8192, iterations: plan.quick ? 2 : 3 }));
+    baselines.push(
+      await measureModelFit(data, { batchSize, samples: plan.quick ? 2048 : 8192, iterations: plan.quick ? 2 : 3 }),
+    );
   }
 
   const results = measured.map((r) => {
@@ -145,7 +171,9 @@ async function main(): Promise<void> {
   for (const batchSize of plan.batchSizes) {
     const baseline = baselines.find((b) => b.batchSize === batchSize) as BaselineResult;
     console.log(`\nGlobal batch ${batchSize}: ${baseline.name}: ${baseline.samplesPerSec.toFixed(0)} samples/s`);
-    console.log(`${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('RSS MB', 7)} | per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)}`);
+    console.log(
+      `${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('RSS MB', 7)} | per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)}`,
+    );
     for (const r of results.filter((x) => x.batchSize === batchSize)) {
       // Fixed cost per step: everything but computing the gradient (barriers, all-reduce, Adam).
       const fixed = r.msPerStep - r.gradientMs;
@@ -161,17 +189,34 @@ async function main(): Promise<void> {
   const projection = {
     model: 'msPerStep = a + b*B/N + c*P/N + d*P + e*log2(N), fitted to the runs with workers <= cores',
     coefficients: model,
-    fit: fitted.map((r) => ({ batchSize: r.batchSize, workers: r.workers, measuredMsPerStep: r.msPerStep, modelMsPerStep: modelMsPerStep(model, r.workers, r.batchSize) })),
-    projected: plan.batchSizes.flatMap((batchSize) => [4, 8, 16, 32, 64].map((cores) => ({
-      cores, workers: cores, batchSize, samplesPerSec: (batchSize / modelMsPerStep(model, cores, batchSize)) * 1000,
-    }))),
+    fit: fitted.map((r) => ({
+      batchSize: r.batchSize,
+      workers: r.workers,
+      measuredMsPerStep: r.msPerStep,
+      modelMsPerStep: modelMsPerStep(model, r.workers, r.batchSize),
+    })),
+    projected: plan.batchSizes.flatMap((batchSize) =>
+      [4, 8, 16, 32, 64].map((cores) => ({
+        cores,
+        workers: cores,
+        batchSize,
+        samplesPerSec: (batchSize / modelMsPerStep(model, cores, batchSize)) * 1000,
+      })),
+    ),
   };
   console.log('\nProjection (a model fitted to the runs above, not a measurement):');
   console.log(`  ${projection.model}`);
-  console.log(`  a=${model.a.toFixed(3)} ms, b=${(model.b * 1000).toFixed(2)} us/sample, c=${(model.c * 1e6).toFixed(2)} ns/param, d=${(model.d * 1e6).toFixed(2)} ns/param, e=${model.e.toFixed(3)} ms`);
-  for (const f of projection.fit) console.log(`  fit: batch ${f.batchSize}, ${f.workers} workers: measured ${f.measuredMsPerStep.toFixed(3)} ms/step, model ${f.modelMsPerStep.toFixed(3)}`);
+  console.log(
+    `  a=${model.a.toFixed(3)} ms, b=${(model.b * 1000).toFixed(2)} us/sample, c=${(model.c * 1e6).toFixed(2)} ns/param, d=${(model.d * 1e6).toFixed(2)} ns/param, e=${model.e.toFixed(3)} ms`,
+  );
+  for (const f of projection.fit)
+    console.log(
+      `  fit: batch ${f.batchSize}, ${f.workers} workers: measured ${f.measuredMsPerStep.toFixed(3)} ms/step, model ${f.modelMsPerStep.toFixed(3)}`,
+    );
   for (const batchSize of plan.batchSizes) {
-    const row = projection.projected.filter((p) => p.batchSize === batchSize).map((p) => `${p.cores} cores ${p.samplesPerSec.toFixed(0)}`);
+    const row = projection.projected
+      .filter((p) => p.batchSize === batchSize)
+      .map((p) => `${p.cores} cores ${p.samplesPerSec.toFixed(0)}`);
     console.log(`  projected samples/s at batch ${batchSize}: ${row.join(', ')}`);
   }
   if (plan.json) {

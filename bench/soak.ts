@@ -12,28 +12,43 @@ import { loadFashionMnist, train } from '../src/index.js';
 async function main(): Promise<void> {
   let values: { epochs?: string; workers?: string; json?: string };
   try {
-    ({ values } = parseArgs({ strict: true, options: { epochs: { type: 'string' }, workers: { type: 'string' }, json: { type: 'string' } } }));
+    ({ values } = parseArgs({
+      strict: true,
+      options: { epochs: { type: 'string' }, workers: { type: 'string' }, json: { type: 'string' } },
+    }));
   } catch (error) {
     throw new OptionError((error as Error).message.split('\n')[0]);
   }
-  const epochs = values.epochs === undefined ? 30 : checkNumber('epochs', Number(values.epochs), '--epochs', JSON.stringify(values.epochs));
-  const workers = values.workers === undefined ? 8 : checkNumber('workers', Number(values.workers), '--workers', JSON.stringify(values.workers));
+  const epochs =
+    values.epochs === undefined
+      ? 30
+      : checkNumber('epochs', Number(values.epochs), '--epochs', JSON.stringify(values.epochs));
+  const workers =
+    values.workers === undefined
+      ? 8
+      : checkNumber('workers', Number(values.workers), '--workers', JSON.stringify(values.workers));
   const data = await loadFashionMnist();
   const rows: { epoch: number; rssMb: number; seconds: number; testAccuracy: number }[] = [];
   console.log(`Soak: ${epochs} epochs, ${workers} workers`);
   console.log('epoch  RSS MB  seconds  test accuracy');
   await train({
-    data, workers, epochs,
+    data,
+    workers,
+    epochs,
     onEpochEnd: (log) => {
       const rssMb = process.memoryUsage.rss() / 2 ** 20;
       rows.push({ epoch: log.epoch, rssMb, seconds: log.seconds, testAccuracy: log.testAccuracy });
-      console.log(`${String(log.epoch).padStart(5)}  ${rssMb.toFixed(1).padStart(6)}  ${log.seconds.toFixed(2).padStart(7)}  ${log.testAccuracy.toFixed(4)}`);
+      console.log(
+        `${String(log.epoch).padStart(5)}  ${rssMb.toFixed(1).padStart(6)}  ${log.seconds.toFixed(2).padStart(7)}  ${log.testAccuracy.toFixed(4)}`,
+      );
     },
   });
   const from = rows.find((r) => r.epoch === Math.min(5, epochs)) as (typeof rows)[number];
   const to = rows[rows.length - 1];
   const growth = (to.rssMb - from.rssMb) / from.rssMb;
-  console.log(`RSS from epoch ${from.epoch} to ${to.epoch}: ${from.rssMb.toFixed(1)} -> ${to.rssMb.toFixed(1)} MB (${(100 * growth).toFixed(2)}%)`);
+  console.log(
+    `RSS from epoch ${from.epoch} to ${to.epoch}: ${from.rssMb.toFixed(1)} -> ${to.rssMb.toFixed(1)} MB (${(100 * growth).toFixed(2)}%)`,
+  );
   if (values.json) writeFileSync(values.json, `${JSON.stringify({ epochs, workers, rows, growth }, null, 2)}\n`);
 }
 

@@ -14,7 +14,10 @@ Prints the shapes, pixel range and class counts of Fashion-MNIST, and writes exp
 async function main(): Promise<void> {
   let values: { data?: string; out?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ strict: true, options: { data: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      strict: true,
+      options: { data: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (error) {
     throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
   }
@@ -34,13 +37,19 @@ async function main(): Promise<void> {
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  console.log(`Pixel range: ${min} to ${max} (scaled to ${(min / 255).toFixed(1)} to ${(max / 255).toFixed(1)} for training)`);
+  console.log(
+    `Pixel range: ${min} to ${max} (scaled to ${(min / 255).toFixed(1)} to ${(max / 255).toFixed(1)} for training)`,
+  );
   const counts = (labels: Uint8Array) => classNames.map((_, c) => labels.reduce((n, l) => n + (l === c ? 1 : 0), 0));
   const trainCounts = counts(train.labels);
   const testCounts = counts(test.labels);
   const widthOfName = Math.max(...classNames.map((n) => n.length));
   console.log(`${'class'.padEnd(widthOfName + 4)}  train   test`);
-  classNames.forEach((name, c) => console.log(`${c} ${name.padEnd(widthOfName + 2)}  ${String(trainCounts[c]).padStart(5)}  ${String(testCounts[c]).padStart(5)}`));
+  classNames.forEach((name, c) =>
+    console.log(
+      `${c} ${name.padEnd(widthOfName + 2)}  ${String(trainCounts[c]).padStart(5)}  ${String(testCounts[c]).padStart(5)}`,
+    ),
+  );
   const out = values.out ?? join('runs', 'explore');
   await mkdir(out, { recursive: true });
   const pixels = height * width;

@@ -27,14 +27,28 @@ recall per class:
   --seed N              chooses the 100 images (default: 1)`;
 
 async function main(): Promise<void> {
-  let values: { model?: string; image?: string[]; 'save-preprocessed'?: boolean; data?: string; out?: string; seed?: string; help?: boolean };
+  let values: {
+    model?: string;
+    image?: string[];
+    'save-preprocessed'?: boolean;
+    data?: string;
+    out?: string;
+    seed?: string;
+    help?: boolean;
+  };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      strict: true, allowPositionals: true,
+      strict: true,
+      allowPositionals: true,
       options: {
-        model: { type: 'string' }, image: { type: 'string', multiple: true }, 'save-preprocessed': { type: 'boolean' },
-        data: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        model: { type: 'string' },
+        image: { type: 'string', multiple: true },
+        'save-preprocessed': { type: 'boolean' },
+        data: { type: 'string' },
+        out: { type: 'string' },
+        seed: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
@@ -44,10 +58,12 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (values.model === undefined) throw new OptionError('--model DIR is required: a directory written by npm run train');
+  if (values.model === undefined)
+    throw new OptionError('--model DIR is required: a directory written by npm run train');
   // `--image a.png b.png`: the images after the first come as positionals.
   const images = [...(values.image ?? []), ...positionals];
-  if (positionals.length > 0 && values.image === undefined) throw new OptionError(`unexpected argument ${positionals[0]} (see --help)`);
+  if (positionals.length > 0 && values.image === undefined)
+    throw new OptionError(`unexpected argument ${positionals[0]} (see --help)`);
   if (!existsSync(join(values.model, 'model.json'))) {
     throw new DataError(`--model "${values.model}" has no model.json; pass a directory written by npm run train`);
   }
@@ -56,14 +72,28 @@ async function main(): Promise<void> {
     await classifyImages(model, images, values['save-preprocessed'] === true);
     return;
   }
-  const seed = values.seed === undefined ? 1 : checkNumber('seed', Number(values.seed), '--seed', JSON.stringify(values.seed));
+  const seed =
+    values.seed === undefined ? 1 : checkNumber('seed', Number(values.seed), '--seed', JSON.stringify(values.seed));
   const data = await loadFashionMnist({ dir: values.data });
   const metricsPath = join(values.model, 'metrics.json');
-  const history = existsSync(metricsPath) ? (JSON.parse(await readFile(metricsPath, 'utf8')).epochs as EpochLog[]) : undefined;
+  const history = existsSync(metricsPath)
+    ? (JSON.parse(await readFile(metricsPath, 'utf8')).epochs as EpochLog[])
+    : undefined;
   const out = values.out ?? values.model;
-  const report = await writeReport({ model, test: data.test, height: data.height, width: data.width, classNames: data.classNames, history, seed, dir: out });
+  const report = await writeReport({
+    model,
+    test: data.test,
+    height: data.height,
+    width: data.width,
+    classNames: data.classNames,
+    history,
+    seed,
+    dir: out,
+  });
   console.log(report.table);
-  console.log(`Wrote ${report.files.map((f) => join(out, f)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`);
+  console.log(
+    `Wrote ${report.files.map((f) => join(out, f)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`,
+  );
 }
 
 async function classifyImages(model: tf.LayersModel, paths: string[], savePreprocessed: boolean): Promise<void> {
@@ -71,8 +101,12 @@ async function classifyImages(model: tf.LayersModel, paths: string[], savePrepro
   // Every file is checked before any is classified: one bad file, one error, nothing half done.
   for (const path of paths) prepared.push({ path, pixels: await preprocessImage(path) });
   for (const { path, pixels } of prepared) {
-    const probabilities = tf.tidy(() => (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync());
-    const top = Array.from(probabilities, (p, c) => ({ p, c })).sort((a, b) => b.p - a.p).slice(0, 3);
+    const probabilities = tf.tidy(() =>
+      (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
+    );
+    const top = Array.from(probabilities, (p, c) => ({ p, c }))
+      .sort((a, b) => b.p - a.p)
+      .slice(0, 3);
     console.log(`${path}: ${top.map(({ p, c }) => `${FASHION_MNIST_CLASSES[c]} ${(100 * p).toFixed(1)}%`).join(', ')}`);
     if (savePreprocessed) {
       const target = `${path}.28x28.png`;

@@ -49,7 +49,9 @@ async function run(args: TrainArgs): Promise<void> {
       process.stderr.write(`\n${name} again: exiting now\n`);
       process.exit(130);
     }
-    process.stderr.write(`\n${name}: finishing the current step and writing a checkpoint (${name} again exits at once)\n`);
+    process.stderr.write(
+      `\n${name}: finishing the current step and writing a checkpoint (${name} again exits at once)\n`,
+    );
     interrupter.abort();
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -87,11 +89,22 @@ async function run(args: TrainArgs): Promise<void> {
   writeFileAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   say(`Saved the model (model.json, weights.bin) and metrics.json in ${args.out} (${result.wallSeconds.toFixed(1)} s)`);
   const report = await writeReport({
-    model: result.model, test: data.test, height: data.height, width: data.width, classNames: data.classNames,
-    history: result.history, seed: result.config.seed, dir: args.out,
+    model: result.model,
+    test: data.test,
+    height: data.height,
+    width: data.width,
+    classNames: data.classNames,
+    history: result.history,
+    seed: result.config.seed,
+    dir: args.out,
   });
   say(report.table);
-  say(`Pictures: ${report.files.filter((f) => f.endsWith('.png')).map((f) => join(args.out, f)).join(', ')}`);
+  say(
+    `Pictures: ${report.files
+      .filter((f) => f.endsWith('.png'))
+      .map((f) => join(args.out, f))
+      .join(', ')}`,
+  );
   say(`Test loss: ${result.testLoss.toFixed(4)}`);
   console.log(`Test accuracy: ${result.testAccuracy.toFixed(4)}`);
 }

@@ -41,7 +41,10 @@ export class InterruptedError extends Error {
   /** The checkpoint file written, if the run had a checkpoint directory. */
   readonly checkpoint: string | undefined;
   constructor(where: { epoch: number; step: number; checkpoint: string | undefined }) {
-    super(`training was interrupted at epoch ${where.epoch}, step ${where.step}` + (where.checkpoint ? `; checkpoint written to ${where.checkpoint}` : ''));
+    super(
+      `training was interrupted at epoch ${where.epoch}, step ${where.step}` +
+        (where.checkpoint ? `; checkpoint written to ${where.checkpoint}` : ''),
+    );
     ({ epoch: this.epoch, step: this.step, checkpoint: this.checkpoint } = where);
   }
 }
@@ -51,5 +54,10 @@ export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError, 
 
 /** True for the errors a user causes: the command line prints their message alone. */
 export function isUserError(error: unknown): error is OptionError | DataError | AbortError | NonFiniteError {
-  return error instanceof OptionError || error instanceof DataError || error instanceof AbortError || error instanceof NonFiniteError;
+  return (
+    error instanceof OptionError ||
+    error instanceof DataError ||
+    error instanceof AbortError ||
+    error instanceof NonFiniteError
+  );
 }

@@ -35,7 +35,10 @@ describe('AdamKernel (WebAssembly SIMD all-reduce + Adam)', () => {
         for (let i = 0; i < memory.grads.length; i++) memory.grads[i] = random() * 10 ** Math.floor(random() * 4);
         const source = { slots: memory.grads, slotLength: memory.slotLength, slotCount, scale: 1 / 96 };
         // Two slices, as two workers would update them; the first has an odd length.
-        for (const [lo, hi] of [[0, 333], [333, count]]) {
+        for (const [lo, hi] of [
+          [0, 333],
+          [333, count],
+        ]) {
           kernel.update(lo, hi, 1 / 96, step, ADAM_DEFAULTS, 0.003);
           adamUpdate(reference, source, lo, hi, step, ADAM_DEFAULTS, 0.003);
         }

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/coordinator/adam.js';
 
 /** An already reduced gradient: one slot, scale 1. */
-const gradient = (...values: number[]) => ({ slots: Float32Array.from(values), slotLength: values.length, slotCount: 1, scale: 1 });
+const gradient = (...values: number[]) => ({
+  slots: Float32Array.from(values),
+  slotLength: values.length,
+  slotCount: 1,
+  scale: 1,
+});
 
 describe('adamUpdate', () => {
   it('matches two Adam steps worked by hand (Keras update, lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)', () => {

@@ -5,11 +5,7 @@ import { paramLayout, paramSliceOf, shardOf } from '../dist/src/protocol.js';
 
 describe('the all-reduce', () => {
   // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
-  const slots = new Float32Array([
-    1, 2, 3, 4,
-    10, 20, 30, 40,
-    100, 200, 300, 400,
-  ]);
+  const slots = new Float32Array([1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400]);
   const source = { slots, slotLength: 4, slotCount: 3, scale: 1 / 4 };
 
   it('sums every slot and scales by 1 / global batch', () => {
@@ -30,7 +26,13 @@ describe('the all-reduce', () => {
 
 describe('sharding', () => {
   it('splits a batch into contiguous shards that cover it exactly, sizes within one', () => {
-    for (const [count, workers] of [[32, 1], [32, 3], [96, 8], [5, 8], [1, 4]]) {
+    for (const [count, workers] of [
+      [32, 1],
+      [32, 3],
+      [96, 8],
+      [5, 8],
+      [1, 4],
+    ]) {
       const shards = Array.from({ length: workers }, (_, r) => shardOf(100, count, r, workers));
       expect(shards[0][0]).toBe(100);
       expect(shards[workers - 1][1]).toBe(100 + count);

@@ -23,14 +23,38 @@ const cases: [string, () => string[], RegExp][] = [
   ['--workers abc', () => ['--workers', 'abc'], /^error: --workers must be an integer between 1 and 64, got "abc"$/],
   ['--workers 1000', () => ['--workers', '1000'], /^error: --workers must be an integer between 1 and 64, got "1000"$/],
   ['--epochs 0', () => ['--epochs', '0'], /^error: --epochs must be an integer between 1 and 100000, got "0"$/],
-  ['--batch-size 0', () => ['--batch-size', '0'], /^error: --batch-size must be an integer between 1 and 1000000, got "0"$/],
+  [
+    '--batch-size 0',
+    () => ['--batch-size', '0'],
+    /^error: --batch-size must be an integer between 1 and 1000000, got "0"$/,
+  ],
   ['--lr abc', () => ['--lr', 'abc'], /^error: --lr must be a number greater than 0 and at most 1000000, got "abc"$/],
-  ['--hidden 128,x', () => ['--hidden', '128,x'], /^error: --hidden must be a list of up to 16 layer widths, each an integer between 1 and 8192, got "128,x"$/],
+  [
+    '--hidden 128,x',
+    () => ['--hidden', '128,x'],
+    /^error: --hidden must be a list of up to 16 layer widths, each an integer between 1 and 8192, got "128,x"$/,
+  ],
   ['an unknown flag', () => ['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
-  ['a data directory that does not exist', () => ['--data', '/nonexistent/fashion'], /^error: data directory "\/nonexistent\/fashion" does not exist or is not a directory$/],
-  ['a truncated gzip', () => ['--data', brokenData('truncated gzip')], /^error: .*train-images-idx3-ubyte\.gz: not a valid gzip file \(unexpected end of file\); delete it and get it again$/],
-  ['an IDX file with the wrong magic', () => ['--data', brokenData('wrong magic')], /^error: .*train-images-idx3-ubyte\.gz: wrong IDX magic number 0x00000801, expected 0x00000803/],
-  ['images and labels of different counts', () => ['--data', brokenData('count mismatch')], /^error: .*t10k-labels-idx1-ubyte\.gz: 5 labels for the 4 images of .*; they must be the same split$/],
+  [
+    'a data directory that does not exist',
+    () => ['--data', '/nonexistent/fashion'],
+    /^error: data directory "\/nonexistent\/fashion" does not exist or is not a directory$/,
+  ],
+  [
+    'a truncated gzip',
+    () => ['--data', brokenData('truncated gzip')],
+    /^error: .*train-images-idx3-ubyte\.gz: not a valid gzip file \(unexpected end of file\); delete it and get it again$/,
+  ],
+  [
+    'an IDX file with the wrong magic',
+    () => ['--data', brokenData('wrong magic')],
+    /^error: .*train-images-idx3-ubyte\.gz: wrong IDX magic number 0x00000801, expected 0x00000803/,
+  ],
+  [
+    'images and labels of different counts',
+    () => ['--data', brokenData('count mismatch')],
+    /^error: .*t10k-labels-idx1-ubyte\.gz: 5 labels for the 4 images of .*; they must be the same split$/,
+  ],
 ];
 
 describe('npm run train with bad input', () => {
@@ -56,13 +80,25 @@ describe('npm run train with bad input', () => {
   it('refuses an --out that cannot be written before training (/proc: CI runs as root, whom chmod does not stop)', async () => {
     const { code, stderr } = await runNode(TRAIN_CLI, ['--out', '/proc/fmnist-test-out']);
     expect(code).toBe(1);
-    expect(stderr.trimEnd()).toBe('error: --out "/proc/fmnist-test-out" cannot be written (ENOENT); pick another --out');
+    expect(stderr.trimEnd()).toBe(
+      'error: --out "/proc/fmnist-test-out" cannot be written (ENOENT); pick another --out',
+    );
   });
 
   it('prints its flags with --help', async () => {
     const { code, stdout } = await runNode(TRAIN_CLI, ['--help']);
     expect(code).toBe(0);
-    for (const flag of ['--workers', '--epochs', '--batch-size', '--lr', '--seed', '--hidden', '--data', '--out', '--quiet']) {
+    for (const flag of [
+      '--workers',
+      '--epochs',
+      '--batch-size',
+      '--lr',
+      '--seed',
+      '--hidden',
+      '--data',
+      '--out',
+      '--quiet',
+    ]) {
       expect(stdout).toContain(flag);
     }
   });

@@ -61,7 +61,9 @@ describe('downloadFashionMnist', () => {
 
   it('refuses a truncated gzip and a missing file, leaving no file behind', async () => {
     const dir = tempDir();
-    await expect(downloadFashionMnist({ dir, mirror: `${base}/truncated` })).rejects.toThrow(/not a valid gzip file \(unexpected end of file\)/);
+    await expect(downloadFashionMnist({ dir, mirror: `${base}/truncated` })).rejects.toThrow(
+      /not a valid gzip file \(unexpected end of file\)/,
+    );
     await expect(downloadFashionMnist({ dir, mirror: `${base}/missing` })).rejects.toThrow(/answered HTTP 404/);
     expect(readdirSync(dir)).toEqual([]);
   });
@@ -70,7 +72,11 @@ describe('downloadFashionMnist', () => {
 describe('loadFashionMnist when no directory has the data', () => {
   it('downloads into the download directory, then loads', async () => {
     const downloadDir = join(tempDir(), 'data');
-    const data = await loadFashionMnist({ env: { FASHION_MNIST_MIRROR: `${base}/good` }, searchDirs: [tempDir()], downloadDir });
+    const data = await loadFashionMnist({
+      env: { FASHION_MNIST_MIRROR: `${base}/good` },
+      searchDirs: [tempDir()],
+      downloadDir,
+    });
     expect(data.train.count).toBe(60_000);
     expect(readdirSync(downloadDir)).toHaveLength(4);
   });
@@ -83,7 +89,11 @@ describe('loadFashionMnist when no directory has the data', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const mirror = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));
-    const error = await loadFashionMnist({ env: { FASHION_MNIST_MIRROR: mirror }, searchDirs: [empty], downloadDir: join(empty, 'dl') }).catch((e: Error) => e);
+    const error = await loadFashionMnist({
+      env: { FASHION_MNIST_MIRROR: mirror },
+      searchDirs: [empty],
+      downloadDir: join(empty, 'dl'),
+    }).catch((e: Error) => e);
     expect((error as Error).name).toBe('DataError');
     expect((error as Error).message).toBe(
       `Fashion-MNIST is not in ${empty}, and downloading it from ${mirror} failed ` +

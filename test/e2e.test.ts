@@ -23,19 +23,44 @@ async function accuracyOf(model: tf.LayersModel): Promise<number> {
 describe('npm run train, end to end on the real data', () => {
   it('trains 1 epoch on 2 workers, saves metrics and a model tf.loadLayersModel loads with the same accuracy', async () => {
     const out = join(tempDir(), 'run');
-    const { code, stdout, stderr } = await runNode(TRAIN_CLI, ['--workers', '2', '--epochs', '1', '--data', DEBIAN_DIR, '--out', out]);
+    const { code, stdout, stderr } = await runNode(TRAIN_CLI, [
+      '--workers',
+      '2',
+      '--epochs',
+      '1',
+      '--data',
+      DEBIAN_DIR,
+      '--out',
+      out,
+    ]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Epoch 1\/1$/m);
-    expect(stdout).toMatch(/^(\d+)\/\1 \[=+\] - \d+s \d+(ms|us)\/step - loss: 0\.\d{4} - accuracy: 0\.\d{4} - test_loss: 0\.\d{4} - test_accuracy: 0\.\d{4}$/m);
+    expect(stdout).toMatch(
+      /^(\d+)\/\1 \[=+\] - \d+s \d+(ms|us)\/step - loss: 0\.\d{4} - accuracy: 0\.\d{4} - test_loss: 0\.\d{4} - test_accuracy: 0\.\d{4}$/m,
+    );
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(stdout).toContain(`Test accuracy: ${metrics.testAccuracy.toFixed(4)}`);
     expect(metrics.testAccuracy).toBeGreaterThanOrEqual(0.83);
     expect(metrics.testLoss).toBeLessThan(0.6);
     expect(metrics.wallSeconds).toBeGreaterThan(0);
-    expect(metrics.config).toMatchObject({ workers: 2, epochs: 1, batchSize: 128, seed: 1, hidden: [128], schedule: 'cosine' });
+    expect(metrics.config).toMatchObject({
+      workers: 2,
+      epochs: 1,
+      batchSize: 128,
+      seed: 1,
+      hidden: [128],
+      schedule: 'cosine',
+    });
     expect(metrics.epochs).toHaveLength(1);
-    expect(Object.keys(metrics.epochs[0]).sort()).toEqual(['accuracy', 'epoch', 'loss', 'seconds', 'testAccuracy', 'testLoss']);
+    expect(Object.keys(metrics.epochs[0]).sort()).toEqual([
+      'accuracy',
+      'epoch',
+      'loss',
+      'seconds',
+      'testAccuracy',
+      'testLoss',
+    ]);
     expect(metrics.epochs[0].testAccuracy).toBe(metrics.testAccuracy);
 
     const model = await loadModel(out);

@@ -8,7 +8,10 @@ beforeAll(async () => {
   const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
   // 640 real training images at a global batch of 32: one epoch is 20 steps.
   const count = 640;
-  slice = { ...data, train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count } };
+  slice = {
+    ...data,
+    train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count },
+  };
 });
 
 async function trainedWeights(workers: number, batchSize = 32) {
@@ -27,12 +30,16 @@ describe('data parallelism', () => {
   it('gives the parameters of one worker with 2, 4 and 8 (more than the cores): 20 steps from one seed agree to 1e-5', async () => {
     const one = await trainedWeights(1);
     expect(one.weights.map((w) => w.length)).toEqual([784 * 128, 128, 128 * 10, 10]);
-    for (const workers of [2, 8]) expect(maxAbsDifference(one.weights, (await trainedWeights(workers)).weights)).toBeLessThan(1e-5);
+    for (const workers of [2, 8])
+      expect(maxAbsDifference(one.weights, (await trainedWeights(workers)).weights)).toBeLessThan(1e-5);
     const four = await trainedWeights(4);
     expect(maxAbsDifference(one.weights, four.weights)).toBeLessThan(1e-5);
     // And training did move them: the check would be empty if nothing had changed.
-    const fresh = (await train({ data: slice, workers: 1, epochs: 1, batchSize: 32, seed: 5, learningRate: Number.MIN_VALUE })).model
-      .getWeights().map((w) => w.dataSync().slice());
+    const fresh = (
+      await train({ data: slice, workers: 1, epochs: 1, batchSize: 32, seed: 5, learningRate: Number.MIN_VALUE })
+    ).model
+      .getWeights()
+      .map((w) => w.dataSync().slice());
     expect(maxAbsDifference(one.weights, fresh)).toBeGreaterThan(1e-3);
     expect(one.history[0].loss).toBeCloseTo(four.history[0].loss, 5);
     expect(one.history[0].testAccuracy).toBeCloseTo(four.history[0].testAccuracy, 3);
@@ -43,7 +50,15 @@ describe('data parallelism', () => {
     const one = await trainedWeights(1, 96);
     const three = await trainedWeights(3, 96);
     expect(maxAbsDifference(one.weights, three.weights)).toBeLessThan(1e-5);
-    const tiny = { ...slice, train: { ...slice.train, count: 30, images: slice.train.images.subarray(0, 30 * 784), labels: slice.train.labels.subarray(0, 30) } };
+    const tiny = {
+      ...slice,
+      train: {
+        ...slice.train,
+        count: 30,
+        images: slice.train.images.subarray(0, 30 * 784),
+        labels: slice.train.labels.subarray(0, 30),
+      },
+    };
     const a = await train({ data: tiny, workers: 1, epochs: 1, batchSize: 3, seed: 2 });
     const b = await train({ data: tiny, workers: 4, epochs: 1, batchSize: 3, seed: 2 });
     const weightsOf = (r: typeof a) => r.model.getWeights().map((w) => w.dataSync().slice());

@@ -11,7 +11,9 @@ describe('examples/embed.ts', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Training on 6000 images with 2 workers/m);
     expect(stdout).toMatch(/^epoch 2: loss 0\.\d{4}, test accuracy 0\.\d{4}$/m);
-    expect(stdout).toMatch(new RegExp(`^saved to ${out}; reloaded model has 101770 parameters; test accuracy 0\\.(7|8)\\d{3}$`, 'm'));
+    expect(stdout).toMatch(
+      new RegExp(`^saved to ${out}; reloaded model has 101770 parameters; test accuracy 0\\.(7|8)\\d{3}$`, 'm'),
+    );
     expect(existsSync(join(out, 'model.json'))).toBe(true);
   });
 });

@@ -43,14 +43,19 @@ describe('loadFashionMnist', () => {
       `${join(mismatched, 't10k-labels-idx1-ubyte.gz')}: 5 labels for the 4 images of ${join(mismatched, 't10k-images-idx3-ubyte.gz')}; they must be the same split`,
     );
     const badLabel = tinyDataset({ trainLabels: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1]) });
-    await expect(loadFashionMnist({ dir: badLabel, env: {} })).rejects.toThrow('label 10 at index 10 is outside the 10 classes 0-9');
+    await expect(loadFashionMnist({ dir: badLabel, env: {} })).rejects.toThrow(
+      'label 10 at index 10 is outside the 10 classes 0-9',
+    );
   });
 
-  it('loads the real dataset from Debian\'s package: 60,000 + 10,000 images, 6,000 / 1,000 per class, checksums as published', async () => {
+  it("loads the real dataset from Debian's package: 60,000 + 10,000 images, 6,000 / 1,000 per class, checksums as published", async () => {
     const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
     expect(data.train.count).toBe(60_000);
     expect(data.test.count).toBe(10_000);
-    for (const [split, perClass] of [[data.train, 6000], [data.test, 1000]] as const) {
+    for (const [split, perClass] of [
+      [data.train, 6000],
+      [data.test, 1000],
+    ] as const) {
       const counts = new Array(10).fill(0);
       for (const label of split.labels) counts[label]++;
       expect(counts).toEqual(new Array(10).fill(perClass));

@@ -32,10 +32,14 @@ async function onlyDataErrors<T>(read: () => T | Promise<T>, valid: (result: T) 
   expect(valid(result)).toBe(true);
 }
 
-const validIdx = (result: { dims: readonly number[]; data: Uint8Array }) => result.data.length === result.dims.reduce((a, b) => a * b, 1);
+const validIdx = (result: { dims: readonly number[]; data: Uint8Array }) =>
+  result.data.length === result.dims.reduce((a, b) => a * b, 1);
 
 /** A small valid IDX image file, and ways to damage it. */
-const images = idxBytes([3, 4, 5], Uint8Array.from({ length: 60 }, (_, i) => i * 4));
+const images = idxBytes(
+  [3, 4, 5],
+  Uint8Array.from({ length: 60 }, (_, i) => i * 4),
+);
 const damaged = (bytes: Uint8Array) =>
   fc.oneof(
     fc.nat({ max: bytes.length - 1 }).map((n) => bytes.subarray(0, n)),
@@ -49,28 +53,43 @@ const damaged = (bytes: Uint8Array) =>
 
 describe('fuzzing the IDX reader', () => {
   it('random bytes, as labels or images: a valid array or a DataError', async () => {
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(1, 3), async (bytes, rank) => {
-      await onlyDataErrors(() => parseIdx(bytes, 'fuzz', rank), validIdx);
-    }), { numRuns: 500 });
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(1, 3), async (bytes, rank) => {
+        await onlyDataErrors(() => parseIdx(bytes, 'fuzz', rank), validIdx);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('huge declared dimensions fail at once, without allocating them', () => {
-    fc.assert(fc.property(fc.tuple(fc.nat(), fc.nat(), fc.nat()), fc.uint8Array({ maxLength: 64 }), (dims, payload) => {
-      const bytes = idxBytes(dims.map((d) => d + 1000), payload);
-      const before = process.memoryUsage().arrayBuffers;
-      expect(() => parseIdx(bytes, 'fuzz', 3)).toThrow(DataError);
-      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.tuple(fc.nat(), fc.nat(), fc.nat()), fc.uint8Array({ maxLength: 64 }), (dims, payload) => {
+        const bytes = idxBytes(
+          dims.map((d) => d + 1000),
+          payload,
+        );
+        const before = process.memoryUsage().arrayBuffers;
+        expect(() => parseIdx(bytes, 'fuzz', 3)).toThrow(DataError);
+        expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('truncations and bit flips of a valid file, raw or gzipped: a valid array or a DataError', async () => {
-    await fc.assert(fc.asyncProperty(damaged(images), async (bytes) => {
-      await onlyDataErrors(() => readIdxFile(writeTemp(bytes, 'idx'), 3), validIdx);
-    }), { numRuns: 200 });
+    await fc.assert(
+      fc.asyncProperty(damaged(images), async (bytes) => {
+        await onlyDataErrors(() => readIdxFile(writeTemp(bytes, 'idx'), 3), validIdx);
+      }),
+      { numRuns: 200 },
+    );
     const zipped = gzip(images);
-    await fc.assert(fc.asyncProperty(damaged(zipped), async (bytes) => {
-      await onlyDataErrors(() => readIdxFile(writeTemp(bytes, 'gz'), 3), validIdx);
-    }), { numRuns: 200 });
+    await fc.assert(
+      fc.asyncProperty(damaged(zipped), async (bytes) => {
+        await onlyDataErrors(() => readIdxFile(writeTemp(bytes, 'gz'), 3), validIdx);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('a gzip bomb is refused, not inflated: output is bounded by what deflate can encode', async () => {
@@ -93,18 +112,27 @@ describe('fuzzing the image decoder', () => {
   };
   const validImage = (pixels: Uint8Array) => pixels.length === 784;
 
-  for (const [type, extension] of [['image/png', 'png'], ['image/jpeg', 'jpg']] as const) {
+  for (const [type, extension] of [
+    ['image/png', 'png'],
+    ['image/jpeg', 'jpg'],
+  ] as const) {
     it(`truncations and bit flips of a ${extension.toUpperCase()}: a 28x28 image or a DataError`, async () => {
       const bytes = picture(type);
-      await fc.assert(fc.asyncProperty(damaged(bytes), async (damagedBytes) => {
-        await onlyDataErrors(() => preprocessImage(writeTemp(damagedBytes, extension)), validImage);
-      }), { numRuns: 150 });
+      await fc.assert(
+        fc.asyncProperty(damaged(bytes), async (damagedBytes) => {
+          await onlyDataErrors(() => preprocessImage(writeTemp(damagedBytes, extension)), validImage);
+        }),
+        { numRuns: 150 },
+      );
     });
   }
 
   it('random bytes: a DataError', async () => {
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
-      await onlyDataErrors(() => preprocessImage(writeTemp(bytes, 'bin')), validImage);
-    }), { numRuns: 200 });
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
+        await onlyDataErrors(() => preprocessImage(writeTemp(bytes, 'bin')), validImage);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

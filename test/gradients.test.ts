@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paramLayout } from '../dist/src/protocol.js';
-import { disposeParams, evaluateBatch, Scratch, shardGradients as shardGradientsOf, uploadParams } from '../dist/src/worker/gradients.js';
+import {
+  disposeParams,
+  evaluateBatch,
+  Scratch,
+  shardGradients as shardGradientsOf,
+  uploadParams,
+} from '../dist/src/worker/gradients.js';
 
 // A tiny network with two hidden layers, so every backward path of the worker's code runs:
 // 16 pixels (4x4 images) -> 5 relu -> 4 relu -> 3 classes, on 6 images in a shuffled order.
@@ -12,7 +18,7 @@ const ROWS = 6;
 
 function fixture() {
   let seed = 7;
-  const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const params = Float32Array.from({ length: count }, () => next() - 0.5);
   const images = Uint8Array.from({ length: 10 * 16 }, () => Math.floor(next() * 256));
   const labels = Uint8Array.from({ length: 10 }, (_, i) => i % 3);
@@ -42,7 +48,12 @@ function lossF64(params: ArrayLike<number>, f: ReturnType<typeof fixture>): numb
 }
 
 /** The worker's gradient computation for one shard, parameters uploaded and freed around it as in a step. */
-function shardGradients(params: Float32Array, batch: Parameters<typeof shardGradientsOf>[1], scratch: Scratch, grad: Float32Array) {
+function shardGradients(
+  params: Float32Array,
+  batch: Parameters<typeof shardGradientsOf>[1],
+  scratch: Scratch,
+  grad: Float32Array,
+) {
   const model = uploadParams(params, layers);
   try {
     return shardGradientsOf(model, batch, scratch, grad);
@@ -55,14 +66,24 @@ beforeAll(async () => {
   await tf.setBackend('wasm');
 });
 
-describe('shardGradients (the worker\'s explicit dense gradients)', () => {
+describe("shardGradients (the worker's explicit dense gradients)", () => {
   it('equals tfjs autodiff (tf.grads) of the same summed loss', () => {
     const f = fixture();
     const grad = new Float32Array(count);
     const score = shardGradients(f.params, f.batch, new Scratch(8, 16, 3), grad);
 
-    const x = tf.tensor2d(Array.from({ length: ROWS }, (_, r) => Array.from(f.images.subarray(f.order[2 + r] * 16, f.order[2 + r] * 16 + 16), (v) => v / 255)));
-    const y = tf.oneHot(tf.tensor1d(Array.from({ length: ROWS }, (_, r) => f.labels[f.order[2 + r]]), 'int32'), 3);
+    const x = tf.tensor2d(
+      Array.from({ length: ROWS }, (_, r) =>
+        Array.from(f.images.subarray(f.order[2 + r] * 16, f.order[2 + r] * 16 + 16), (v) => v / 255),
+      ),
+    );
+    const y = tf.oneHot(
+      tf.tensor1d(
+        Array.from({ length: ROWS }, (_, r) => f.labels[f.order[2 + r]]),
+        'int32',
+      ),
+      3,
+    );
     const tensors = layers.flatMap((l) => [
       tf.tensor2d(f.params.slice(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]),
       tf.tensor1d(f.params.slice(l.biasOffset, l.biasOffset + l.outputs)),
@@ -113,7 +134,10 @@ describe('shardGradients (the worker\'s explicit dense gradients)', () => {
     const f = fixture();
     const grad = new Float32Array(count).fill(3);
     const before = tf.memory().numTensors;
-    expect(shardGradients(f.params, { ...f.batch, end: f.batch.start }, new Scratch(8, 16, 3), grad)).toEqual({ lossSum: 0, correct: 0 });
+    expect(shardGradients(f.params, { ...f.batch, end: f.batch.start }, new Scratch(8, 16, 3), grad)).toEqual({
+      lossSum: 0,
+      correct: 0,
+    });
     expect(grad.every((g) => g === 0)).toBe(true);
     shardGradients(f.params, f.batch, new Scratch(8, 16, 3), grad);
     evaluateBatch(f.params, layers, { images: f.images, labels: f.labels, start: 0, end: 10 }, new Scratch(4, 16, 3));
@@ -122,8 +146,19 @@ describe('shardGradients (the worker\'s explicit dense gradients)', () => {
 
   it('evaluates in chunks to the same loss as the float64 definition', () => {
     const f = fixture();
-    const all = { images: f.images, labels: f.labels, order: Int32Array.from({ length: 10 }, (_, i) => i), start: 0, end: 10 };
-    const score = evaluateBatch(f.params, layers, { images: f.images, labels: f.labels, start: 0, end: 10 }, new Scratch(4, 16, 3));
+    const all = {
+      images: f.images,
+      labels: f.labels,
+      order: Int32Array.from({ length: 10 }, (_, i) => i),
+      start: 0,
+      end: 10,
+    };
+    const score = evaluateBatch(
+      f.params,
+      layers,
+      { images: f.images, labels: f.labels, start: 0, end: 10 },
+      new Scratch(4, 16, 3),
+    );
     expect(score.lossSum).toBeCloseTo(lossF64(f.params, { ...f, order: all.order, batch: all }), 4);
   });
 });

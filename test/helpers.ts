@@ -35,7 +35,11 @@ export interface CliResult {
 }
 
 /** Runs a compiled script with node and collects its output. */
-export function runNode(script: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runNode(
+  script: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       cwd: options.cwd ?? ROOT,
@@ -52,11 +56,17 @@ export function runNode(script: string, args: string[], options: { cwd?: string;
 }
 
 /** A directory with the four files, holding `train` and `test` tiny 28x28 splits. */
-export function tinyDataset(options: { trainLabels?: Uint8Array; testImages?: number; rawTest?: boolean } = {}): string {
+export function tinyDataset(
+  options: { trainLabels?: Uint8Array; testImages?: number; rawTest?: boolean } = {},
+): string {
   const dir = tempDir();
   const trainLabels = options.trainLabels ?? Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
   const testImages = options.testImages ?? 5;
-  const images = (n: number) => idxBytes([n, 28, 28], Uint8Array.from({ length: n * 784 }, (_, i) => i % 251));
+  const images = (n: number) =>
+    idxBytes(
+      [n, 28, 28],
+      Uint8Array.from({ length: n * 784 }, (_, i) => i % 251),
+    );
   writeFileSync(join(dir, 'train-images-idx3-ubyte.gz'), gzip(images(12)));
   writeFileSync(join(dir, 'train-labels-idx1-ubyte.gz'), gzip(idxBytes([trainLabels.length], trainLabels)));
   const test = images(testImages);

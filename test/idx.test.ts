@@ -22,7 +22,9 @@ describe('parseIdx', () => {
     expect(() => parseIdx(idxBytes([5], LABELS, 0x0803), 'labels.idx', 1)).toThrow(
       new DataError('labels.idx: wrong IDX magic number 0x00000803, expected 0x00000801 (unsigned bytes, 1 dimension)'),
     );
-    expect(() => parseIdx(idxBytes([2, 3, 4], IMAGES, 0x0d03), 'images.idx', 3)).toThrow(/wrong IDX magic number 0x00000d03, expected 0x00000803/);
+    expect(() => parseIdx(idxBytes([2, 3, 4], IMAGES, 0x0d03), 'images.idx', 3)).toThrow(
+      /wrong IDX magic number 0x00000d03, expected 0x00000803/,
+    );
   });
 
   it('rejects truncated data, trailing bytes, a truncated header and tiny files', () => {
@@ -31,7 +33,9 @@ describe('parseIdx', () => {
       new DataError('x: IDX file is truncated: dimensions 2x3x4 need 24 bytes of data, found 23'),
     );
     expect(() => parseIdx(Buffer.concat([full, Buffer.from([0])]), 'x', 3)).toThrow(/longer than its header says/);
-    expect(() => parseIdx(full.subarray(0, 10), 'x', 3)).toThrow(new DataError('x: truncated IDX header (10 of 16 bytes)'));
+    expect(() => parseIdx(full.subarray(0, 10), 'x', 3)).toThrow(
+      new DataError('x: truncated IDX header (10 of 16 bytes)'),
+    );
     expect(() => parseIdx(new Uint8Array(2), 'x', 1)).toThrow(new DataError('x: not an IDX file (only 2 bytes)'));
   });
 });
@@ -49,8 +53,12 @@ describe('readIdxFile', () => {
     const zipped = gzip(idxBytes([2, 3, 4], IMAGES));
     writeFileSync(join(dir, 'cut.gz'), zipped.subarray(0, zipped.length - 6));
     await expect(readIdxFile(join(dir, 'cut.gz'), 3)).rejects.toThrow(
-      new DataError(`${join(dir, 'cut.gz')}: not a valid gzip file (unexpected end of file); delete it and get it again`),
+      new DataError(
+        `${join(dir, 'cut.gz')}: not a valid gzip file (unexpected end of file); delete it and get it again`,
+      ),
     );
-    await expect(readIdxFile(join(dir, 'none'), 1)).rejects.toThrow(new DataError(`${join(dir, 'none')}: cannot read (ENOENT)`));
+    await expect(readIdxFile(join(dir, 'none'), 1)).rejects.toThrow(
+      new DataError(`${join(dir, 'none')}: cannot read (ENOENT)`),
+    );
   });
 });

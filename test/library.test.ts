@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, DataError, type Dataset, loadFashionMnist, NonFiniteError, OptionError, train } from '../dist/src/index.js';
+import {
+  AbortError,
+  DataError,
+  type Dataset,
+  loadFashionMnist,
+  NonFiniteError,
+  OptionError,
+  train,
+} from '../dist/src/index.js';
 import { DEBIAN_DIR, settledOsThreads } from './helpers.js';
 
 let fashion: Dataset;
@@ -12,19 +20,34 @@ beforeAll(async () => {
 /** The first `count` training images of Fashion-MNIST. */
 function slice(data: Dataset, count: number): Dataset {
   const pixels = data.height * data.width;
-  return { ...data, train: { images: data.train.images.subarray(0, count * pixels), labels: data.train.labels.subarray(0, count), count } };
+  return {
+    ...data,
+    train: {
+      images: data.train.images.subarray(0, count * pixels),
+      labels: data.train.labels.subarray(0, count),
+      count,
+    },
+  };
 }
-
 
 describe('train() as a library', () => {
   it('trains on any dense classification data: float32 pixels, 3 classes, 4x4 images', async () => {
     // Class c is an image whose pixels are all near c / 2: easy to learn, and not Fashion-MNIST.
     const make = (count: number, seed: number) => {
       const labels = Uint8Array.from({ length: count }, (_, i) => (i * 7 + seed) % 3);
-      const images = Float32Array.from({ length: count * 16 }, (_, i) => labels[Math.floor(i / 16)] / 2 + ((i * 13) % 7) / 70);
+      const images = Float32Array.from(
+        { length: count * 16 },
+        (_, i) => labels[Math.floor(i / 16)] / 2 + ((i * 13) % 7) / 70,
+      );
       return { images, labels, count };
     };
-    const data: Dataset = { train: make(300, 1), test: make(60, 2), height: 4, width: 4, classNames: ['low', 'middle', 'high'] };
+    const data: Dataset = {
+      train: make(300, 1),
+      test: make(60, 2),
+      height: 4,
+      width: 4,
+      classNames: ['low', 'middle', 'high'],
+    };
     const result = await train({ data, workers: 2, epochs: 5, batchSize: 30, learningRate: 0.01 });
     expect(result.testAccuracy).toBe(1);
     expect(result.model.inputs[0].shape).toEqual([null, 4, 4]);
@@ -36,7 +59,11 @@ describe('train() as a library', () => {
     const steps: number[] = [];
     const lines: string[] = [];
     await train({
-      data: slice(fashion, 4096), workers: 2, epochs: 2, batchSize: 32, progressIntervalMs: 5,
+      data: slice(fashion, 4096),
+      workers: 2,
+      epochs: 2,
+      batchSize: 32,
+      progressIntervalMs: 5,
       onEpochEnd: (log) => void epochs.push(log.epoch),
       onBatchEnd: (progress) => void steps.push(progress.step),
       onLog: (line) => void lines.push(line),
@@ -55,7 +82,12 @@ describe('train() as a library', () => {
     let stepAtAbort = -1;
     let stepsAfter = 0;
     const run = train({
-      data: fashion, workers: 2, epochs: 1, batchSize: 32, signal: controller.signal, progressIntervalMs: 10,
+      data: fashion,
+      workers: 2,
+      epochs: 1,
+      batchSize: 32,
+      signal: controller.signal,
+      progressIntervalMs: 10,
       onBatchEnd: (progress) => {
         if (stepAtAbort >= 0) stepsAfter = progress.step - stepAtAbort;
         if (progress.step > 50 && stepAtAbort < 0) {
@@ -81,7 +113,9 @@ describe('train() as a library', () => {
     const data = { ...fashion, train: { images, labels: fashion.train.labels.subarray(0, count), count } };
     const error = await train({ data, workers: 2, epochs: 2, batchSize: 64 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NonFiniteError);
-    expect((error as Error).message).toMatch(/^training diverged: the loss became NaN or infinite at epoch 1, step ([1-9]|[12]\d|3[0-2]); no model was saved\. Lower the learning rate \(--lr\)$/);
+    expect((error as Error).message).toMatch(
+      /^training diverged: the loss became NaN or infinite at epoch 1, step ([1-9]|[12]\d|3[0-2]); no model was saved\. Lower the learning rate \(--lr\)$/,
+    );
   });
 
   it('rejects invalid options and data with a typed error naming the problem, before any worker starts', async () => {
@@ -90,9 +124,21 @@ describe('train() as a library', () => {
       [{ workers: -1 }, OptionError, /^workers must be an integer between 1 and 64, got -1$/],
       [{ batchSize: 0.5 }, OptionError, /^batchSize must be an integer between 1 and 1000000, got 0.5$/],
       [{ hidden: [128, 0] }, OptionError, /^hidden must be a list of up to 16 layer widths/],
-      [{ data: { ...fashion, train: { ...fashion.train, count: 59_999 } } }, DataError, /^training data: 60000 labels but count is 59999/],
-      [{ data: { ...fashion, classNames: ['a', 'b'] } }, DataError, /^training data: label \d at index \d+ is outside the 2 classes 0-1$/],
-      [{ data: { ...fashion, height: 27 } }, DataError, /^training data: 47040000 pixel values for 60000 images of 756 pixels/],
+      [
+        { data: { ...fashion, train: { ...fashion.train, count: 59_999 } } },
+        DataError,
+        /^training data: 60000 labels but count is 59999/,
+      ],
+      [
+        { data: { ...fashion, classNames: ['a', 'b'] } },
+        DataError,
+        /^training data: label \d at index \d+ is outside the 2 classes 0-1$/,
+      ],
+      [
+        { data: { ...fashion, height: 27 } },
+        DataError,
+        /^training data: 47040000 pixel values for 60000 images of 756 pixels/,
+      ],
     ];
     for (const [options, Class, message] of cases) {
       const error = await train(options).catch((e: unknown) => e);

@@ -25,36 +25,54 @@ console.log(accuracy, wrong);
 `;
 
 describe('the npm package', () => {
-  it('packs, installs into a fresh project, trains from JavaScript and type-checks from TypeScript', { timeout: 300_000 }, async () => {
-    const packDir = tempDir('fmnist-pack-');
-    execFileSync('npm', ['pack', '--pack-destination', packDir, '--silent'], { cwd: ROOT, stdio: 'pipe' });
-    const [tarball] = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
-    const project = tempDir('fmnist-consumer-');
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-    // The dependencies come from npm's cache, filled by this repository's own `npm ci`.
-    execFileSync('npm', ['install', join(packDir, tarball), '--prefer-offline', '--no-audit', '--no-fund', '--silent'], { cwd: project, stdio: 'pipe' });
+  it(
+    'packs, installs into a fresh project, trains from JavaScript and type-checks from TypeScript',
+    { timeout: 300_000 },
+    async () => {
+      const packDir = tempDir('fmnist-pack-');
+      execFileSync('npm', ['pack', '--pack-destination', packDir, '--silent'], { cwd: ROOT, stdio: 'pipe' });
+      const [tarball] = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
+      const project = tempDir('fmnist-consumer-');
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+      // The dependencies come from npm's cache, filled by this repository's own `npm ci`.
+      execFileSync(
+        'npm',
+        ['install', join(packDir, tarball), '--prefer-offline', '--no-audit', '--no-fund', '--silent'],
+        { cwd: project, stdio: 'pipe' },
+      );
 
-    writeFileSync(join(project, 'main.mjs'), PROGRAM);
-    const run = await runNode(join(project, 'main.mjs'), [], { cwd: project });
-    expect(run.stderr).toBe('');
-    const printed = JSON.parse(run.stdout.trim().split('\n').at(-1) as string);
-    expect(printed.params).toBe(101_770);
-    expect(printed.testAccuracy).toBeGreaterThan(0.6);
-    expect(printed.typed).toBe(true);
+      writeFileSync(join(project, 'main.mjs'), PROGRAM);
+      const run = await runNode(join(project, 'main.mjs'), [], { cwd: project });
+      expect(run.stderr).toBe('');
+      const printed = JSON.parse(run.stdout.trim().split('\n').at(-1) as string);
+      expect(printed.params).toBe(101_770);
+      expect(printed.testAccuracy).toBeGreaterThan(0.6);
+      expect(printed.typed).toBe(true);
 
-    // skipLibCheck, as any tfjs program needs (tfjs's own .d.ts need DOM types); the shipped types are
-    // still checked where the program uses them: the @ts-expect-error below fails if they are any.
-    writeFileSync(join(project, 'typed.ts'), TYPED);
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true,
-        types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')], skipLibCheck: true, lib: ['ES2022'],
-      },
-      files: ['typed.ts'],
-    }));
-    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const typecheck = await runNode(tsc, ['-p', join(project, 'tsconfig.json')], { cwd: project });
-    expect(typecheck.stdout + typecheck.stderr).toBe('');
-    expect(typecheck.code).toBe(0);
-  });
+      // skipLibCheck, as any tfjs program needs (tfjs's own .d.ts need DOM types); the shipped types are
+      // still checked where the program uses them: the @ts-expect-error below fails if they are any.
+      writeFileSync(join(project, 'typed.ts'), TYPED);
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            typeRoots: [join(ROOT, 'node_modules', '@types')],
+            skipLibCheck: true,
+            lib: ['ES2022'],
+          },
+          files: ['typed.ts'],
+        }),
+      );
+      const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+      const typecheck = await runNode(tsc, ['-p', join(project, 'tsconfig.json')], { cwd: project });
+      expect(typecheck.stdout + typecheck.stderr).toBe('');
+      expect(typecheck.code).toBe(0);
+    },
+  );
 });

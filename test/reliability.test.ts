@@ -3,7 +3,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  type Dataset, InterruptedError, loadFashionMnist, readCheckpoint, train, WorkerError,
+  type Dataset,
+  InterruptedError,
+  loadFashionMnist,
+  readCheckpoint,
+  train,
+  WorkerError,
 } from '../dist/src/index.js';
 import { DEBIAN_DIR, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
@@ -12,11 +17,16 @@ let slice: Dataset;
 beforeAll(async () => {
   const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
   const count = 3200; // 50 steps of 64 per epoch
-  slice = { ...data, train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count } };
+  slice = {
+    ...data,
+    train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count },
+  };
 });
 
-const weightsOf = (result: Awaited<ReturnType<typeof train>>) => result.model.getWeights().map((w) => Array.from(w.dataSync()));
-const run = (extra: Parameters<typeof train>[0] = {}) => train({ data: slice, workers: 2, epochs: 2, batchSize: 64, ...extra });
+const weightsOf = (result: Awaited<ReturnType<typeof train>>) =>
+  result.model.getWeights().map((w) => Array.from(w.dataSync()));
+const run = (extra: Parameters<typeof train>[0] = {}) =>
+  train({ data: slice, workers: 2, epochs: 2, batchSize: 64, ...extra });
 
 describe('worker failures', () => {
   it('a worker that throws, exits or hangs is replaced and the steps rerun: the same parameters as without the fault', async () => {
@@ -42,11 +52,15 @@ describe('worker failures', () => {
   it('gives up after maxRetries failures in a row, naming the worker and the step; the last checkpoint stays intact', async () => {
     const dir = tempDir();
     const error = await run({
-      checkpointDir: dir, checkpointEvery: 1, maxRetries: 2,
+      checkpointDir: dir,
+      checkpointEvery: 1,
+      maxRetries: 2,
       faults: [{ rank: 1, step: 60, kind: 'throw', times: 3 }],
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkerError);
-    expect((error as Error).message).toBe('epoch 2: worker 1 failed at step 11 of the epoch: injected fault at step 61 (3 failures in a row; giving up)');
+    expect((error as Error).message).toBe(
+      'epoch 2: worker 1 failed at step 11 of the epoch: injected fault at step 61 (3 failures in a row; giving up)',
+    );
     const checkpoint = await readCheckpoint(dir);
     expect(checkpoint.epochsDone).toBe(1);
     expect(readdirSync(dir)).toEqual(['checkpoint.bin']);
@@ -54,11 +68,16 @@ describe('worker failures', () => {
 });
 
 describe('checkpoints', () => {
-  it('resuming after epoch 1 gives the uninterrupted run\'s parameters, bit for bit', async () => {
+  it("resuming after epoch 1 gives the uninterrupted run's parameters, bit for bit", async () => {
     const clean = await run({ epochs: 3 });
     const dir = tempDir();
     const interrupt = new AbortController();
-    const stopped = await run({ epochs: 3, checkpointDir: dir, interrupt: interrupt.signal, onEpochEnd: (log) => void (log.epoch === 1 && interrupt.abort()) }).catch((e: unknown) => e);
+    const stopped = await run({
+      epochs: 3,
+      checkpointDir: dir,
+      interrupt: interrupt.signal,
+      onEpochEnd: (log) => void (log.epoch === 1 && interrupt.abort()),
+    }).catch((e: unknown) => e);
     expect(stopped).toBeInstanceOf(InterruptedError);
     expect((stopped as InterruptedError).checkpoint).toBe(join(dir, 'checkpoint.bin'));
     const checkpoint = await readCheckpoint(dir);
@@ -72,10 +91,14 @@ describe('checkpoints', () => {
     const dir = tempDir();
     await run({ epochs: 1, checkpointDir: dir, checkpointEvery: 1 });
     const checkpoint = await readCheckpoint(dir);
-    await expect(train({ data: slice, resume: checkpoint, workers: 4 })).rejects.toThrow('a resumed run takes its settings from the checkpoint; drop workers');
+    await expect(train({ data: slice, resume: checkpoint, workers: 4 })).rejects.toThrow(
+      'a resumed run takes its settings from the checkpoint; drop workers',
+    );
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, 'checkpoint.bin'), readFileSync(join(dir, 'checkpoint.bin')).subarray(0, 1000));
-    await expect(readCheckpoint(dir)).rejects.toThrow(/checkpoint\.bin: not a usable checkpoint \(1000 bytes, expected \d+\)/);
+    await expect(readCheckpoint(dir)).rejects.toThrow(
+      /checkpoint\.bin: not a usable checkpoint \(1000 bytes, expected \d+\)/,
+    );
   });
 });
 
@@ -120,7 +143,10 @@ describe('signals (a real child process)', () => {
 
   it('a second SIGINT exits at once and leaves no half-written file', async () => {
     const out = join(tempDir(), 'run');
-    const training = startTraining(['--epochs', '2', '--data', DEBIAN_DIR, '--out', out, '--checkpoint-every', '1'], /^Epoch 2\/2$/m);
+    const training = startTraining(
+      ['--epochs', '2', '--data', DEBIAN_DIR, '--out', out, '--checkpoint-every', '1'],
+      /^Epoch 2\/2$/m,
+    );
     await training.seen;
     training.child.kill('SIGINT');
     // Signals do not queue: the second is sent once the first has been seen.

@@ -32,7 +32,9 @@ describe('npm run explore', () => {
     const { code, stdout, stderr } = await runNode(EXPLORE_CLI, ['--data', DEBIAN_DIR, '--out', out]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toContain('Train Images Shape: (60000, 28, 28)\nTrain Labels Shape: (60000,)\nTest Images Shape: (10000, 28, 28)\nTest Labels Shape: (10000,)');
+    expect(stdout).toContain(
+      'Train Images Shape: (60000, 28, 28)\nTrain Labels Shape: (60000,)\nTest Images Shape: (10000, 28, 28)\nTest Labels Shape: (10000,)',
+    );
     expect(stdout).toMatch(/^Pixel range: 0 to 255/m);
     expect(stdout).toMatch(/^9 Ankle boot\s+6000\s+1000$/m);
     const { image } = await pixelsOf(join(out, 'explore.png'));
@@ -107,7 +109,13 @@ describe('npm run predict -- --image', () => {
     ctx.fillRect(155, 80, 45, 290); // right leg
     const photo = join(dir, 'trousers.jpg');
     writeFileSync(photo, canvas.toBuffer('image/jpeg'));
-    const { code, stdout, stderr } = await runNode(PREDICT_CLI, ['--model', run, '--image', photo, '--save-preprocessed']);
+    const { code, stdout, stderr } = await runNode(PREDICT_CLI, [
+      '--model',
+      run,
+      '--image',
+      photo,
+      '--save-preprocessed',
+    ]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toMatch(new RegExp(`^${photo}: \\S.* \\d+\\.\\d%, .* \\d+\\.\\d%, .* \\d+\\.\\d%$`, 'm'));
@@ -127,10 +135,22 @@ describe('npm run predict -- --image', () => {
     const png = createCanvas(40, 40).toBuffer('image/png');
     writeFileSync(join(dir, 'cut.png'), png.subarray(0, png.length - 20));
     const cases: [string[], string][] = [
-      [['--model', run, '--image', join(dir, 'notes.txt')], `error: ${join(dir, 'notes.txt')}: not a PNG or JPEG image`],
-      [['--model', run, '--image', join(dir, 'empty.png')], `error: ${join(dir, 'empty.png')}: the file is empty, not an image`],
-      [['--model', run, '--image', join(dir, 'cut.png')], `error: ${join(dir, 'cut.png')}: the PNG file is truncated (no IEND chunk)`],
-      [['--model', dir, '--image', join(dir, 'notes.txt')], `error: --model "${dir}" has no model.json; pass a directory written by npm run train`],
+      [
+        ['--model', run, '--image', join(dir, 'notes.txt')],
+        `error: ${join(dir, 'notes.txt')}: not a PNG or JPEG image`,
+      ],
+      [
+        ['--model', run, '--image', join(dir, 'empty.png')],
+        `error: ${join(dir, 'empty.png')}: the file is empty, not an image`,
+      ],
+      [
+        ['--model', run, '--image', join(dir, 'cut.png')],
+        `error: ${join(dir, 'cut.png')}: the PNG file is truncated (no IEND chunk)`,
+      ],
+      [
+        ['--model', dir, '--image', join(dir, 'notes.txt')],
+        `error: --model "${dir}" has no model.json; pass a directory written by npm run train`,
+      ],
     ];
     for (const [args, message] of cases) {
       const { code, stdout, stderr } = await runNode(PREDICT_CLI, args);

@@ -8,9 +8,8 @@ beforeAll(async () => {
   data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
 });
 
-
 describe('createTrainerThread', () => {
-  it('trains off the caller\'s thread: callbacks arrive, the event loop keeps ticking, the model comes back', async () => {
+  it("trains off the caller's thread: callbacks arrive, the event loop keeps ticking, the model comes back", async () => {
     const threadsBefore = await settledOsThreads();
     const trainer = await createTrainerThread();
     let ticks = 0;
@@ -19,7 +18,10 @@ describe('createTrainerThread', () => {
     const epochs: number[] = [];
     try {
       const result = await trainer.train({
-        data, workers: 2, epochs: 2, batchSize: 64,
+        data,
+        workers: 2,
+        epochs: 2,
+        batchSize: 64,
         onBatchEnd: () => void seenDuring.push(ticks),
         onEpochEnd: (log) => void epochs.push(log.epoch),
       });
@@ -37,7 +39,7 @@ describe('createTrainerThread', () => {
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
   });
 
-  it('rebuilds typed errors on the caller\'s side, and ends the thread on abort', async () => {
+  it("rebuilds typed errors on the caller's side, and ends the thread on abort", async () => {
     const threadsBefore = await settledOsThreads();
     const trainer = await createTrainerThread();
     const invalid = await trainer.train({ data, workers: 0 }).catch((e: unknown) => e);
@@ -46,7 +48,12 @@ describe('createTrainerThread', () => {
 
     const controller = new AbortController();
     const run = trainer.train({
-      data, workers: 2, epochs: 1, batchSize: 32, signal: controller.signal, progressIntervalMs: 10,
+      data,
+      workers: 2,
+      epochs: 1,
+      batchSize: 32,
+      signal: controller.signal,
+      progressIntervalMs: 10,
       onBatchEnd: (progress) => {
         if (progress.step > 20) controller.abort();
       },

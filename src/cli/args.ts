@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
-import { checkHidden, checkNumber, checkSchedule, DEFAULTS, defaultWorkers, type LimitedOption, type TrainOptions } from '../coordinator/options.js';
+import {
+  checkHidden,
+  checkNumber,
+  checkSchedule,
+  DEFAULTS,
+  defaultWorkers,
+  type LimitedOption,
+  type TrainOptions,
+} from '../coordinator/options.js';
 import { OptionError } from '../errors.js';
 
 export interface TrainArgs {
@@ -40,7 +48,11 @@ Flags:
   -h, --help        show this help`;
 
 const NUMERIC_FLAGS = {
-  workers: 'workers', epochs: 'epochs', 'batch-size': 'batchSize', lr: 'learningRate', seed: 'seed',
+  workers: 'workers',
+  epochs: 'epochs',
+  'batch-size': 'batchSize',
+  lr: 'learningRate',
+  seed: 'seed',
   'checkpoint-every': 'checkpointEvery',
 } as const satisfies Record<string, LimitedOption>;
 
@@ -56,11 +68,19 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
       strict: true,
       allowPositionals: false,
       options: {
-        workers: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
-        lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, seed: { type: 'string' },
-        hidden: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-        'checkpoint-every': { type: 'string' }, resume: { type: 'string' },
-        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        workers: { type: 'string' },
+        epochs: { type: 'string' },
+        'batch-size': { type: 'string' },
+        lr: { type: 'string' },
+        'lr-schedule': { type: 'string' },
+        seed: { type: 'string' },
+        hidden: { type: 'string' },
+        data: { type: 'string' },
+        out: { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        resume: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
@@ -85,7 +105,9 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   const resume = raw('resume');
   const conflicting = RUN_FLAGS.filter((flag) => raw(flag) !== undefined);
   if (resume !== undefined && conflicting.length > 0) {
-    throw new OptionError(`--resume takes the run's settings from its checkpoint; drop ${conflicting.map((f) => `--${f}`).join(', ')}`);
+    throw new OptionError(
+      `--resume takes the run's settings from its checkpoint; drop ${conflicting.map((f) => `--${f}`).join(', ')}`,
+    );
   }
   return {
     options,

@@ -16,7 +16,8 @@ export async function prepareOutputDir(dir: string): Promise<() => Promise<void>
   for (;;) {
     const found = await stat(path).catch(() => undefined);
     if (found !== undefined) {
-      if (!found.isDirectory()) throw fail(missing.length === 0 ? 'is a file, not a directory' : `cannot be created: ${path} is a file`);
+      if (!found.isDirectory())
+        throw fail(missing.length === 0 ? 'is a file, not a directory' : `cannot be created: ${path} is a file`);
       break;
     }
     missing.unshift(path);

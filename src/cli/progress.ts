@@ -7,12 +7,14 @@ export function progressLine(progress: BatchProgress, log?: EpochLog): string {
   const { step, steps, seconds } = progress;
   const width = String(steps).length;
   const filled = Math.floor((BAR_WIDTH * step) / steps);
-  const bar = step >= steps
-    ? '='.repeat(BAR_WIDTH)
-    : '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? '>' : '') + '.'.repeat(BAR_WIDTH - Math.max(filled, 0));
-  const timing = step >= steps || step === 0
-    ? `${Math.round(log?.seconds ?? seconds)}s ${formatPerStep(seconds / Math.max(step, 1))}`
-    : `ETA: ${Math.round((seconds / step) * (steps - step))}s`;
+  const bar =
+    step >= steps
+      ? '='.repeat(BAR_WIDTH)
+      : '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? '>' : '') + '.'.repeat(BAR_WIDTH - Math.max(filled, 0));
+  const timing =
+    step >= steps || step === 0
+      ? `${Math.round(log?.seconds ?? seconds)}s ${formatPerStep(seconds / Math.max(step, 1))}`
+      : `ETA: ${Math.round((seconds / step) * (steps - step))}s`;
   let line = `${String(step).padStart(width)}/${steps} [${bar}] - ${timing} - loss: ${progress.loss.toFixed(4)} - accuracy: ${progress.accuracy.toFixed(4)}`;
   if (log) line += ` - test_loss: ${log.testLoss.toFixed(4)} - test_accuracy: ${log.testAccuracy.toFixed(4)}`;
   return line;

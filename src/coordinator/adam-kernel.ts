@@ -27,7 +27,9 @@ export function createOptimizerMemory(paramCount: number, slotCount: number): Op
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   const view = (slot: number, length: number) => new Float32Array(memory.buffer, slot * slotLength * 4, length);
   return {
-    memory, slotLength, slotCount,
+    memory,
+    slotLength,
+    slotCount,
     params: view(0, paramCount),
     m: view(1, paramCount),
     v: view(2, paramCount),
@@ -38,8 +40,21 @@ export function createOptimizerMemory(paramCount: number, slotCount: number): Op
 let compiled: WebAssembly.Module | undefined;
 
 type AdamExport = (
-  params: number, m: number, v: number, slots: number, stride: number, count: number, lo: number, hi: number,
-  scale: number, beta1: number, c1: number, beta2: number, c2: number, alpha: number, epsilon: number,
+  params: number,
+  m: number,
+  v: number,
+  slots: number,
+  stride: number,
+  count: number,
+  lo: number,
+  hi: number,
+  scale: number,
+  beta1: number,
+  c1: number,
+  beta2: number,
+  c2: number,
+  alpha: number,
+  epsilon: number,
 ) => void;
 
 /**
@@ -61,13 +76,33 @@ export class AdamKernel {
    * One Adam step on parameters `[lo, hi)` with the gradient `scale` times the sum of the slots.
    * `step` is Adam's t, from 1; `learningRate` the schedule's rate for this step.
    */
-  update(lo: number, hi: number, scale: number, step: number, config: AdamConfig, learningRate = config.learningRate): void {
+  update(
+    lo: number,
+    hi: number,
+    scale: number,
+    step: number,
+    config: AdamConfig,
+    learningRate = config.learningRate,
+  ): void {
     const { params, m, v, grads, slotLength, slotCount } = this.#memory;
     const { beta1, beta2, epsilon } = config;
     const alpha = (learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
     this.#adam(
-      params.byteOffset, m.byteOffset, v.byteOffset, grads.byteOffset, slotLength * 4, slotCount, lo, hi,
-      scale, beta1, 1 - beta1, beta2, 1 - beta2, alpha, epsilon,
+      params.byteOffset,
+      m.byteOffset,
+      v.byteOffset,
+      grads.byteOffset,
+      slotLength * 4,
+      slotCount,
+      lo,
+      hi,
+      scale,
+      beta1,
+      1 - beta1,
+      beta2,
+      1 - beta2,
+      alpha,
+      epsilon,
     );
   }
 }

@@ -24,7 +24,12 @@ export interface AdamState {
  * Arithmetic is float64, state is stored as float32 like the tfjs/Keras variables.
  */
 export function adamUpdate(
-  state: AdamState, gradient: GradientSlots, lo: number, hi: number, step: number, config: AdamConfig,
+  state: AdamState,
+  gradient: GradientSlots,
+  lo: number,
+  hi: number,
+  step: number,
+  config: AdamConfig,
   learningRate = config.learningRate,
 ): void {
   const { params, m, v } = state;

@@ -26,16 +26,27 @@ const MAGIC = 'FMNISTCK1';
 export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<string> {
   const { state } = checkpoint;
   const arrays = [state.params, state.m, state.v, state.stats, state.order];
-  const header = Buffer.from(JSON.stringify({
-    config: checkpoint.config, trainCount: checkpoint.trainCount, epochsDone: checkpoint.epochsDone,
-    history: checkpoint.history, globalStep: state.globalStep, stepsDone: state.stepsDone, rngState: state.rngState,
-    lengths: arrays.map((a) => a.length),
-  }));
+  const header = Buffer.from(
+    JSON.stringify({
+      config: checkpoint.config,
+      trainCount: checkpoint.trainCount,
+      epochsDone: checkpoint.epochsDone,
+      history: checkpoint.history,
+      globalStep: state.globalStep,
+      stepsDone: state.stepsDone,
+      rngState: state.rngState,
+      lengths: arrays.map((a) => a.length),
+    }),
+  );
   const prefix = Buffer.alloc(MAGIC.length + 4);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(header.length, MAGIC.length);
   const target = join(dir, CHECKPOINT_FILE);
-  writeFileAtomically(target, [prefix, header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))]);
+  writeFileAtomically(target, [
+    prefix,
+    header,
+    ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)),
+  ]);
   return target;
 }
 
@@ -49,8 +60,14 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   if (bytes.length < MAGIC.length + 4 || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) throw bad('wrong magic');
   const headerLength = bytes.readUInt32LE(MAGIC.length);
   let header: {
-    config: TrainConfig; trainCount: number; epochsDone: number; history: EpochLog[];
-    globalStep: number; stepsDone: number; rngState: number; lengths: number[];
+    config: TrainConfig;
+    trainCount: number;
+    epochsDone: number;
+    history: EpochLog[];
+    globalStep: number;
+    stepsDone: number;
+    rngState: number;
+    lengths: number[];
   };
   try {
     header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, MAGIC.length + 4 + headerLength));
@@ -60,7 +77,8 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const kinds = [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array];
   let offset = MAGIC.length + 4 + headerLength;
   const expected = offset + header.lengths.reduce((sum, n, i) => sum + n * kinds[i].BYTES_PER_ELEMENT, 0);
-  if (header.lengths.length !== kinds.length || bytes.length !== expected) throw bad(`${bytes.length} bytes, expected ${expected}`);
+  if (header.lengths.length !== kinds.length || bytes.length !== expected)
+    throw bad(`${bytes.length} bytes, expected ${expected}`);
   const [params, m, v, stats, order] = kinds.map((Kind, i) => {
     const array = new Kind(header.lengths[i]);
     new Uint8Array(array.buffer).set(bytes.subarray(offset, offset + array.byteLength));
@@ -68,7 +86,19 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     return array;
   }) as [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array];
   return {
-    config: header.config, trainCount: header.trainCount, epochsDone: header.epochsDone, history: header.history,
-    state: { params, m, v, stats, order, globalStep: header.globalStep, stepsDone: header.stepsDone, rngState: header.rngState },
+    config: header.config,
+    trainCount: header.trainCount,
+    epochsDone: header.epochsDone,
+    history: header.history,
+    state: {
+      params,
+      m,
+      v,
+      stats,
+      order,
+      globalStep: header.globalStep,
+      stepsDone: header.stepsDone,
+      rngState: header.rngState,
+    },
   };
 }

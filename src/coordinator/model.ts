@@ -31,7 +31,8 @@ export async function toLayersModel(params: Float32Array, shape: ModelShape): Pr
   const weights = layers.flatMap((layer) => {
     const kernel = new Float32Array(layer.inputs * layer.outputs);
     for (let o = 0; o < layer.outputs; o++) {
-      for (let i = 0; i < layer.inputs; i++) kernel[i * layer.outputs + o] = params[layer.weightOffset + o * layer.inputs + i];
+      for (let i = 0; i < layer.inputs; i++)
+        kernel[i * layer.outputs + o] = params[layer.weightOffset + o * layer.inputs + i];
     }
     const bias = params.slice(layer.biasOffset, layer.biasOffset + layer.outputs);
     return [tf.tensor2d(kernel, [layer.inputs, layer.outputs]), tf.tensor1d(bias)];
@@ -84,8 +85,12 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
       const json = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8')) as tf.io.ModelJSON;
       return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
         const specs = manifest.flatMap((group) => group.weights);
-        const buffers = await Promise.all(manifest.flatMap((group) => group.paths).map((path) => readFile(join(dir, path))));
-        const data = tf.io.concatenateArrayBuffers(buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+        const buffers = await Promise.all(
+          manifest.flatMap((group) => group.paths).map((path) => readFile(join(dir, path))),
+        );
+        const data = tf.io.concatenateArrayBuffers(
+          buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+        );
         return [specs, data];
       });
     },

@@ -145,7 +145,12 @@ export type LimitedOption = keyof typeof LIMITS;
  */
 export function checkNumber(name: LimitedOption, value: unknown, label: string = name, shown?: string): number {
   const { min, max, integer } = LIMITS[name];
-  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isInteger(value));
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value >= min &&
+    value <= max &&
+    (!integer || Number.isInteger(value));
   if (!ok) {
     const kind = integer ? `an integer between ${min} and ${max}` : `a number greater than 0 and at most ${max}`;
     throw new OptionError(`${label} must be ${kind}, got ${shown ?? JSON.stringify(value) ?? String(value)}`);
@@ -155,9 +160,12 @@ export function checkNumber(name: LimitedOption, value: unknown, label: string =
 
 export function checkHidden(value: unknown, label = 'hidden', shown?: string): number[] {
   const { min, max } = LIMITS.hidden;
-  const ok = Array.isArray(value) && value.length <= 16 && value.every((w) => Number.isInteger(w) && w >= min && w <= max);
+  const ok =
+    Array.isArray(value) && value.length <= 16 && value.every((w) => Number.isInteger(w) && w >= min && w <= max);
   if (!ok) {
-    throw new OptionError(`${label} must be a list of up to 16 layer widths, each an integer between ${min} and ${max}, got ${shown ?? JSON.stringify(value)}`);
+    throw new OptionError(
+      `${label} must be a list of up to 16 layer widths, each an integer between ${min} and ${max}, got ${shown ?? JSON.stringify(value)}`,
+    );
   }
   return [...(value as number[])];
 }
@@ -170,14 +178,19 @@ export function checkSchedule(value: unknown, label = 'schedule', shown?: string
 }
 
 /** Defaults in one place, each option checked, before any worker starts. */
-export function resolveOptions(options: TrainOptions): TrainConfig & { progressIntervalMs: number; checkpointEvery: number; maxRetries: number; stepTimeoutMs: number } {
+export function resolveOptions(
+  options: TrainOptions,
+): TrainConfig & { progressIntervalMs: number; checkpointEvery: number; maxRetries: number; stepTimeoutMs: number } {
   return {
     workers: checkNumber('workers', options.workers ?? defaultWorkers()),
     epochs: checkNumber('epochs', options.epochs ?? DEFAULTS.epochs),
     batchSize: checkNumber('batchSize', options.batchSize ?? DEFAULTS.batchSize),
     seed: checkNumber('seed', options.seed ?? DEFAULTS.seed),
     hidden: checkHidden(options.hidden ?? DEFAULTS.hidden),
-    adam: { ...ADAM_DEFAULTS, learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate) },
+    adam: {
+      ...ADAM_DEFAULTS,
+      learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate),
+    },
     schedule: checkSchedule(options.schedule ?? DEFAULTS.schedule),
     progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? DEFAULTS.progressIntervalMs),
     checkpointEvery: checkNumber('checkpointEvery', options.checkpointEvery ?? 0),

@@ -3,8 +3,22 @@ import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import {
-  CONTROL_WORDS, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, CTRL_STOP_REQUEST, type Fault, type EvaluateResult, paramLayout, requestStop, shardOf, type SharedState,
-  STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, type Task, TIMING_WORDS,
+  CONTROL_WORDS,
+  CTRL_NONFINITE_STEP,
+  CTRL_STEPS_DONE,
+  CTRL_STOP_REQUEST,
+  type Fault,
+  type EvaluateResult,
+  paramLayout,
+  requestStop,
+  shardOf,
+  type SharedState,
+  STATS_CORRECT,
+  STATS_LOSS,
+  STATS_SAMPLES,
+  STATS_WORDS,
+  type Task,
+  TIMING_WORDS,
 } from '../protocol.js';
 import { StoppedError } from '../worker/sync.js';
 import { createOptimizerMemory } from './adam-kernel.js';
@@ -102,9 +116,18 @@ export class Session {
     const { workers, batchSize, adam, schedule, epochs } = this.#config;
     const { control } = this.shared;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => ({
-      kind: 'epoch', shared: this.shared, rank, workers, parties: Math.min(workers, this.#cores),
-      batchSize, firstStep, endStep,
-      adamStepsBefore: this.#globalStep, adam, schedule, totalSteps: epochs * this.stepsPerEpoch,
+      kind: 'epoch',
+      shared: this.shared,
+      rank,
+      workers,
+      parties: Math.min(workers, this.#cores),
+      batchSize,
+      firstStep,
+      endStep,
+      adamStepsBefore: this.#globalStep,
+      adam,
+      schedule,
+      totalSteps: epochs * this.stepsPerEpoch,
       faults: this.#faults,
     }));
     Atomics.store(control, CTRL_STOP_REQUEST, 0);
@@ -158,8 +181,12 @@ export class Session {
   snapshot(): Snapshot {
     const { optimizer, stats } = this.shared;
     return {
-      params: optimizer.params.slice(), m: optimizer.m.slice(), v: optimizer.v.slice(), stats: stats.slice(),
-      globalStep: this.#globalStep, stepsDone: this.stepsDone(),
+      params: optimizer.params.slice(),
+      m: optimizer.m.slice(),
+      v: optimizer.v.slice(),
+      stats: stats.slice(),
+      globalStep: this.#globalStep,
+      stepsDone: this.stepsDone(),
     };
   }
 
@@ -208,7 +235,11 @@ export class Session {
    * barrier; if no step ends within `stepTimeoutMs`, a worker hung. Either way the promise rejects
    * with the first real error (or an AbortError), never hangs.
    */
-  async #runTogether(tasks: Task[], signal: AbortSignal | undefined, stepTimeoutMs: number | undefined): Promise<(EvaluateResult | undefined)[]> {
+  async #runTogether(
+    tasks: Task[],
+    signal: AbortSignal | undefined,
+    stepTimeoutMs: number | undefined,
+  ): Promise<(EvaluateResult | undefined)[]> {
     const { control } = this.shared;
     const onAbort = () => requestStop(control);
     signal?.addEventListener('abort', onAbort);
@@ -234,22 +265,29 @@ export class Session {
         if (stepTimeoutMs === undefined) return;
         let lastSteps = -1;
         let lastChange = performance.now();
-        watchdog = setInterval(() => {
-          const steps = Atomics.load(control, CTRL_STEPS_DONE);
-          if (steps !== lastSteps) {
-            lastSteps = steps;
-            lastChange = performance.now();
-            return;
-          }
-          if (performance.now() - lastChange < stepTimeoutMs) return;
-          clearInterval(watchdog);
-          requestStop(control);
-          // The others stop at their next barrier; whoever is still running after that hung.
-          setTimeout(() => {
-            const ranks = [...pending];
-            reject(new WorkerError(`worker ${ranks.join(', ')} hung: no step finished in ${stepTimeoutMs / 1000} s (step ${steps + 1} of the epoch)`));
-          }, 1000);
-        }, Math.min(1000, stepTimeoutMs / 4));
+        watchdog = setInterval(
+          () => {
+            const steps = Atomics.load(control, CTRL_STEPS_DONE);
+            if (steps !== lastSteps) {
+              lastSteps = steps;
+              lastChange = performance.now();
+              return;
+            }
+            if (performance.now() - lastChange < stepTimeoutMs) return;
+            clearInterval(watchdog);
+            requestStop(control);
+            // The others stop at their next barrier; whoever is still running after that hung.
+            setTimeout(() => {
+              const ranks = [...pending];
+              reject(
+                new WorkerError(
+                  `worker ${ranks.join(', ')} hung: no step finished in ${stepTimeoutMs / 1000} s (step ${steps + 1} of the epoch)`,
+                ),
+              );
+            }, 1000);
+          },
+          Math.min(1000, stepTimeoutMs / 4),
+        );
       });
       const settled = await Promise.race([all, hang]);
       throwIfAborted(signal);
@@ -284,12 +322,16 @@ function createSharedState(data: Dataset, config: TrainConfig, rng: Rng, faults:
   const pixels = data.height * data.width;
   const classes = data.classNames.length;
   if (!(Number.isInteger(pixels) && pixels > 0 && classes >= 2)) {
-    throw new OptionError(`data must have positive integer height and width and at least 2 class names, got ${data.height}x${data.width} and ${classes}`);
+    throw new OptionError(
+      `data must have positive integer height and width and at least 2 class names, got ${data.height}x${data.width} and ${classes}`,
+    );
   }
   checkSplit(data.train, pixels, classes, 'training data');
   checkSplit(data.test, pixels, classes, 'test data');
   if (data.train.count === 0 || data.test.count === 0) {
-    throw new OptionError(`data must have at least one training and one test image, got ${data.train.count} and ${data.test.count}`);
+    throw new OptionError(
+      `data must have at least one training and one test image, got ${data.train.count} and ${data.test.count}`,
+    );
   }
   const sizes = [pixels, ...config.hidden, classes];
   const { layers, count } = paramLayout(sizes);

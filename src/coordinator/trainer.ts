@@ -30,7 +30,8 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   const { resume } = options;
   if (resume !== undefined) {
     const given = TRAINING_SETTINGS.filter((name) => options[name] !== undefined);
-    if (given.length > 0) throw new OptionError(`a resumed run takes its settings from the checkpoint; drop ${given.join(', ')}`);
+    if (given.length > 0)
+      throw new OptionError(`a resumed run takes its settings from the checkpoint; drop ${given.join(', ')}`);
   }
   const resolved = resolveOptions(resume === undefined ? options : { ...options, ...settingsOf(resume.config) });
   const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, ...config } = resolved;
@@ -41,7 +42,9 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   if (resume !== undefined) {
     const params = paramLayout([data.height * data.width, ...config.hidden, data.classNames.length]).count;
     if (resume.trainCount !== data.train.count || resume.state.params.length !== params) {
-      throw new DataError(`the checkpoint was made on ${resume.trainCount} training images and ${resume.state.params.length} parameters; resume it with the same data and model`);
+      throw new DataError(
+        `the checkpoint was made on ${resume.trainCount} training images and ${resume.state.params.length} parameters; resume it with the same data and model`,
+      );
     }
   }
   const session = new Session(data, config, options.faults);
@@ -55,15 +58,26 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   );
   /** Saves the run as it stands between steps; `epochsDone` epochs are finished and evaluated. */
   const checkpoint = async (epochsDone: number): Promise<string | undefined> =>
-    checkpointDir === undefined ? undefined : writeCheckpoint(checkpointDir, { config, trainCount: data.train.count, epochsDone, history, state: session.state() });
+    checkpointDir === undefined
+      ? undefined
+      : writeCheckpoint(checkpointDir, {
+          config,
+          trainCount: data.train.count,
+          epochsDone,
+          history,
+          state: session.state(),
+        });
   try {
     for (let epoch = (resume?.epochsDone ?? 0) + 1; epoch <= config.epochs; epoch++) {
       const epochStarted = performance.now();
       const progress = (): BatchProgress => {
         const { lossSum, correct, samples } = session.epochTotals();
         return {
-          epoch, steps, step: session.stepsDone(),
-          loss: lossSum / samples, accuracy: correct / samples,
+          epoch,
+          steps,
+          step: session.stepsDone(),
+          loss: lossSum / samples,
+          accuracy: correct / samples,
           seconds: (performance.now() - epochStarted) / 1000,
         };
       };
@@ -73,7 +87,14 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
       const timer = options.onBatchEnd ? setInterval(report, progressIntervalMs) : undefined;
       try {
         while (step < steps) {
-          step += await runChunk(session, step, Math.min(steps, step + CHUNK_STEPS), { signal, interrupt, maxRetries, stepTimeoutMs, epoch, onLog: options.onLog });
+          step += await runChunk(session, step, Math.min(steps, step + CHUNK_STEPS), {
+            signal,
+            interrupt,
+            maxRetries,
+            stepTimeoutMs,
+            epoch,
+            onLog: options.onLog,
+          });
           if (interrupt?.aborted) {
             throw new InterruptedError({ epoch, step, checkpoint: await checkpoint(epoch - 1) });
           }
@@ -97,15 +118,25 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     await session.close();
   }
   if (!session.shared.optimizer.params.every(Number.isFinite)) {
-    throw new NonFiniteError('training diverged: the parameters are NaN or infinite; no model was saved. Lower the learning rate (--lr)');
+    throw new NonFiniteError(
+      'training diverged: the parameters are NaN or infinite; no model was saved. Lower the learning rate (--lr)',
+    );
   }
   const last = history[history.length - 1];
   options.onLog?.(`Test accuracy: ${last.testAccuracy.toFixed(4)}`);
   options.onLog?.(`Test loss: ${last.testLoss.toFixed(4)}`);
-  const model = await toLayersModel(session.shared.optimizer.params, { height: data.height, width: data.width, sizes: session.shared.sizes });
+  const model = await toLayersModel(session.shared.optimizer.params, {
+    height: data.height,
+    width: data.width,
+    sizes: session.shared.sizes,
+  });
   return {
-    model, history, testLoss: last.testLoss, testAccuracy: last.testAccuracy,
-    wallSeconds: (performance.now() - started) / 1000, config,
+    model,
+    history,
+    testLoss: last.testLoss,
+    testAccuracy: last.testAccuracy,
+    wallSeconds: (performance.now() - started) / 1000,
+    config,
   };
 }
 
@@ -141,13 +172,21 @@ async function runChunk(session: Session, first: number, end: number, options: C
   const snapshot = session.snapshot();
   for (let failures = 1; ; failures++) {
     try {
-      return await session.runSteps(first, end, { signal: options.signal, stop: options.interrupt, stepTimeoutMs: options.stepTimeoutMs });
+      return await session.runSteps(first, end, {
+        signal: options.signal,
+        stop: options.interrupt,
+        stepTimeoutMs: options.stepTimeoutMs,
+      });
     } catch (error) {
       if (!(error instanceof WorkerError)) throw error;
       if (failures > options.maxRetries) {
-        throw new WorkerError(`epoch ${options.epoch}: ${error.message} (${failures} failures in a row; giving up)`, { cause: error });
+        throw new WorkerError(`epoch ${options.epoch}: ${error.message} (${failures} failures in a row; giving up)`, {
+          cause: error,
+        });
       }
-      options.onLog?.(`epoch ${options.epoch}: ${error.message}; restarting the workers and running steps ${first + 1}-${end} again (retry ${failures} of ${options.maxRetries})`);
+      options.onLog?.(
+        `epoch ${options.epoch}: ${error.message}; restarting the workers and running steps ${first + 1}-${end} again (retry ${failures} of ${options.maxRetries})`,
+      );
       await session.restore(snapshot);
     }
   }

@@ -32,7 +32,15 @@ export function whiteCanvas(width: number, height: number): { canvas: Canvas; ct
  * Draws a grey image (uint8, 0 = background) at (x, y), `scale` screen pixels per image pixel, in
  * the tutorial's `plt.cm.binary` colours: background white, the garment dark.
  */
-export function drawGreyImage(ctx: SKRSContext2D, pixels: Uint8Array, width: number, height: number, x: number, y: number, scale: number): void {
+export function drawGreyImage(
+  ctx: SKRSContext2D,
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  x: number,
+  y: number,
+  scale: number,
+): void {
   const image = ctx.createImageData(width * scale, height * scale);
   for (let row = 0; row < height * scale; row++) {
     for (let col = 0; col < width * scale; col++) {
@@ -48,7 +56,14 @@ export function drawGreyImage(ctx: SKRSContext2D, pixels: Uint8Array, width: num
 }
 
 /** Writes `text` centred in [x, x + width), shrinking the font until it fits. */
-export function centredText(ctx: SKRSContext2D, text: string, x: number, width: number, y: number, sizePx: number): void {
+export function centredText(
+  ctx: SKRSContext2D,
+  text: string,
+  x: number,
+  width: number,
+  y: number,
+  sizePx: number,
+): void {
   let size = sizePx;
   ctx.font = font(size);
   while (ctx.measureText(text).width > width - 2 && size > 7) ctx.font = font(--size);

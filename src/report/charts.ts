@@ -17,9 +17,16 @@ export function drawConfusionMatrix(result: Classification, classNames: readonly
   ctx.font = font(18, true);
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
-  ctx.fillText(`Confusion matrix on ${result.perClass.reduce((s, c) => s + c.support, 0)} test images (accuracy ${result.accuracy.toFixed(4)})`, canvas.width / 2, 14);
+  ctx.fillText(
+    `Confusion matrix on ${result.perClass.reduce((s, c) => s + c.support, 0)} test images (accuracy ${result.accuracy.toFixed(4)})`,
+    canvas.width / 2,
+    14,
+  );
   result.matrix.forEach((row, t) => {
-    const support = Math.max(1, row.reduce((a, b) => a + b, 0));
+    const support = Math.max(
+      1,
+      row.reduce((a, b) => a + b, 0),
+    );
     row.forEach((count, p) => {
       const share = count / support;
       const shade = Math.round(255 * (1 - share));
@@ -78,7 +85,8 @@ export function drawLearningCurves(history: readonly EpochLog[]): Buffer {
     const pad = (hi - lo) * 0.1 || 0.01;
     lo -= pad;
     hi += pad;
-    const px = (epoch: number) => x0 + (history.length === 1 ? plotWidth / 2 : ((epoch - 1) / (history.length - 1)) * plotWidth);
+    const px = (epoch: number) =>
+      x0 + (history.length === 1 ? plotWidth / 2 : ((epoch - 1) / (history.length - 1)) * plotWidth);
     const py = (value: number) => panel.top + (1 - (value - lo) / (hi - lo)) * plotHeight;
     ctx.fillStyle = INK;
     ctx.font = font(15, true);

@@ -27,8 +27,12 @@ export function perClassTable(result: Classification, classNames: readonly strin
   const width = Math.max(5, ...classNames.map((n) => n.length));
   const lines = [`${'class'.padEnd(width)}  precision  recall  support`];
   result.perClass.forEach((c, i) => {
-    lines.push(`${classNames[i].padEnd(width)}  ${c.precision.toFixed(4).padStart(9)}  ${c.recall.toFixed(4).padStart(6)}  ${String(c.support).padStart(7)}`);
+    lines.push(
+      `${classNames[i].padEnd(width)}  ${c.precision.toFixed(4).padStart(9)}  ${c.recall.toFixed(4).padStart(6)}  ${String(c.support).padStart(7)}`,
+    );
   });
-  lines.push(`${'all'.padEnd(width)}  accuracy ${result.accuracy.toFixed(4)} on ${result.perClass.reduce((s, c) => s + c.support, 0)} images`);
+  lines.push(
+    `${'all'.padEnd(width)}  accuracy ${result.accuracy.toFixed(4)} on ${result.perClass.reduce((s, c) => s + c.support, 0)} images`,
+  );
   return lines.join('\n');
 }

@@ -33,11 +33,24 @@ export function gridLayout(count: number, columns: number, side: number, caption
   const captionHeight = captionLines * CAPTION_LINE + 4;
   const cellHeight = captionTop + captionHeight + 6;
   const rows = Math.ceil(count / columns);
-  return { columns, rows, cellWidth, cellHeight, imageSize, captionTop, captionHeight, width: columns * cellWidth, height: rows * cellHeight };
+  return {
+    columns,
+    rows,
+    cellWidth,
+    cellHeight,
+    imageSize,
+    captionTop,
+    captionHeight,
+    width: columns * cellWidth,
+    height: rows * cellHeight,
+  };
 }
 
 /** A grid of captioned images, as the tutorial's `plt.subplot` figures, as PNG bytes. */
-export function drawImageGrid(items: readonly GridItem[], options: { columns: number; side: number }): { png: Buffer; layout: GridLayout } {
+export function drawImageGrid(
+  items: readonly GridItem[],
+  options: { columns: number; side: number },
+): { png: Buffer; layout: GridLayout } {
   const lines = Math.max(1, ...items.map((item) => item.caption.length));
   const layout = gridLayout(items.length, options.columns, options.side, lines);
   const { canvas, ctx } = whiteCanvas(layout.width, layout.height);
@@ -49,7 +62,9 @@ export function drawImageGrid(items: readonly GridItem[], options: { columns: nu
     ctx.strokeStyle = '#bbbbbb';
     ctx.strokeRect(imageX - 0.5, y + 3.5, layout.imageSize + 1, layout.imageSize + 1);
     ctx.fillStyle = item.red ? RED : INK;
-    item.caption.forEach((line, l) => centredText(ctx, line, x, layout.cellWidth, y + layout.captionTop + l * CAPTION_LINE, 12));
+    item.caption.forEach((line, l) =>
+      centredText(ctx, line, x, layout.cellWidth, y + layout.captionTop + l * CAPTION_LINE, 12),
+    );
   });
   return { png: canvas.toBuffer('image/png'), layout };
 }

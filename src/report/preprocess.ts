@@ -37,7 +37,8 @@ export async function preprocessImage(path: string, side = 28): Promise<Uint8Arr
   ctx.drawImage(image, 0, 0);
   const rgba = ctx.getImageData(0, 0, width, height).data;
   const grey = new Float32Array(width * height);
-  for (let i = 0; i < grey.length; i++) grey[i] = 0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2];
+  for (let i = 0; i < grey.length; i++)
+    grey[i] = 0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2];
 
   let border = 0;
   let borderCount = 0;
@@ -52,15 +53,20 @@ export async function preprocessImage(path: string, side = 28): Promise<Uint8Arr
   const background = border / borderCount;
   const invert = background > 127;
   const base = invert ? 255 - background : background;
-  let minX = width, minY = height, maxX = -1, maxY = -1;
+  let minX = width,
+    minY = height,
+    maxX = -1,
+    maxY = -1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const v = invert ? 255 - grey[y * width + x] : grey[y * width + x];
       const object = Math.max(0, v - base);
       grey[y * width + x] = object;
       if (object > OBJECT_THRESHOLD) {
-        minX = Math.min(minX, x); maxX = Math.max(maxX, x);
-        minY = Math.min(minY, y); maxY = Math.max(maxY, y);
+        minX = Math.min(minX, x);
+        maxX = Math.max(maxX, x);
+        minY = Math.min(minY, y);
+        maxY = Math.max(maxY, y);
       }
     }
   }
@@ -73,7 +79,8 @@ export async function preprocessImage(path: string, side = 28): Promise<Uint8Arr
   const cropCtx = crop.getContext('2d');
   const cropData = cropCtx.createImageData(cropWidth, cropHeight);
   let peak = 1;
-  for (let y = 0; y < cropHeight; y++) for (let x = 0; x < cropWidth; x++) peak = Math.max(peak, grey[(minY + y) * width + minX + x]);
+  for (let y = 0; y < cropHeight; y++)
+    for (let x = 0; x < cropWidth; x++) peak = Math.max(peak, grey[(minY + y) * width + minX + x]);
   for (let y = 0; y < cropHeight; y++) {
     for (let x = 0; x < cropWidth; x++) {
       const v = Math.round((255 * grey[(minY + y) * width + minX + x]) / peak);
@@ -123,7 +130,8 @@ function checkComplete(bytes: Buffer, path: string): void {
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
     let end = bytes.length;
     while (end > 2 && bytes[end - 1] === 0) end--;
-    if (!(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9)) throw new DataError(`${path}: the JPEG file is truncated (no end marker)`);
+    if (!(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9))
+      throw new DataError(`${path}: the JPEG file is truncated (no end marker)`);
     return;
   }
   throw new DataError(`${path}: not a PNG or JPEG image`);

@@ -65,10 +65,17 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
   const pixels = height * width;
   const items = gridIndices.map((i) => {
     const wrong = predicted[i] !== test.labels[i];
-    const image = test.images instanceof Uint8Array
-      ? test.images.subarray(i * pixels, (i + 1) * pixels)
-      : Uint8Array.from(test.images.subarray(i * pixels, (i + 1) * pixels), (v) => Math.round(Math.min(1, Math.max(0, v)) * 255));
-    return { pixels: image, red: wrong, caption: wrong ? [classNames[predicted[i]], `true: ${classNames[test.labels[i]]}`] : [classNames[predicted[i]]] };
+    const image =
+      test.images instanceof Uint8Array
+        ? test.images.subarray(i * pixels, (i + 1) * pixels)
+        : Uint8Array.from(test.images.subarray(i * pixels, (i + 1) * pixels), (v) =>
+            Math.round(Math.min(1, Math.max(0, v)) * 255),
+          );
+    return {
+      pixels: image,
+      red: wrong,
+      caption: wrong ? [classNames[predicted[i]], `true: ${classNames[test.labels[i]]}`] : [classNames[predicted[i]]],
+    };
   });
   const gridWrong = items.filter((item) => item.red).length;
   await mkdir(dir, { recursive: true });
@@ -79,7 +86,13 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
     await writeFile(join(dir, REPORT_FILES.curves), drawLearningCurves(options.history));
     files.push(REPORT_FILES.curves);
   }
-  const json = { accuracy: classification.accuracy, classNames, confusionMatrix: classification.matrix, perClass: classification.perClass, grid: { seed: options.seed, indices: gridIndices, wrong: gridWrong } };
+  const json = {
+    accuracy: classification.accuracy,
+    classNames,
+    confusionMatrix: classification.matrix,
+    perClass: classification.perClass,
+    grid: { seed: options.seed, indices: gridIndices, wrong: gridWrong },
+  };
   await writeFile(join(dir, REPORT_FILES.json), `${JSON.stringify(json)}\n`);
   files.push(REPORT_FILES.json);
   return { classification, gridIndices, gridWrong, table: perClassTable(classification, classNames), files };

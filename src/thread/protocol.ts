@@ -15,7 +15,11 @@ export type TrainerEvent =
 /** A tf.LayersModel as `model.save` hands it over: topology, weight specs, weights. */
 export interface ModelArtifacts {
   readonly modelTopology: object;
-  readonly weightSpecs: { name: string; shape: number[]; dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64' }[];
+  readonly weightSpecs: {
+    name: string;
+    shape: number[];
+    dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64';
+  }[];
   readonly weightData: ArrayBuffer;
 }
 
@@ -30,7 +34,11 @@ export interface ThreadTrainResult {
 
 /** The API the thread exposes. `events` says which callbacks the caller has. */
 export interface TrainerThreadApi {
-  train(options: PlainTrainOptions, events: { epoch: boolean; batch: boolean; log: boolean }, onEvent: (event: TrainerEvent) => void): Promise<ThreadTrainResult>;
+  train(
+    options: PlainTrainOptions,
+    events: { epoch: boolean; batch: boolean; log: boolean },
+    onEvent: (event: TrainerEvent) => void,
+  ): Promise<ThreadTrainResult>;
   abort(): void;
   interrupt(): void;
 }

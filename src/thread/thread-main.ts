@@ -25,14 +25,16 @@ const api: TrainerThreadApi = {
       onLog: events.log ? (line) => void onEvent({ type: 'log', line }) : undefined,
     });
     let artifacts: ModelArtifacts | undefined;
-    await result.model.save(tf.io.withSaveHandler(async (saved) => {
-      artifacts = {
-        modelTopology: saved.modelTopology as object,
-        weightSpecs: saved.weightSpecs as ModelArtifacts['weightSpecs'],
-        weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
-      };
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
-    }));
+    await result.model.save(
+      tf.io.withSaveHandler(async (saved) => {
+        artifacts = {
+          modelTopology: saved.modelTopology as object,
+          weightSpecs: saved.weightSpecs as ModelArtifacts['weightSpecs'],
+          weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
+        };
+        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
+      }),
+    );
     result.model.dispose();
     const model = artifacts as ModelArtifacts;
     const { history, testLoss, testAccuracy, wallSeconds, config } = result;

@@ -47,7 +47,11 @@ export async function createTrainerThread(): Promise<TrainerThread> {
       signal?.addEventListener('abort', onAbort);
       interrupt?.addEventListener('abort', onInterrupt);
       try {
-        const result = await remote.train(plain, { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined }, onEvent);
+        const result = await remote.train(
+          plain,
+          { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined },
+          onEvent,
+        );
         const model = await modelFromArtifacts(result.model);
         return { ...result, model };
       } catch (error) {

@@ -2,9 +2,30 @@ import * as tf from '@tensorflow/tfjs';
 import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
 import { learningRateAt } from '../coordinator/schedule.js';
 import {
-  CTRL_NEXT_SHARD, CTRL_NEXT_SLICE, CTRL_NONFINITE_STEP, CTRL_STEPS_DONE, CTRL_STOP_DECISION, type EpochTask, type EvaluateResult, type EvaluateTask, type LayerSlice, paramLayout,
-  paramSliceOf, requestStop, shardOf, STATS_CORRECT, STATS_LOSS, STATS_SAMPLES, STATS_WORDS, TIMING_GRADIENT,
-  TIMING_STEPS, TIMING_TENSORS, TIMING_UPDATE, TIMING_WAIT_GRADIENTS, TIMING_WAIT_UPDATE, TIMING_WORDS,
+  CTRL_NEXT_SHARD,
+  CTRL_NEXT_SLICE,
+  CTRL_NONFINITE_STEP,
+  CTRL_STEPS_DONE,
+  CTRL_STOP_DECISION,
+  type EpochTask,
+  type EvaluateResult,
+  type EvaluateTask,
+  type LayerSlice,
+  paramLayout,
+  paramSliceOf,
+  requestStop,
+  shardOf,
+  STATS_CORRECT,
+  STATS_LOSS,
+  STATS_SAMPLES,
+  STATS_WORDS,
+  TIMING_GRADIENT,
+  TIMING_STEPS,
+  TIMING_TENSORS,
+  TIMING_UPDATE,
+  TIMING_WAIT_GRADIENTS,
+  TIMING_WAIT_UPDATE,
+  TIMING_WORDS,
 } from '../protocol.js';
 import { barrier } from './sync.js';
 import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradients, uploadParams } from './gradients.js';
@@ -36,7 +57,9 @@ function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], 
   if (cached?.key === key) return cached;
   const { layers, count } = paramLayout(sizes);
   return {
-    key, layers, paramCount: count,
+    key,
+    layers,
+    paramCount: count,
     scratch: new Scratch(rows, sizes[0], sizes[sizes.length - 1]),
   };
 }
@@ -61,7 +84,9 @@ export function runEpoch(task: EpochTask): void {
   const { layers, scratch, paramCount: count } = epochBuffers;
   const { optimizer, control, order } = shared;
   const adam = kernelFor(optimizer);
-  const slots = Array.from({ length: workers }, (_, k) => optimizer.grads.subarray(k * optimizer.slotLength, k * optimizer.slotLength + count));
+  const slots = Array.from({ length: workers }, (_, k) =>
+    optimizer.grads.subarray(k * optimizer.slotLength, k * optimizer.slotLength + count),
+  );
   const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
   const { images, labels, count: samples } = shared.train;
   try {
@@ -73,7 +98,11 @@ export function runEpoch(task: EpochTask): void {
       if (task.faults.length > 0) injectFaults(task, adamStep - 1);
       const t0 = performance.now();
       let model: ParamTensors | undefined;
-      for (let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1); shard < workers; shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)) {
+      for (
+        let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1);
+        shard < workers;
+        shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)
+      ) {
         const [start, end] = shardOf(batchStart, batchCount, shard, workers);
         model ??= uploadParams(optimizer.params, layers);
         const score = shardGradients(model, { images, labels, order, start, end }, scratch, slots[shard]);
@@ -95,7 +124,11 @@ export function runEpoch(task: EpochTask): void {
       const t1 = performance.now();
       barrier(control, parties, CTRL_NEXT_SLICE);
       const t2 = performance.now();
-      for (let slice = Atomics.add(control, CTRL_NEXT_SLICE, 1); slice < workers; slice = Atomics.add(control, CTRL_NEXT_SLICE, 1)) {
+      for (
+        let slice = Atomics.add(control, CTRL_NEXT_SLICE, 1);
+        slice < workers;
+        slice = Atomics.add(control, CTRL_NEXT_SLICE, 1)
+      ) {
         const [lo, hi] = paramSliceOf(count, slice, workers);
         adam.update(lo, hi, 1 / batchCount, adamStep, task.adam, learningRate);
       }

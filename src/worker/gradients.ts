@@ -15,7 +15,11 @@ export class Scratch {
   readonly inputsT: Float32Array;
   /** d(summed loss)/d(logits), [classes, rows]. */
   readonly dLogits: Float32Array;
-  constructor(readonly rows: number, readonly pixels: number, readonly classes: number) {
+  constructor(
+    readonly rows: number,
+    readonly pixels: number,
+    readonly classes: number,
+  ) {
     this.inputs = new Float32Array(rows * pixels);
     this.inputsT = new Float32Array(rows * pixels);
     this.dLogits = new Float32Array(rows * classes);
@@ -93,7 +97,8 @@ export function shardGradients(model: ParamTensors, batch: Batch, scratch: Scrat
   for (let l = 0; l <= last; l++) grad.set(heapView(backward.weightGrads[l]), layers[l].weightOffset);
   // Bias gradients are row sums of d(loss)/d(pre-activation), summed here rather than by two more
   // tfjs ops (the output layer's was summed with the softmax).
-  for (let l = 0; l < last; l++) sumRows(heapView(backward.hiddenGrads[l]), layers[l].outputs, rows, grad, layers[l].biasOffset);
+  for (let l = 0; l < last; l++)
+    sumRows(heapView(backward.hiddenGrads[l]), layers[l].outputs, rows, grad, layers[l].biasOffset);
   tf.dispose([x, xT, forward, dLogits, backward]);
   return score;
 }
@@ -113,7 +118,9 @@ export interface ParamTensors {
 
 export function uploadParams(params: Float32Array, layers: readonly LayerSlice[]): ParamTensors {
   const weights = layers.map((l) => tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]));
-  const biases = layers.map((l) => tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]));
+  const biases = layers.map((l) =>
+    tf.tensor2d(params.subarray(l.biasOffset, l.biasOffset + l.outputs), [l.outputs, 1]),
+  );
   const weightsT = weights.map((w, l) => (l === 0 ? undefined : tf.transpose(w)));
   return { layers, weights, biases, weightsT };
 }
@@ -151,7 +158,8 @@ function softmaxCrossEntropy(logits: Float32Array, batch: Batch, scratch: Scratc
     const logSum = max + Math.log(sum);
     lossSum += logSum - logits[label * rows + r];
     if (best === label) correct++;
-    for (let c = 0; c < classes; c++) dLogits[c * rows + r] = Math.exp(logits[c * rows + r] - logSum) - (c === label ? 1 : 0);
+    for (let c = 0; c < classes; c++)
+      dLogits[c * rows + r] = Math.exp(logits[c * rows + r] - logSum) - (c === label ? 1 : 0);
   }
   return { lossSum, correct };
 }
@@ -161,7 +169,12 @@ function softmaxCrossEntropy(logits: Float32Array, batch: Batch, scratch: Scratc
  * the scratch's size. Forward only, in the usual [rows, units] layout: the transposed weights are
  * made once and XNNPACK packs each of them once for all chunks.
  */
-export function evaluateBatch(params: Float32Array, layers: readonly LayerSlice[], batch: Batch, scratch: Scratch): BatchScore {
+export function evaluateBatch(
+  params: Float32Array,
+  layers: readonly LayerSlice[],
+  batch: Batch,
+  scratch: Scratch,
+): BatchScore {
   const kernels = layers.map((l) =>
     tf.tidy(() => tf.transpose(tf.tensor2d(params.subarray(l.weightOffset, l.biasOffset), [l.outputs, l.inputs]))),
   );

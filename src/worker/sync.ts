@@ -1,4 +1,10 @@
-import { CTRL_ABORT, CTRL_BARRIER_COUNT, CTRL_BARRIER_GENERATION, CTRL_STOP_DECISION, CTRL_STOP_REQUEST } from '../protocol.js';
+import {
+  CTRL_ABORT,
+  CTRL_BARRIER_COUNT,
+  CTRL_BARRIER_GENERATION,
+  CTRL_STOP_DECISION,
+  CTRL_STOP_REQUEST,
+} from '../protocol.js';
 
 /** Thrown in a worker whose run was stopped by another worker's failure or by the caller. */
 export class StoppedError extends Error {
