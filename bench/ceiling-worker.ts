@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { paramLayout } from '../src/protocol.js';
+import { paramLayout } from '../src/model/layout.js';
 import { disposeParams, Scratch, shardGradients, uploadParams } from '../src/worker/gradients.js';
 
 interface CeilingJob {

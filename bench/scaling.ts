@@ -12,8 +12,8 @@ import { Session } from '../src/coordinator/session.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
+import { paramLayout } from '../src/model/layout.js';
 import {
-  paramLayout,
   TIMING_GRADIENT,
   TIMING_STEPS,
   TIMING_UPDATE,

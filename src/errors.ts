@@ -49,8 +49,40 @@ export class InterruptedError extends Error {
   }
 }
 
-/** The classes above by name, to rebuild them when they cross a thread as plain errors. */
-export const ERROR_CLASSES = { OptionError, DataError, AbortError, WorkerError, NonFiniteError } as const;
+/** The classes above whose one argument is the message, by name, to rebuild them when they cross a thread. */
+const MESSAGE_CLASSES = { OptionError, DataError, AbortError, WorkerError, NonFiniteError } as const;
+
+/**
+ * An error as it crosses a thread: structured cloning keeps an Error's message but not its class
+ * or its own fields (InterruptedError's epoch, step and checkpoint), so it goes as plain data.
+ */
+export interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack: string | undefined;
+  /** InterruptedError's fields. */
+  readonly where?: { epoch: number; step: number; checkpoint: string | undefined };
+}
+
+export function toWireError(error: unknown): WireError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), stack: undefined };
+  const where =
+    error instanceof InterruptedError
+      ? { epoch: error.epoch, step: error.step, checkpoint: error.checkpoint }
+      : undefined;
+  return { name: error.name, message: error.message, stack: error.stack, where };
+}
+
+/** The error again, as an instance of its class when it is one of this project's; `origin` is added to its stack. */
+export function fromWireError(wire: WireError, origin: string): Error {
+  const Class = MESSAGE_CLASSES[wire.name as keyof typeof MESSAGE_CLASSES];
+  let error: Error;
+  if (wire.name === 'InterruptedError' && wire.where !== undefined) error = new InterruptedError(wire.where);
+  else if (Class !== undefined) error = new Class(wire.message);
+  else error = Object.assign(new Error(wire.message), { name: wire.name });
+  error.stack = `${wire.name}: ${wire.message}\n    (${origin})\n${wire.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+  return error;
+}
 
 /** True for the errors a user causes: the command line prints their message alone. */
 export function isUserError(error: unknown): error is OptionError | DataError | AbortError | NonFiniteError {

@@ -6,8 +6,9 @@
 export { train } from './coordinator/trainer.js';
 export type { TrainResult } from './coordinator/trainer.js';
 export { DEFAULTS } from './coordinator/options.js';
-export type { BatchProgress, EpochLog, TrainConfig, TrainOptions } from './coordinator/options.js';
-export type { LearningRateSchedule } from './coordinator/schedule.js';
+export type { BatchProgress, EpochLog, TrainConfig } from './coordinator/config.js';
+export type { TrainOptions } from './coordinator/options.js';
+export type { LearningRateSchedule } from './optimizer/schedule.js';
 export { createTrainerThread } from './thread/trainer-thread.js';
 export type { TrainerThread } from './thread/trainer-thread.js';
 export { loadModel, saveModel } from './coordinator/model.js';
@@ -18,4 +19,3 @@ export type { Dataset, Split } from './data/dataset.js';
 export { AbortError, DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from './errors.js';
 export { readCheckpoint } from './coordinator/checkpoint.js';
 export type { Checkpoint } from './coordinator/checkpoint.js';
-export type { Fault } from './protocol.js';

@@ -1,14 +1,15 @@
-import type { OptimizerMemory } from './coordinator/adam-kernel.js';
-import type { LearningRateSchedule } from './coordinator/schedule.js';
+import type { AdamConfig } from './optimizer/adam.js';
+import type { OptimizerMemory } from './optimizer/adam-kernel.js';
+import type { LearningRateSchedule } from './optimizer/schedule.js';
 
 /**
  * Everything that crosses between the coordinator and its workers: the task messages, and the
  * layout of the shared memory they both read and write. Nothing else is shared.
  *
- * The hot path sends no messages. One `epoch` task per worker runs a chunk of steps (200, between
- * the coordinator's snapshots); inside it the workers meet at barriers in shared memory (Atomics)
- * twice per step: once when every gradient slot is written, once when every slice of the
- * parameters has been updated.
+ * The hot path sends no messages. One `steps` task per worker runs a chunk of steps (between the
+ * coordinator's snapshots); inside it the workers meet at barriers in shared memory (Atomics) twice
+ * per step: once when every gradient slot is written, once when every slice of the parameters has
+ * been updated.
  */
 
 /** A dataset split as it lives in shared memory: `count` images of `pixels` values each (see Split). */
@@ -16,14 +17,6 @@ export interface SharedSplit {
   readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
   readonly count: number;
-}
-
-/** Adam's hyper-parameters; the update is Keras's (epsilon added to sqrt(v), see adam.ts). */
-export interface AdamConfig {
-  readonly learningRate: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
 }
 
 /**
@@ -48,7 +41,7 @@ export interface SharedState {
   readonly order: Int32Array;
   /** Barrier and progress words (see CTRL_*). */
   readonly control: Int32Array;
-  /** How many times each injected fault (EpochTask.faults) has fired, across restarted workers. */
+  /** How many times each injected fault (StepsTask.faults) has fired, across restarted workers. */
   readonly faultsInjected: Int32Array;
 }
 
@@ -101,18 +94,18 @@ export const TIMING_STEPS = 4;
 export const TIMING_TENSORS = 5;
 export const TIMING_WORDS = 6;
 
-/** Run the steps `[firstStep, endStep)` of one epoch as worker `rank` of `workers`. */
-export interface EpochTask {
-  readonly kind: 'epoch';
+/** Run the steps `[firstStep, endStep)` of the current epoch as worker `rank` of `workers`. */
+export interface StepsTask {
+  readonly kind: 'steps';
   readonly shared: SharedState;
   readonly rank: number;
   readonly workers: number;
-  /** How many workers compute, one per core at most: ranks `[0, parties)` (see runEpoch). */
+  /** How many workers compute, one per core at most: ranks `[0, parties)` (see runSteps). */
   readonly parties: number;
   readonly batchSize: number;
   readonly firstStep: number;
   readonly endStep: number;
-  /** Adam's step counter before this epoch's first step (Adam's t starts at 1). */
+  /** Adam's step counter before `firstStep` (Adam's t starts at 1). */
   readonly adamStepsBefore: number;
   readonly adam: AdamConfig;
   /** How `adam.learningRate` changes over the run's `totalSteps` (see schedule.ts). */
@@ -129,64 +122,10 @@ export interface EvaluateTask {
   readonly end: number;
 }
 
-export type Task = EpochTask | EvaluateTask;
+export type Task = StepsTask | EvaluateTask;
 
 export interface EvaluateResult {
   readonly lossSum: number;
   readonly correct: number;
   readonly count: number;
-}
-
-/** Where each layer's weights and bias sit in the flat parameter vector. */
-export interface LayerSlice {
-  readonly inputs: number;
-  readonly outputs: number;
-  /** Offset of the [outputs, inputs] weight matrix (row-major, PyTorch's Linear layout). */
-  readonly weightOffset: number;
-  /** Offset of the [outputs] bias. */
-  readonly biasOffset: number;
-}
-
-/**
- * Weights are stored as [outputs, inputs], transposed from Keras's [inputs, outputs] kernel: every
- * matMul of the step then has plain operands, which run ~10x faster on tfjs-wasm than transposed
- * ones, and the big weight matrix is never the operand XNNPACK must repack each step.
- */
-export function paramLayout(sizes: readonly number[]): { layers: LayerSlice[]; count: number } {
-  const layers: LayerSlice[] = [];
-  let offset = 0;
-  for (let i = 1; i < sizes.length; i++) {
-    const inputs = sizes[i - 1];
-    const outputs = sizes[i];
-    layers.push({ inputs, outputs, weightOffset: offset, biasOffset: offset + inputs * outputs });
-    offset += inputs * outputs + outputs;
-  }
-  return { layers, count: offset };
-}
-
-/**
- * The part of a step's global batch that worker `rank` computes: contiguous, sizes differing by at
- * most one, possibly empty when the batch has fewer samples than there are workers.
- */
-export function shardOf(batchStart: number, batchCount: number, rank: number, workers: number): [number, number] {
-  return [
-    batchStart + Math.floor((rank * batchCount) / workers),
-    batchStart + Math.floor(((rank + 1) * batchCount) / workers),
-  ];
-}
-
-/** The slice of the parameter vector that worker `rank` reduces and updates. */
-export function paramSliceOf(paramCount: number, rank: number, workers: number): [number, number] {
-  // Multiples of 16 floats (64 bytes) keep two workers from writing the same cache line.
-  const chunk = Math.ceil(paramCount / workers / 16) * 16;
-  return [Math.min(paramCount, rank * chunk), Math.min(paramCount, (rank + 1) * chunk)];
-}
-
-/**
- * Stops a run: every worker throws at its next barrier instead of waiting. Called by a worker that
- * failed and by the coordinator (a task rejected, or the caller aborted).
- */
-export function requestStop(control: Int32Array): void {
-  Atomics.store(control, CTRL_ABORT, 1);
-  Atomics.notify(control, CTRL_BARRIER_GENERATION);
 }

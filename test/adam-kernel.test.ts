@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/coordinator/adam.js';
-import { AdamKernel, createOptimizerMemory } from '../dist/src/coordinator/adam-kernel.js';
+import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/optimizer/adam.js';
+import { AdamKernel, createOptimizerMemory } from '../dist/src/optimizer/adam-kernel.js';
 
 describe('AdamKernel (WebAssembly SIMD all-reduce + Adam)', () => {
   it('repeats the hand-worked Adam steps of adam.test.ts', () => {
     const memory = createOptimizerMemory(2, 1);
     memory.params.set([1, 7]);
-    const kernel = new AdamKernel(memory);
+    const kernel = new AdamKernel(memory, ADAM_DEFAULTS);
     memory.grads.set([0.5, 99]);
-    kernel.update(0, 1, 1, 1, ADAM_DEFAULTS);
+    kernel.update({ lo: 0, hi: 1 }, { t: 1, learningRate: 0.001, scale: 1 });
     expect(memory.params[0]).toBeCloseTo(0.9990000063, 7);
     memory.grads.set([-0.25, 99]);
-    kernel.update(0, 1, 1, 2, ADAM_DEFAULTS);
+    kernel.update({ lo: 0, hi: 1 }, { t: 2, learningRate: 0.001, scale: 1 });
     expect(memory.m[0]).toBeCloseTo(0.02, 8);
     expect(memory.v[0]).toBeCloseTo(0.00031225, 10);
     expect(memory.params[0]).toBeCloseTo(0.9987336708, 7);
@@ -30,7 +30,7 @@ describe('AdamKernel (WebAssembly SIMD all-reduce + Adam)', () => {
         reference.m[i] = memory.m[i] = random() * 0.01;
         reference.v[i] = memory.v[i] = Math.abs(random()) * 1e-4;
       }
-      const kernel = new AdamKernel(memory);
+      const kernel = new AdamKernel(memory, ADAM_DEFAULTS);
       for (let step = 1; step <= 3; step++) {
         for (let i = 0; i < memory.grads.length; i++) memory.grads[i] = random() * 10 ** Math.floor(random() * 4);
         const source = { slots: memory.grads, slotLength: memory.slotLength, slotCount, scale: 1 / 96 };
@@ -39,8 +39,8 @@ describe('AdamKernel (WebAssembly SIMD all-reduce + Adam)', () => {
           [0, 333],
           [333, count],
         ]) {
-          kernel.update(lo, hi, 1 / 96, step, ADAM_DEFAULTS, 0.003);
-          adamUpdate(reference, source, lo, hi, step, ADAM_DEFAULTS, 0.003);
+          kernel.update({ lo, hi }, { t: step, learningRate: 0.003, scale: 1 / 96 });
+          adamUpdate(reference, source, { lo, hi }, { t: step, learningRate: 0.003 }, ADAM_DEFAULTS);
         }
       }
       expect(Array.from(memory.params)).toEqual(Array.from(reference.params));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/coordinator/adam.js';
+import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/optimizer/adam.js';
 
 /** An already reduced gradient: one slot, scale 1. */
 const gradient = (...values: number[]) => ({
@@ -8,6 +8,9 @@ const gradient = (...values: number[]) => ({
   slotCount: 1,
   scale: 1,
 });
+
+/** Adam's step t at Keras's default learning rate. */
+const step = (t: number) => ({ t, learningRate: ADAM_DEFAULTS.learningRate });
 
 describe('adamUpdate', () => {
   it('matches two Adam steps worked by hand (Keras update, lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)', () => {
@@ -18,7 +21,7 @@ describe('adamUpdate', () => {
     //   alpha = 0.001 * sqrt(1 - 0.999) / (1 - 0.9) = 3.16227766e-4
     //   update = alpha * 0.05 / (sqrt(0.00025) + 1e-7) = 3.16227766e-4 * 0.05 / 0.0158114883 = 9.99993675e-4
     //   p = 1 - 9.99993675e-4 = 0.999000006
-    adamUpdate(state, gradient(0.5, 99), 0, 1, 1, ADAM_DEFAULTS);
+    adamUpdate(state, gradient(0.5, 99), { lo: 0, hi: 1 }, step(1), ADAM_DEFAULTS);
     expect(state.m[0]).toBeCloseTo(0.05, 8);
     expect(state.v[0]).toBeCloseTo(0.00025, 10);
     expect(state.params[0]).toBeCloseTo(0.9990000063, 7);
@@ -27,7 +30,7 @@ describe('adamUpdate', () => {
     //   alpha = 0.001 * sqrt(1 - 0.999^2) / (1 - 0.9^2) = 0.001 * 0.0447101778 / 0.19 = 2.35316725e-4
     //   update = alpha * 0.02 / (sqrt(0.00031225) + 1e-7) = 2.35316725e-4 * 0.02 / 0.017670697 = 2.66335532e-4
     //   p = 0.999000006 - 2.66335532e-4 = 0.998733671
-    adamUpdate(state, gradient(-0.25, 99), 0, 1, 2, ADAM_DEFAULTS);
+    adamUpdate(state, gradient(-0.25, 99), { lo: 0, hi: 1 }, step(2), ADAM_DEFAULTS);
     expect(state.m[0]).toBeCloseTo(0.02, 8);
     expect(state.v[0]).toBeCloseTo(0.00031225, 10);
     expect(state.params[0]).toBeCloseTo(0.9987336708, 7);
@@ -39,7 +42,7 @@ describe('adamUpdate', () => {
     // lr to 6 digits for |g| = 0.1 and 40, and visibly less for |g| = 1e-4, where epsilon (1e-7) weighs in:
     // 0.001 * 3.162e-6 / (3.162e-6 + 1e-7) = 9.6934e-4.
     const state = { params: new Float32Array(3), m: new Float32Array(3), v: new Float32Array(3) };
-    adamUpdate(state, gradient(0.1, -40, 1e-4), 0, 3, 1, ADAM_DEFAULTS);
+    adamUpdate(state, gradient(0.1, -40, 1e-4), { lo: 0, hi: 3 }, step(1), ADAM_DEFAULTS);
     expect(state.params[0]).toBeCloseTo(-0.001, 6);
     expect(state.params[1]).toBeCloseTo(0.001, 6);
     expect(state.params[2]).toBeCloseTo(-9.6934e-4, 7);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/coordinator/adam.js';
-import { reducedGradient } from '../dist/src/coordinator/all-reduce.js';
-import { paramLayout, paramSliceOf, shardOf } from '../dist/src/protocol.js';
+import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/optimizer/adam.js';
+import { reducedGradient } from '../dist/src/optimizer/all-reduce.js';
+import { paramLayout } from '../dist/src/model/layout.js';
+import { paramSliceOf, shardOf } from '../dist/src/sharding.js';
 
 describe('the all-reduce', () => {
   // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
@@ -15,7 +16,7 @@ describe('the all-reduce', () => {
 
   it('feeds Adam the reduced gradient, only on the slice it is given', () => {
     const state = { params: new Float32Array(4), m: new Float32Array(4), v: new Float32Array(4) };
-    adamUpdate(state, source, 1, 3, 1, ADAM_DEFAULTS);
+    adamUpdate(state, source, { lo: 1, hi: 3 }, { t: 1, learningRate: ADAM_DEFAULTS.learningRate }, ADAM_DEFAULTS);
     // m = 0.1 g for the reduced g; parameters outside [1, 3) keep m = 0 and p = 0.
     expect([...state.m]).toEqual([0, Math.fround(5.55), Math.fround(8.325), 0]);
     expect(state.params[0]).toBe(0);
@@ -34,10 +35,10 @@ describe('sharding', () => {
       [1, 4],
     ]) {
       const shards = Array.from({ length: workers }, (_, r) => shardOf(100, count, r, workers));
-      expect(shards[0][0]).toBe(100);
-      expect(shards[workers - 1][1]).toBe(100 + count);
-      for (let r = 1; r < workers; r++) expect(shards[r][0]).toBe(shards[r - 1][1]);
-      const sizes = shards.map(([a, b]) => b - a);
+      expect(shards[0].start).toBe(100);
+      expect(shards[workers - 1].end).toBe(100 + count);
+      for (let r = 1; r < workers; r++) expect(shards[r].start).toBe(shards[r - 1].end);
+      const sizes = shards.map(({ start, end }) => end - start);
       expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
     }
   });
@@ -48,7 +49,7 @@ describe('sharding', () => {
     for (const workers of [1, 2, 3, 8, 64]) {
       const owners = new Uint8Array(count);
       for (let r = 0; r < workers; r++) {
-        const [lo, hi] = paramSliceOf(count, r, workers);
+        const { lo, hi } = paramSliceOf(count, r, workers);
         for (let i = lo; i < hi; i++) owners[i]++;
       }
       expect(owners.every((n) => n === 1)).toBe(true);

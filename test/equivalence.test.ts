@@ -16,7 +16,7 @@ beforeAll(async () => {
 
 async function trainedWeights(workers: number, batchSize = 32) {
   const result = await train({ data: slice, workers, epochs: 1, batchSize, seed: 5 });
-  const weights = result.model.getWeights().map((w) => w.dataSync().slice());
+  const weights = result.model.getWeights().map((w) => w.dataSync<'float32'>().slice());
   return { weights, history: result.history };
 }
 
@@ -39,7 +39,7 @@ describe('data parallelism', () => {
       await train({ data: slice, workers: 1, epochs: 1, batchSize: 32, seed: 5, learningRate: Number.MIN_VALUE })
     ).model
       .getWeights()
-      .map((w) => w.dataSync().slice());
+      .map((w) => w.dataSync<'float32'>().slice());
     expect(maxAbsDifference(one.weights, fresh)).toBeGreaterThan(1e-3);
     expect(one.history[0].loss).toBeCloseTo(four.history[0].loss, 5);
     expect(one.history[0].testAccuracy).toBeCloseTo(four.history[0].testAccuracy, 3);
@@ -61,7 +61,7 @@ describe('data parallelism', () => {
     };
     const a = await train({ data: tiny, workers: 1, epochs: 1, batchSize: 3, seed: 2 });
     const b = await train({ data: tiny, workers: 4, epochs: 1, batchSize: 3, seed: 2 });
-    const weightsOf = (r: typeof a) => r.model.getWeights().map((w) => w.dataSync().slice());
+    const weightsOf = (r: typeof a) => r.model.getWeights().map((w) => w.dataSync<'float32'>().slice());
     expect(maxAbsDifference(weightsOf(a), weightsOf(b))).toBeLessThan(1e-5);
   });
 

@@ -61,7 +61,9 @@ describe('loadFashionMnist', () => {
       expect(counts).toEqual(new Array(10).fill(perClass));
     }
     const idx = (dims: number[], bytes: Uint8Array) => createHash('sha256').update(idxBytes(dims, bytes)).digest('hex');
-    expect(idx([60_000, 28, 28], data.train.images)).toBe(FASHION_MNIST_SHA256['train-images-idx3-ubyte']);
+    expect(idx([60_000, 28, 28], data.train.images as Uint8Array)).toBe(
+      FASHION_MNIST_SHA256['train-images-idx3-ubyte'],
+    );
     expect(idx([10_000], data.test.labels)).toBe(FASHION_MNIST_SHA256['t10k-labels-idx1-ubyte']);
   });
 });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { paramLayout } from '../dist/src/protocol.js';
+import { paramLayout } from '../dist/src/model/layout.js';
 import {
   disposeParams,
   evaluateBatch,

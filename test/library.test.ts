@@ -54,23 +54,32 @@ describe('train() as a library', () => {
     expect(result.model.outputs[0].shape).toEqual([null, 3]);
   });
 
-  it('reports epochs, throttled batch progress and log lines', async () => {
+  it('reports epochs, log lines, and batch progress with each step at most once and in order, however slow the steps', async () => {
     const epochs: number[] = [];
-    const steps: number[] = [];
+    const progress: { epoch: number; step: number; steps: number }[] = [];
     const lines: string[] = [];
     await train({
       data: slice(fashion, 4096),
       workers: 2,
       epochs: 2,
       batchSize: 32,
-      progressIntervalMs: 5,
+      // Shorter than any step: a timer that reported on every tick would repeat steps.
+      progressIntervalMs: 1,
       onEpochEnd: (log) => void epochs.push(log.epoch),
-      onBatchEnd: (progress) => void steps.push(progress.step),
+      onBatchEnd: ({ epoch, step, steps }) => void progress.push({ epoch, step, steps }),
       onLog: (line) => void lines.push(line),
     });
     expect(epochs).toEqual([1, 2]);
-    expect(steps).toContain(128);
-    expect(steps.length).toBeLessThan(2 * 128);
+    for (const epoch of [1, 2]) {
+      const steps = progress.filter((p) => p.epoch === epoch);
+      expect(steps.length).toBeGreaterThan(0);
+      steps.forEach((p, i) => {
+        expect(p.steps).toBe(128);
+        if (i > 0) expect(p.step).toBeGreaterThan(steps[i - 1].step);
+      });
+      expect(steps.at(-1)?.step).toBe(128);
+    }
+    expect(progress.map((p) => p.epoch)).toEqual([...progress.map((p) => p.epoch)].sort());
     expect(lines[0]).toMatch(/^Training on 4096 images with 2 workers: hidden 128, global batch 32/);
     expect(lines.at(-2)).toMatch(/^Test accuracy: 0\.\d{4}$/);
   });

@@ -10,6 +10,7 @@ import {
   train,
   WorkerError,
 } from '../dist/src/index.js';
+import { trainWithFaults } from '../dist/src/coordinator/trainer.js';
 import { DEBIAN_DIR, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
 let slice: Dataset;
@@ -25,22 +26,18 @@ beforeAll(async () => {
 
 const weightsOf = (result: Awaited<ReturnType<typeof train>>) =>
   result.model.getWeights().map((w) => Array.from(w.dataSync()));
-const run = (extra: Parameters<typeof train>[0] = {}) =>
-  train({ data: slice, workers: 2, epochs: 2, batchSize: 64, ...extra });
+const run = (extra: Parameters<typeof train>[0] = {}, faults: Parameters<typeof trainWithFaults>[1] = []) =>
+  trainWithFaults({ data: slice, workers: 2, epochs: 2, batchSize: 64, ...extra }, faults);
 
 describe('worker failures', () => {
   it('a worker that throws, exits or hangs is replaced and the steps rerun: the same parameters as without the fault', async () => {
     const clean = weightsOf(await run());
     const lines: string[] = [];
-    const faulty = await run({
-      stepTimeoutMs: 1500,
-      onLog: (line) => void lines.push(line),
-      faults: [
-        { rank: 1, step: 7, kind: 'throw' },
-        { rank: 0, step: 30, kind: 'exit' },
-        { rank: 1, step: 71, kind: 'hang' },
-      ],
-    });
+    const faulty = await run({ stepTimeoutMs: 1500, onLog: (line) => void lines.push(line) }, [
+      { rank: 1, step: 7, kind: 'throw' },
+      { rank: 0, step: 30, kind: 'exit' },
+      { rank: 1, step: 71, kind: 'hang' },
+    ]);
     expect(weightsOf(faulty)).toEqual(clean);
     const retries = lines.filter((l) => l.includes('restarting the workers'));
     expect(retries).toHaveLength(3);
@@ -51,12 +48,9 @@ describe('worker failures', () => {
 
   it('gives up after maxRetries failures in a row, naming the worker and the step; the last checkpoint stays intact', async () => {
     const dir = tempDir();
-    const error = await run({
-      checkpointDir: dir,
-      checkpointEvery: 1,
-      maxRetries: 2,
-      faults: [{ rank: 1, step: 60, kind: 'throw', times: 3 }],
-    }).catch((e: unknown) => e);
+    const error = await run({ checkpointDir: dir, checkpointEvery: 1, maxRetries: 2 }, [
+      { rank: 1, step: 60, kind: 'throw', times: 3 },
+    ]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkerError);
     expect((error as Error).message).toBe(
       'epoch 2: worker 1 failed at step 11 of the epoch: injected fault at step 61 (3 failures in a row; giving up)',
@@ -81,18 +75,42 @@ describe('checkpoints', () => {
     expect(stopped).toBeInstanceOf(InterruptedError);
     expect((stopped as InterruptedError).checkpoint).toBe(join(dir, 'checkpoint.bin'));
     const checkpoint = await readCheckpoint(dir);
-    expect([checkpoint.epochsDone, checkpoint.state.stepsDone]).toEqual([1, 0]);
+    expect([checkpoint.epochsDone, checkpoint.stepsDone]).toEqual([1, 0]);
     const resumed = await train({ data: slice, resume: checkpoint });
     expect(weightsOf(resumed)).toEqual(weightsOf(clean));
     expect(resumed.history.map((h) => h.testLoss)).toEqual(clean.history.map((h) => h.testLoss));
+  });
+
+  it('resumes mid-epoch on another worker count: the uninterrupted run to float rounding, and the log says so', async () => {
+    const clean = weightsOf(await run());
+    const dir = tempDir();
+    // Asked to stop before it starts, the run stops after its first step: a known place mid-epoch.
+    const stopped = await run({ checkpointDir: dir, interrupt: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(InterruptedError);
+    expect([(stopped as InterruptedError).epoch, (stopped as InterruptedError).step]).toEqual([1, 1]);
+    const checkpoint = await readCheckpoint(dir);
+    expect([checkpoint.epochsDone, checkpoint.stepsDone, checkpoint.config.workers]).toEqual([0, 1, 2]);
+    for (const workers of [3, 1]) {
+      const lines: string[] = [];
+      const resumed = await train({ data: slice, resume: checkpoint, workers, onLog: (line) => void lines.push(line) });
+      expect(resumed.config.workers).toBe(workers);
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^Resuming after epoch 0, step 1: on 3200 images with ${workers} workers? \\(checkpointed with 2: ` +
+            'the result equals an uninterrupted run.s to float rounding, not bit for bit\\)',
+        ),
+      );
+      const difference = Math.max(...weightsOf(resumed).flatMap((w, i) => w.map((v, j) => Math.abs(v - clean[i][j]))));
+      expect(difference).toBeLessThan(1e-5);
+    }
   });
 
   it('refuses a damaged checkpoint and settings that contradict it', async () => {
     const dir = tempDir();
     await run({ epochs: 1, checkpointDir: dir, checkpointEvery: 1 });
     const checkpoint = await readCheckpoint(dir);
-    await expect(train({ data: slice, resume: checkpoint, workers: 4 })).rejects.toThrow(
-      'a resumed run takes its settings from the checkpoint; drop workers',
+    await expect(train({ data: slice, resume: checkpoint, batchSize: 32, seed: 2 })).rejects.toThrow(
+      'a resumed run keeps the settings of its checkpoint; drop batchSize, seed',
     );
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, 'checkpoint.bin'), readFileSync(join(dir, 'checkpoint.bin')).subarray(0, 1000));

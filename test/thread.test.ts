@@ -1,6 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, createTrainerThread, type Dataset, loadFashionMnist, OptionError } from '../dist/src/index.js';
-import { DEBIAN_DIR, settledOsThreads } from './helpers.js';
+import { join } from 'node:path';
+import {
+  AbortError,
+  createTrainerThread,
+  type Dataset,
+  InterruptedError,
+  loadFashionMnist,
+  OptionError,
+} from '../dist/src/index.js';
+import { DEBIAN_DIR, settledOsThreads, tempDir } from './helpers.js';
 
 let data: Dataset;
 
@@ -39,12 +47,21 @@ describe('createTrainerThread', () => {
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
   });
 
-  it("rebuilds typed errors on the caller's side, and ends the thread on abort", async () => {
+  it("rebuilds typed errors on the caller's side, InterruptedError with its fields, and ends the thread on abort", async () => {
     const threadsBefore = await settledOsThreads();
     const trainer = await createTrainerThread();
     const invalid = await trainer.train({ data, workers: 0 }).catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(OptionError);
     expect((invalid as Error).message).toBe('workers must be an integer between 1 and 64, got 0');
+
+    const dir = tempDir();
+    const interrupted = await trainer
+      .train({ data, workers: 2, epochs: 2, checkpointDir: dir, interrupt: AbortSignal.abort() })
+      .catch((e: unknown) => e);
+    expect(interrupted).toBeInstanceOf(InterruptedError);
+    const { epoch, step, checkpoint, message } = interrupted as InterruptedError;
+    expect({ epoch, step, checkpoint }).toEqual({ epoch: 1, step: 1, checkpoint: join(dir, 'checkpoint.bin') });
+    expect(message).toBe(`training was interrupted at epoch 1, step 1; checkpoint written to ${checkpoint}`);
 
     const controller = new AbortController();
     const run = trainer.train({

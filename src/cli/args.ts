@@ -42,8 +42,9 @@ Flags:
                     (default: runs/<timestamp>; with --resume, the resumed directory)
   --checkpoint-every N
                     write checkpoint.bin every N epochs (default: 0, only on SIGINT/SIGTERM)
-  --resume DIR      continue the run whose checkpoint.bin is in DIR, with its settings
-                    (SIGINT or SIGTERM finishes the step, writes a checkpoint and says how to resume)
+  --resume DIR      continue the run whose checkpoint.bin is in DIR, with its settings; --workers
+                    may differ (SIGINT or SIGTERM finishes the step, writes a checkpoint and says
+                    how to resume)
   --quiet           print only the final test accuracy
   -h, --help        show this help`;
 
@@ -56,8 +57,11 @@ const NUMERIC_FLAGS = {
   'checkpoint-every': 'checkpointEvery',
 } as const satisfies Record<string, LimitedOption>;
 
-/** Flags that define a run: a resumed run takes them from its checkpoint. */
-const RUN_FLAGS = ['workers', 'epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'hidden'];
+/**
+ * Flags that define a run: a resumed run takes them from its checkpoint. `--workers` is not one: N
+ * workers compute the same steps as 1, to float rounding.
+ */
+const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'hidden'];
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
@@ -106,7 +110,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   const conflicting = RUN_FLAGS.filter((flag) => raw(flag) !== undefined);
   if (resume !== undefined && conflicting.length > 0) {
     throw new OptionError(
-      `--resume takes the run's settings from its checkpoint; drop ${conflicting.map((f) => `--${f}`).join(', ')}`,
+      `--resume keeps the run's settings from its checkpoint; drop ${conflicting.map((f) => `--${f}`).join(', ')}`,
     );
   }
   return {

@@ -1,4 +1,4 @@
-import type { BatchProgress, EpochLog } from '../coordinator/options.js';
+import type { BatchProgress, EpochLog } from '../coordinator/config.js';
 
 const BAR_WIDTH = 30;
 

@@ -2,55 +2,90 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
 import { writeFileAtomically } from '../files.js';
-import type { EpochLog, TrainConfig } from './options.js';
-import type { SessionState } from './session.js';
+import type { EpochLog, TrainConfig } from './config.js';
 
-/** Everything needed to continue a run exactly where it stopped. */
+/**
+ * A run saved between two steps, from which `train({ resume })` continues exactly where it
+ * stopped: `readCheckpoint(dir)` reads one that `train` wrote into its `checkpointDir`.
+ */
 export interface Checkpoint {
+  /** The run's settings; a resumed run keeps them (only its worker count may change). */
   readonly config: TrainConfig;
-  /** Training images the run was on: a resumed run must be given the same data. */
+  /** How many training images the run was on: a resumed run must be given the same data. */
   readonly trainCount: number;
-  /** Epochs finished (evaluated); `state.stepsDone` steps of the next one are done too. */
+  /** Epochs finished and evaluated. */
   readonly epochsDone: number;
+  /** Steps of the next epoch done; 0 when the checkpoint was made between epochs. */
+  readonly stepsDone: number;
+  /** One log per finished epoch. */
   readonly history: readonly EpochLog[];
-  readonly state: SessionState;
+  /** The flat parameter vector, in the trainer's own layout. */
+  readonly params: Float32Array;
+  /** Adam's state: both moments, laid out as `params`, and the steps taken so far (Adam's t). */
+  readonly adam: { readonly m: Float32Array; readonly v: Float32Array; readonly steps: number };
+  /**
+   * The epoch in progress: its shuffled order of training-image indices, and per shard of the
+   * global batch, the running [loss sum, correct answers, samples] of its steps so far.
+   */
+  readonly epoch: { readonly order: Int32Array; readonly stats: Float64Array };
+  /** The seeded generator's state, which makes the shuffles of the epochs to come. */
+  readonly rngState: number;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
-const MAGIC = 'FMNISTCK1';
+const MAGIC = 'FMNISTCK2';
+
+interface Header {
+  config: TrainConfig;
+  trainCount: number;
+  epochsDone: number;
+  stepsDone: number;
+  history: EpochLog[];
+  adamSteps: number;
+  rngState: number;
+  /** Lengths of the arrays that follow the header: params, m, v, stats, order. */
+  lengths: number[];
+}
+
+const ARRAY_KINDS = [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array] as const;
 
 /**
- * Writes `dir/checkpoint.bin`: a JSON header, then the arrays, atomically (see writeFileAtomically):
- * a crash at any moment leaves the previous checkpoint or the new one, whole.
+ * Writes `dir/checkpoint.bin`: a magic string, the JSON header's length and the header, then the
+ * arrays, atomically (see writeFileAtomically): a crash at any moment leaves the previous
+ * checkpoint or the new one, whole.
  */
-export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<string> {
-  const { state } = checkpoint;
-  const arrays = [state.params, state.m, state.v, state.stats, state.order];
-  const header = Buffer.from(
-    JSON.stringify({
-      config: checkpoint.config,
-      trainCount: checkpoint.trainCount,
-      epochsDone: checkpoint.epochsDone,
-      history: checkpoint.history,
-      globalStep: state.globalStep,
-      stepsDone: state.stepsDone,
-      rngState: state.rngState,
-      lengths: arrays.map((a) => a.length),
-    }),
-  );
+export function writeCheckpoint(dir: string, checkpoint: Checkpoint): string {
+  const arrays = [
+    checkpoint.params,
+    checkpoint.adam.m,
+    checkpoint.adam.v,
+    checkpoint.epoch.stats,
+    checkpoint.epoch.order,
+  ];
+  const header: Header = {
+    config: checkpoint.config,
+    trainCount: checkpoint.trainCount,
+    epochsDone: checkpoint.epochsDone,
+    stepsDone: checkpoint.stepsDone,
+    history: [...checkpoint.history],
+    adamSteps: checkpoint.adam.steps,
+    rngState: checkpoint.rngState,
+    lengths: arrays.map((a) => a.length),
+  };
+  const json = Buffer.from(JSON.stringify(header));
   const prefix = Buffer.alloc(MAGIC.length + 4);
   prefix.write(MAGIC, 0, 'latin1');
-  prefix.writeUInt32LE(header.length, MAGIC.length);
+  prefix.writeUInt32LE(json.length, MAGIC.length);
   const target = join(dir, CHECKPOINT_FILE);
   writeFileAtomically(target, [
     prefix,
-    header,
+    json,
     ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)),
   ]);
   return target;
 }
 
-/** Reads a checkpoint written by `writeCheckpoint`; a damaged or foreign file is a DataError. */
+/** Reads a checkpoint written by `train` into `dir`; a missing, damaged or foreign file is a DataError. */
 export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const path = join(dir, CHECKPOINT_FILE);
   const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
@@ -59,28 +94,26 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const bad = (why: string) => new DataError(`${path}: not a usable checkpoint (${why})`);
   if (bytes.length < MAGIC.length + 4 || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) throw bad('wrong magic');
   const headerLength = bytes.readUInt32LE(MAGIC.length);
-  let header: {
-    config: TrainConfig;
-    trainCount: number;
-    epochsDone: number;
-    history: EpochLog[];
-    globalStep: number;
-    stepsDone: number;
-    rngState: number;
-    lengths: number[];
-  };
+  if (MAGIC.length + 4 + headerLength > bytes.length) throw bad('truncated header');
+  let header: Header;
   try {
-    header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, MAGIC.length + 4 + headerLength));
+    header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, MAGIC.length + 4 + headerLength)) as Header;
   } catch {
     throw bad('unreadable header');
   }
-  const kinds = [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array];
+  const { lengths } = header;
+  if (
+    !Array.isArray(lengths) ||
+    lengths.length !== ARRAY_KINDS.length ||
+    !lengths.every((n) => Number.isInteger(n) && n >= 0)
+  ) {
+    throw bad('unreadable header');
+  }
   let offset = MAGIC.length + 4 + headerLength;
-  const expected = offset + header.lengths.reduce((sum, n, i) => sum + n * kinds[i].BYTES_PER_ELEMENT, 0);
-  if (header.lengths.length !== kinds.length || bytes.length !== expected)
-    throw bad(`${bytes.length} bytes, expected ${expected}`);
-  const [params, m, v, stats, order] = kinds.map((Kind, i) => {
-    const array = new Kind(header.lengths[i]);
+  const expected = offset + lengths.reduce((sum, n, i) => sum + n * ARRAY_KINDS[i].BYTES_PER_ELEMENT, 0);
+  if (bytes.length !== expected) throw bad(`${bytes.length} bytes, expected ${expected}`);
+  const [params, m, v, stats, order] = ARRAY_KINDS.map((Kind, i) => {
+    const array = new Kind(lengths[i]);
     new Uint8Array(array.buffer).set(bytes.subarray(offset, offset + array.byteLength));
     offset += array.byteLength;
     return array;
@@ -89,16 +122,11 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     config: header.config,
     trainCount: header.trainCount,
     epochsDone: header.epochsDone,
+    stepsDone: header.stepsDone,
     history: header.history,
-    state: {
-      params,
-      m,
-      v,
-      stats,
-      order,
-      globalStep: header.globalStep,
-      stepsDone: header.stepsDone,
-      rngState: header.rngState,
-    },
+    params,
+    adam: { m, v, steps: header.adamSteps },
+    epoch: { order, stats },
+    rngState: header.rngState,
   };
 }

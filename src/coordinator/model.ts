@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../files.js';
-import { paramLayout } from '../protocol.js';
+import { paramLayout } from '../model/layout.js';
 
 export interface ModelShape {
   readonly height: number;

@@ -1,35 +1,10 @@
 import { availableParallelism } from 'node:os';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
-import type { AdamConfig, Fault } from '../protocol.js';
+import { ADAM_DEFAULTS } from '../optimizer/adam.js';
+import { type LearningRateSchedule, SCHEDULES } from '../optimizer/schedule.js';
 import type { Checkpoint } from './checkpoint.js';
-import { ADAM_DEFAULTS } from './adam.js';
-import { type LearningRateSchedule, SCHEDULES } from './schedule.js';
-
-/** What one epoch produced; `metrics.json` holds one per epoch. */
-export interface EpochLog {
-  /** 1-based. */
-  readonly epoch: number;
-  /** Mean training loss and accuracy over the epoch's samples, as the progress bar showed them. */
-  readonly loss: number;
-  readonly accuracy: number;
-  readonly testLoss: number;
-  readonly testAccuracy: number;
-  /** Training and evaluation time of the epoch. */
-  readonly seconds: number;
-}
-
-/** Progress within an epoch, reported a few times a second. */
-export interface BatchProgress {
-  readonly epoch: number;
-  /** Steps done in this epoch, of `steps`. */
-  readonly step: number;
-  readonly steps: number;
-  /** Running means over the epoch's samples so far. */
-  readonly loss: number;
-  readonly accuracy: number;
-  readonly seconds: number;
-}
+import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 
 export interface TrainOptions {
   /**
@@ -61,17 +36,24 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Called after each epoch's evaluation; training waits for a returned promise. */
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
-  /** Called during an epoch, at most every `progressIntervalMs`, and once at its end. */
+  /**
+   * Called during an epoch, at most every `progressIntervalMs`, and at its end: each step at most
+   * once and in order, so steps in between may be skipped, as a throttled Keras progress bar does.
+   */
   onBatchEnd?: (progress: BatchProgress) => void;
   /** Called with a line of text a person would want to read: what the run is, and its final score. */
   onLog?: (line: string) => void;
-  /** @default 100 */
+  /** The shortest time between two `onBatchEnd` calls. @default 100 */
   progressIntervalMs?: number;
   /** Where checkpoints go (`checkpoint.bin`); without it, none is written. */
   checkpointDir?: string;
   /** Write a checkpoint every this many epochs (0: only when interrupted). @default 0 */
   checkpointEvery?: number;
-  /** Continue a checkpointed run (see `readCheckpoint`); its settings come from the checkpoint. */
+  /**
+   * Continue a checkpointed run (see `readCheckpoint`). Its settings come from the checkpoint, but
+   * for `workers`, which may differ: the result is then the same up to float rounding (the shards'
+   * sums are added in another order), where the same worker count repeats it bit for bit.
+   */
   resume?: Checkpoint;
   /**
    * Stops training after the step in progress, writes a checkpoint (with `checkpointDir`), and
@@ -82,19 +64,6 @@ export interface TrainOptions {
   maxRetries?: number;
   /** A step taking longer than this means a worker hung. @default 60000 */
   stepTimeoutMs?: number;
-  /** For tests of fault handling only: failures to inject into the workers. */
-  faults?: readonly Fault[];
-}
-
-/** The options a run used, as recorded in `metrics.json`. */
-export interface TrainConfig {
-  readonly workers: number;
-  readonly epochs: number;
-  readonly batchSize: number;
-  readonly seed: number;
-  readonly hidden: readonly number[];
-  readonly adam: AdamConfig;
-  readonly schedule: LearningRateSchedule;
 }
 
 /**
@@ -109,6 +78,9 @@ export const DEFAULTS = {
   seed: 1,
   hidden: [128],
   progressIntervalMs: 100,
+  checkpointEvery: 0,
+  maxRetries: 3,
+  stepTimeoutMs: 60_000,
 } as const;
 
 /** One worker per core. */
@@ -193,8 +165,8 @@ export function resolveOptions(
     },
     schedule: checkSchedule(options.schedule ?? DEFAULTS.schedule),
     progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? DEFAULTS.progressIntervalMs),
-    checkpointEvery: checkNumber('checkpointEvery', options.checkpointEvery ?? 0),
-    maxRetries: checkNumber('maxRetries', options.maxRetries ?? 3),
-    stepTimeoutMs: checkNumber('stepTimeoutMs', options.stepTimeoutMs ?? 60_000),
+    checkpointEvery: checkNumber('checkpointEvery', options.checkpointEvery ?? DEFAULTS.checkpointEvery),
+    maxRetries: checkNumber('maxRetries', options.maxRetries ?? DEFAULTS.maxRetries),
+    stepTimeoutMs: checkNumber('stepTimeoutMs', options.stepTimeoutMs ?? DEFAULTS.stepTimeoutMs),
   };
 }

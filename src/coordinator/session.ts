@@ -2,16 +2,15 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
+import { paramLayout } from '../model/layout.js';
+import { createOptimizerMemory } from '../optimizer/adam-kernel.js';
 import {
   CONTROL_WORDS,
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_REQUEST,
-  type Fault,
   type EvaluateResult,
-  paramLayout,
-  requestStop,
-  shardOf,
+  type Fault,
   type SharedState,
   STATS_CORRECT,
   STATS_LOSS,
@@ -20,10 +19,12 @@ import {
   type Task,
   TIMING_WORDS,
 } from '../protocol.js';
-import { StoppedError } from '../worker/sync.js';
-import { createOptimizerMemory } from './adam-kernel.js';
-import type { TrainConfig } from './options.js';
-import { Rng } from './rng.js';
+import { Rng } from '../rng.js';
+import { shardOf } from '../sharding.js';
+import { requestStop, StoppedError } from '../stop.js';
+import type { Checkpoint } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { DEFAULTS } from './options.js';
 
 const WORKER_FILE = new URL('../worker/worker.js', import.meta.url).href;
 
@@ -44,18 +45,15 @@ export interface Snapshot {
   readonly stepsDone: number;
 }
 
-/** The state a checkpoint saves and a resumed run starts from. */
-export interface SessionState extends Snapshot {
-  readonly order: Int32Array;
-  readonly rngState: number;
-}
+/** What a checkpoint takes from a session between steps, and gives back to a new one. */
+export type SessionState = Pick<Checkpoint, 'stepsDone' | 'params' | 'adam' | 'epoch' | 'rngState'>;
 
 export interface RunStepsOptions {
   /** Aborts at once: the promise rejects with AbortError. */
   readonly signal?: AbortSignal;
   /** Stops after the step in progress: the promise resolves with the steps done. */
   readonly stop?: AbortSignal;
-  /** A step that takes longer than this is a hung worker. @default 60000 */
+  /** A step that takes longer than this is a hung worker. @default DEFAULTS.stepTimeoutMs */
   readonly stepTimeoutMs?: number;
 }
 
@@ -116,7 +114,7 @@ export class Session {
     const { workers, batchSize, adam, schedule, epochs } = this.#config;
     const { control } = this.shared;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => ({
-      kind: 'epoch',
+      kind: 'steps',
       shared: this.shared,
       rank,
       workers,
@@ -135,7 +133,7 @@ export class Session {
     options.stop?.addEventListener('abort', onStop);
     if (options.stop?.aborted) onStop();
     try {
-      await this.#runTogether(tasks, options.signal, options.stepTimeoutMs ?? 60_000);
+      await this.#runTogether(tasks, options.signal, options.stepTimeoutMs ?? DEFAULTS.stepTimeoutMs);
     } finally {
       options.stop?.removeEventListener('abort', onStop);
     }
@@ -149,7 +147,7 @@ export class Session {
     const { test } = this.shared;
     const workers = this.#config.workers;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => {
-      const [start, end] = shardOf(0, test.count, rank, workers);
+      const { start, end } = shardOf(0, test.count, rank, workers);
       return { kind: 'evaluate', shared: this.shared, start, end };
     });
     const results = (await this.#runTogether(tasks, signal, undefined)) as EvaluateResult[];
@@ -192,7 +190,14 @@ export class Session {
 
   /** Everything a checkpoint needs, between steps. */
   state(): SessionState {
-    return { ...this.snapshot(), order: this.shared.order.slice(), rngState: this.#rng.state };
+    const { optimizer, stats, order } = this.shared;
+    return {
+      stepsDone: this.stepsDone(),
+      params: optimizer.params.slice(),
+      adam: { m: optimizer.m.slice(), v: optimizer.v.slice(), steps: this.#globalStep },
+      epoch: { order: order.slice(), stats: stats.slice() },
+      rngState: this.#rng.state,
+    };
   }
 
   /**
@@ -207,10 +212,27 @@ export class Session {
     this.#load(snapshot);
   }
 
-  /** Continues a checkpointed run: its state, order and generator, in this fresh session. */
+  /**
+   * Continues a checkpointed run in this fresh session: its parameters, Adam's state, the epoch's
+   * order and totals, and the generator. A checkpoint made with another worker count has its
+   * per-shard totals summed into the first shard's (the epoch's means are the same, to rounding).
+   */
   resume(state: SessionState): void {
-    this.#load(state);
-    this.shared.order.set(state.order);
+    const { stats, order } = this.shared;
+    let shardStats = state.epoch.stats;
+    if (shardStats.length !== stats.length) {
+      shardStats = new Float64Array(stats.length);
+      for (let i = 0; i < state.epoch.stats.length; i++) shardStats[i % STATS_WORDS] += state.epoch.stats[i];
+    }
+    this.#load({
+      params: state.params,
+      m: state.adam.m,
+      v: state.adam.v,
+      stats: shardStats,
+      globalStep: state.adam.steps,
+      stepsDone: state.stepsDone,
+    });
+    order.set(state.epoch.order);
     this.#rng.state = state.rngState;
   }
 

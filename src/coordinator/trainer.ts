@@ -1,10 +1,12 @@
 import type * as tf from '@tensorflow/tfjs';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
-import { paramLayout } from '../protocol.js';
-import { writeCheckpoint } from './checkpoint.js';
+import { paramLayout } from '../model/layout.js';
+import type { Fault } from '../protocol.js';
+import { type Checkpoint, writeCheckpoint } from './checkpoint.js';
+import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 import { toLayersModel } from './model.js';
-import { type BatchProgress, type EpochLog, resolveOptions, type TrainConfig, type TrainOptions } from './options.js';
+import { resolveOptions, type TrainOptions } from './options.js';
 import { Session, throwIfAborted } from './session.js';
 
 export interface TrainResult {
@@ -20,20 +22,40 @@ export interface TrainResult {
 }
 
 /**
- * Trains a dense classifier data-parallel: `workers` threads each compute the gradient of their
- * shard of every global batch, the gradients are all-reduced into the global batch's mean, and Adam
- * updates the parameters, which live once, in shared memory. After each epoch the test split is
- * evaluated, sharded across the same workers.
+ * Steps per chunk: one task per worker runs a chunk, and the state is copied (1.2 MB for the
+ * tutorial's model) at the start of each, so that a worker failure costs at most this many steps,
+ * run again.
  */
-export async function train(options: TrainOptions = {}): Promise<TrainResult> {
+export const CHUNK_STEPS = 200;
+
+/**
+ * Trains a classifier data-parallel: `workers` threads each compute the gradient of their shard of
+ * every global batch, the gradients are all-reduced into the global batch's mean, and Adam updates
+ * the parameters, which live once, in shared memory. After each epoch the test split is evaluated,
+ * sharded across the same workers.
+ */
+export function train(options: TrainOptions = {}): Promise<TrainResult> {
+  return trainWithFaults(options, []);
+}
+
+/**
+ * `train`, with failures injected into the workers: for the tests of fault handling only, and not
+ * part of the package's entry point.
+ */
+export async function trainWithFaults(options: TrainOptions, faults: readonly Fault[]): Promise<TrainResult> {
   const started = performance.now();
   const { resume } = options;
   if (resume !== undefined) {
-    const given = TRAINING_SETTINGS.filter((name) => options[name] !== undefined);
-    if (given.length > 0)
-      throw new OptionError(`a resumed run takes its settings from the checkpoint; drop ${given.join(', ')}`);
+    const given = RUN_SETTINGS.filter((name) => options[name] !== undefined);
+    if (given.length > 0) {
+      throw new OptionError(`a resumed run keeps the settings of its checkpoint; drop ${given.join(', ')}`);
+    }
   }
-  const resolved = resolveOptions(resume === undefined ? options : { ...options, ...settingsOf(resume.config) });
+  const resolved = resolveOptions(
+    resume === undefined
+      ? options
+      : { ...options, ...settingsOf(resume.config), workers: options.workers ?? resume.config.workers },
+  );
   const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, ...config } = resolved;
   const { signal, interrupt, checkpointDir } = options;
   throwIfAborted(signal);
@@ -41,23 +63,20 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   throwIfAborted(signal);
   if (resume !== undefined) {
     const params = paramLayout([data.height * data.width, ...config.hidden, data.classNames.length]).count;
-    if (resume.trainCount !== data.train.count || resume.state.params.length !== params) {
+    if (resume.trainCount !== data.train.count || resume.params.length !== params) {
       throw new DataError(
-        `the checkpoint was made on ${resume.trainCount} training images and ${resume.state.params.length} parameters; resume it with the same data and model`,
+        `the checkpoint was made on ${resume.trainCount} training images and ${resume.params.length} parameters; ` +
+          'resume it with the same data and model',
       );
     }
   }
-  const session = new Session(data, config, options.faults);
-  if (resume !== undefined) session.resume(resume.state);
+  const session = new Session(data, config, faults);
+  if (resume !== undefined) session.resume(resume);
   const steps = session.stepsPerEpoch;
   const history: EpochLog[] = [...(resume?.history ?? [])];
-  options.onLog?.(
-    `${resume === undefined ? 'Training' : `Resuming after epoch ${resume.epochsDone}, step ${resume.state.stepsDone}:`} on ${data.train.count} images ` +
-      `with ${config.workers} worker${config.workers > 1 ? 's' : ''}: hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
-      `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`,
-  );
+  options.onLog?.(describeRun(config, data.train.count, resume));
   /** Saves the run as it stands between steps; `epochsDone` epochs are finished and evaluated. */
-  const checkpoint = async (epochsDone: number): Promise<string | undefined> =>
+  const checkpoint = (epochsDone: number): string | undefined =>
     checkpointDir === undefined
       ? undefined
       : writeCheckpoint(checkpointDir, {
@@ -65,7 +84,7 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
           trainCount: data.train.count,
           epochsDone,
           history,
-          state: session.state(),
+          ...session.state(),
         });
   try {
     for (let epoch = (resume?.epochsDone ?? 0) + 1; epoch <= config.epochs; epoch++) {
@@ -81,13 +100,21 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
           seconds: (performance.now() - epochStarted) / 1000,
         };
       };
-      const report = () => options.onBatchEnd?.(progress());
+      // Each step is reported at most once and in order: the timer skips a tick when no step ended.
+      let reported = -1;
+      const report = () => {
+        const now = progress();
+        if (now.step <= reported) return;
+        reported = now.step;
+        options.onBatchEnd?.(now);
+      };
       let step = session.stepsDone();
       if (step === 0) session.beginEpoch();
       const timer = options.onBatchEnd ? setInterval(report, progressIntervalMs) : undefined;
       try {
         while (step < steps) {
-          step += await runChunk(session, step, Math.min(steps, step + CHUNK_STEPS), {
+          const end = Math.min(steps, step + CHUNK_STEPS);
+          step += await runChunk(session, step, end, {
             signal,
             interrupt,
             maxRetries,
@@ -96,7 +123,7 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
             onLog: options.onLog,
           });
           if (interrupt?.aborted) {
-            throw new InterruptedError({ epoch, step, checkpoint: await checkpoint(epoch - 1) });
+            throw new InterruptedError({ epoch, step, checkpoint: checkpoint(epoch - 1) });
           }
         }
       } finally {
@@ -110,9 +137,9 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
       await options.onEpochEnd?.(log);
       session.endEpoch();
       if (interrupt?.aborted && epoch < config.epochs) {
-        throw new InterruptedError({ epoch: epoch + 1, step: 0, checkpoint: await checkpoint(epoch) });
+        throw new InterruptedError({ epoch: epoch + 1, step: 0, checkpoint: checkpoint(epoch) });
       }
-      if (checkpointEvery > 0 && epoch % checkpointEvery === 0) await checkpoint(epoch);
+      if (checkpointEvery > 0 && epoch % checkpointEvery === 0) checkpoint(epoch);
     }
   } finally {
     await session.close();
@@ -140,18 +167,28 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
   };
 }
 
-/**
- * Steps per chunk: the state is copied (1.2 MB) at the start of each, so that a worker failure
- * costs at most this many steps, run again.
- */
-const CHUNK_STEPS = 200;
+/** The options that define a run, which a resumed run takes from its checkpoint (all but `workers`). */
+const RUN_SETTINGS = ['epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'hidden'] as const;
 
-/** The options that define a run, which a resumed run takes from its checkpoint. */
-const TRAINING_SETTINGS = ['workers', 'epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'hidden'] as const;
+function settingsOf(config: TrainConfig): TrainOptions {
+  const { epochs, batchSize, seed, hidden, schedule } = config;
+  return { epochs, batchSize, seed, hidden, schedule, learningRate: config.adam.learningRate };
+}
 
-function settingsOf(config: TrainConfig): Pick<TrainOptions, (typeof TRAINING_SETTINGS)[number]> {
-  const { workers, epochs, batchSize, seed, hidden, schedule } = config;
-  return { workers, epochs, batchSize, seed, hidden, schedule, learningRate: config.adam.learningRate };
+/** The first line of a run's log: what it trains, how, and, when resumed, from where. */
+function describeRun(config: TrainConfig, images: number, resume: Checkpoint | undefined): string {
+  const workers = `${config.workers} worker${config.workers > 1 ? 's' : ''}`;
+  const settings =
+    `hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
+    `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`;
+  if (resume === undefined) return `Training on ${images} images with ${workers}: ${settings}`;
+  const where = `Resuming after epoch ${resume.epochsDone}, step ${resume.stepsDone}: on ${images} images with ${workers}`;
+  const before = resume.config.workers;
+  const note =
+    before === config.workers
+      ? ''
+      : ` (checkpointed with ${before}: the result equals an uninterrupted run's to float rounding, not bit for bit)`;
+  return `${where}${note}: ${settings}`;
 }
 
 interface ChunkOptions {

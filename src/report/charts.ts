@@ -1,4 +1,4 @@
-import type { EpochLog } from '../coordinator/options.js';
+import type { EpochLog } from '../coordinator/config.js';
 import { centredText, font, INK, whiteCanvas } from './canvas.js';
 import type { Classification } from './classification.js';
 

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EpochLog } from '../coordinator/options.js';
-import { Rng } from '../coordinator/rng.js';
+import type { EpochLog } from '../coordinator/config.js';
+import { Rng } from '../rng.js';
 import type { Split } from '../data/dataset.js';
 import { drawConfusionMatrix, drawLearningCurves } from './charts.js';
 import { type Classification, classify, perClassTable } from './classification.js';

@@ -3,7 +3,8 @@
  * thread, so the options go without their callbacks, and the callbacks come back as one proxied
  * function that receives tagged events; the model comes back as its Layers-format artifacts.
  */
-import type { BatchProgress, EpochLog, TrainConfig, TrainOptions } from '../coordinator/options.js';
+import type { BatchProgress, EpochLog, TrainConfig } from '../coordinator/config.js';
+import type { TrainOptions } from '../coordinator/options.js';
 
 export type PlainTrainOptions = Omit<TrainOptions, 'signal' | 'interrupt' | 'onEpochEnd' | 'onBatchEnd' | 'onLog'>;
 

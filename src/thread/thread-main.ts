@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { expose, transfer } from 'comlink';
 import { nodeEndpoint } from './node-adapter.js';
 import { parentPort } from 'node:worker_threads';
-import { train } from '../coordinator/trainer.js';
+import { train, type TrainResult } from '../coordinator/trainer.js';
+import { toWireError } from '../errors.js';
 import type { ModelArtifacts, TrainerThreadApi } from './protocol.js';
 
 let controller: AbortController | undefined;
@@ -16,14 +17,20 @@ const api: TrainerThreadApi = {
   async train(options, events, onEvent) {
     controller = new AbortController();
     interrupter = new AbortController();
-    const result = await train({
-      ...options,
-      signal: controller.signal,
-      interrupt: interrupter.signal,
-      onEpochEnd: events.epoch ? (log) => void onEvent({ type: 'epoch', log }) : undefined,
-      onBatchEnd: events.batch ? (progress) => void onEvent({ type: 'batch', progress }) : undefined,
-      onLog: events.log ? (line) => void onEvent({ type: 'log', line }) : undefined,
-    });
+    let result: TrainResult;
+    try {
+      result = await train({
+        ...options,
+        signal: controller.signal,
+        interrupt: interrupter.signal,
+        onEpochEnd: events.epoch ? (log) => void onEvent({ type: 'epoch', log }) : undefined,
+        onBatchEnd: events.batch ? (progress) => void onEvent({ type: 'batch', progress }) : undefined,
+        onLog: events.log ? (line) => void onEvent({ type: 'log', line }) : undefined,
+      });
+    } catch (error) {
+      // Thrown as plain data, which comlink clones whole: an Error would lose its class and fields.
+      throw toWireError(error);
+    }
     let artifacts: ModelArtifacts | undefined;
     await result.model.save(
       tf.io.withSaveHandler(async (saved) => {

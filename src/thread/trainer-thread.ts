@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { modelFromArtifacts } from '../coordinator/model.js';
 import type { TrainOptions } from '../coordinator/options.js';
 import type { TrainResult } from '../coordinator/trainer.js';
-import { AbortError, ERROR_CLASSES } from '../errors.js';
+import { AbortError, fromWireError, type WireError } from '../errors.js';
 import type { TrainerEvent, TrainerThreadApi } from './protocol.js';
 
 /** Training on a thread of its own, so that the caller's event loop stays free. */
@@ -47,11 +47,14 @@ export async function createTrainerThread(): Promise<TrainerThread> {
       signal?.addEventListener('abort', onAbort);
       interrupt?.addEventListener('abort', onInterrupt);
       try {
-        const result = await remote.train(
+        const running = remote.train(
           plain,
           { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined },
           onEvent,
         );
+        // After the call: the thread handles messages in order, so the run exists when this arrives.
+        if (interrupt?.aborted) onInterrupt();
+        const result = await running;
         const model = await modelFromArtifacts(result.model);
         return { ...result, model };
       } catch (error) {
@@ -65,12 +68,9 @@ export async function createTrainerThread(): Promise<TrainerThread> {
   };
 }
 
-/** comlink sends errors as plain Errors with their name: make them the project's classes again. */
+/** The trainer thread throws its errors as WireErrors (see thread-main.ts): make them errors of their classes again. */
 function rebuild(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const Class = ERROR_CLASSES[error.name as keyof typeof ERROR_CLASSES];
-  if (Class === undefined) return error;
-  const typed = new Class(error.message);
-  typed.stack = `${typed.name}: ${error.message}\n    (in the trainer thread)\n${error.stack?.split('\n').slice(1).join('\n') ?? ''}`;
-  return typed;
+  const wire = error as Partial<WireError> | undefined;
+  if (error instanceof Error || typeof wire?.name !== 'string' || typeof wire.message !== 'string') return error;
+  return fromWireError(wire as WireError, 'in the trainer thread');
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import type { LayerSlice } from '../protocol.js';
+import type { LayerSlice } from '../model/layout.js';
 
 /** Pixel value -> float in [0, 1], as the tutorial's `images / 255.0`. */
 const SCALE = Float32Array.from({ length: 256 }, (_, v) => v / 255);

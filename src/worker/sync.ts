@@ -5,16 +5,7 @@ import {
   CTRL_STOP_DECISION,
   CTRL_STOP_REQUEST,
 } from '../protocol.js';
-
-/** Thrown in a worker whose run was stopped by another worker's failure or by the caller. */
-export class StoppedError extends Error {
-  override readonly name = 'StoppedError';
-  /** How the coordinator tells it apart: errors cross threads as plain Errors, keeping their message. */
-  static readonly MESSAGE = 'stopped: another worker failed or training was aborted';
-  constructor() {
-    super(StoppedError.MESSAGE);
-  }
-}
+import { StoppedError } from '../stop.js';
 
 /**
  * How long a waiting worker sleeps before it looks at the abort word again. A stop also wakes it

@@ -5,15 +5,15 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { EvaluateResult, Task } from '../protocol.js';
-import { runEpoch, runEvaluate } from './epoch.js';
+import { runEvaluate, runSteps } from './steps.js';
 
 // Top-level await: Piscina sends the first task only after the module has loaded.
 await tf.setBackend('wasm');
 
 export default function handle(task: Task): EvaluateResult | undefined {
   switch (task.kind) {
-    case 'epoch':
-      runEpoch(task);
+    case 'steps':
+      runSteps(task);
       return undefined;
     case 'evaluate':
       return runEvaluate(task);

@@ -1,24 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
-import { AdamKernel, type OptimizerMemory } from '../coordinator/adam-kernel.js';
-import { learningRateAt } from '../coordinator/schedule.js';
+import { paramLayout, type LayerSlice } from '../model/layout.js';
+import { AdamKernel, type OptimizerMemory } from '../optimizer/adam-kernel.js';
+import type { ParamRange } from '../optimizer/adam.js';
+import { learningRateAt } from '../optimizer/schedule.js';
 import {
   CTRL_NEXT_SHARD,
   CTRL_NEXT_SLICE,
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_DECISION,
-  type EpochTask,
   type EvaluateResult,
   type EvaluateTask,
-  type LayerSlice,
-  paramLayout,
-  paramSliceOf,
-  requestStop,
-  shardOf,
   STATS_CORRECT,
   STATS_LOSS,
   STATS_SAMPLES,
   STATS_WORDS,
+  type StepsTask,
   TIMING_GRADIENT,
   TIMING_STEPS,
   TIMING_TENSORS,
@@ -27,6 +24,8 @@ import {
   TIMING_WAIT_UPDATE,
   TIMING_WORDS,
 } from '../protocol.js';
+import { paramSliceOf, shardOf, type Span } from '../sharding.js';
+import { requestStop } from '../stop.js';
 import { barrier } from './sync.js';
 import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradients, uploadParams } from './gradients.js';
 
@@ -34,38 +33,52 @@ import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradient
 const EVAL_ROWS = 1000;
 
 /** Buffers a worker keeps between tasks, rebuilt only when the run's shapes change. */
-interface EpochBuffers {
+interface Buffers {
   readonly key: string;
   readonly layers: readonly LayerSlice[];
   readonly paramCount: number;
   readonly scratch: Scratch;
 }
-let epochBuffers: EpochBuffers | undefined;
-/** The optimizer kernel, instantiated once per run (per shared memory). */
-let kernel: { memory: WebAssembly.Memory; adam: AdamKernel } | undefined;
+let stepBuffers: Buffers | undefined;
+let evalBuffers: Buffers | undefined;
 
-function kernelFor(optimizer: OptimizerMemory): AdamKernel {
-  if (kernel === undefined || kernel.memory !== optimizer.memory) {
-    kernel = { memory: optimizer.memory, adam: new AdamKernel(optimizer) };
-  }
-  return kernel.adam;
-}
-let evalBuffers: EpochBuffers | undefined;
-
-function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], rows: number): EpochBuffers {
+function buffersFor(cached: Buffers | undefined, sizes: readonly number[], rows: number): Buffers {
   const key = `${sizes.join(',')}/${rows}`;
   if (cached?.key === key) return cached;
   const { layers, count } = paramLayout(sizes);
-  return {
-    key,
-    layers,
-    paramCount: count,
-    scratch: new Scratch(rows, sizes[0], sizes[sizes.length - 1]),
-  };
+  return { key, layers, paramCount: count, scratch: new Scratch(rows, sizes[0], sizes[sizes.length - 1]) };
 }
 
+/** What a run's steps need besides the buffers, made once per run (per shared memory and worker count). */
+interface RunParts {
+  readonly optimizer: OptimizerMemory;
+  readonly workers: number;
+  readonly adam: AdamKernel;
+  /** Each shard's gradient slot. */
+  readonly slots: readonly Float32Array[];
+  /** Each slice of the parameters that one update covers. */
+  readonly slices: readonly ParamRange[];
+}
+let run: RunParts | undefined;
+
+function runPartsFor(task: StepsTask, paramCount: number): RunParts {
+  const { optimizer } = task.shared;
+  if (run?.optimizer === optimizer && run.workers === task.workers) return run;
+  const { workers } = task;
+  const slots = Array.from({ length: workers }, (_, k) =>
+    optimizer.grads.subarray(k * optimizer.slotLength, k * optimizer.slotLength + paramCount),
+  );
+  const slices = Array.from({ length: workers }, (_, k) => paramSliceOf(paramCount, k, workers));
+  run = { optimizer, workers, adam: new AdamKernel(optimizer, task.adam), slots, slices };
+  return run;
+}
+
+/** The step's Adam parameters and the shard being computed, reused from step to step. */
+const kernelStep = { t: 0, learningRate: 0, scale: 0 };
+const shard: Span = { start: 0, end: 0 };
+
 /**
- * One worker's part of an epoch. Per step, in lockstep with the other computing workers:
+ * One worker's part of a chunk of steps. Per step, in lockstep with the other computing workers:
  * 1. compute the gradients of shards of the global batch, each into the shard's slot;
  * 2. barrier: all slots are written;
  * 3. all-reduce and Adam on slices of the parameters (a sharded optimizer: the slices of the one
@@ -77,44 +90,50 @@ function buffersFor(cached: EpochBuffers | undefined, sizes: readonly number[], 
  * would only have the kernel time-slice them mid-matMul and wake one for every handover.
  * Shard k is the same samples and goes to slot k whoever computes it, so the result is the same.
  */
-export function runEpoch(task: EpochTask): void {
+export function runSteps(task: StepsTask): void {
   const { shared, rank, workers, parties, batchSize } = task;
   if (rank >= parties) return;
-  epochBuffers = buffersFor(epochBuffers, shared.sizes, Math.ceil(batchSize / workers));
-  const { layers, scratch, paramCount: count } = epochBuffers;
-  const { optimizer, control, order } = shared;
-  const adam = kernelFor(optimizer);
-  const slots = Array.from({ length: workers }, (_, k) =>
-    optimizer.grads.subarray(k * optimizer.slotLength, k * optimizer.slotLength + count),
-  );
+  stepBuffers = buffersFor(stepBuffers, shared.sizes, Math.ceil(batchSize / workers));
+  const { layers, scratch, paramCount } = stepBuffers;
+  const { adam, slots, slices } = runPartsFor(task, paramCount);
+  const { optimizer, control, order, stats } = shared;
   const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
   const { images, labels, count: samples } = shared.train;
+  const batch = { images, labels, order, start: 0, end: 0 };
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;
       const batchCount = Math.min(batchSize, samples - batchStart);
-      const adamStep = task.adamStepsBefore + (step - task.firstStep) + 1;
-      const learningRate = learningRateAt(task.schedule, task.adam.learningRate, adamStep - 1, task.totalSteps);
-      if (task.faults.length > 0) injectFaults(task, adamStep - 1);
+      kernelStep.t = task.adamStepsBefore + (step - task.firstStep) + 1;
+      kernelStep.learningRate = learningRateAt(
+        task.schedule,
+        task.adam.learningRate,
+        kernelStep.t - 1,
+        task.totalSteps,
+      );
+      kernelStep.scale = 1 / batchCount;
+      if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1);
       const t0 = performance.now();
       let model: ParamTensors | undefined;
       for (
-        let shard = Atomics.add(control, CTRL_NEXT_SHARD, 1);
-        shard < workers;
-        shard = Atomics.add(control, CTRL_NEXT_SHARD, 1)
+        let k = Atomics.add(control, CTRL_NEXT_SHARD, 1);
+        k < workers;
+        k = Atomics.add(control, CTRL_NEXT_SHARD, 1)
       ) {
-        const [start, end] = shardOf(batchStart, batchCount, shard, workers);
+        shardOf(batchStart, batchCount, k, workers, shard);
+        batch.start = shard.start;
+        batch.end = shard.end;
         model ??= uploadParams(optimizer.params, layers);
-        const score = shardGradients(model, { images, labels, order, start, end }, scratch, slots[shard]);
+        const score = shardGradients(model, batch, scratch, slots[k]);
         if (!Number.isFinite(score.lossSum)) {
           // Training diverged: stop before Adam spreads NaN into the parameters.
           Atomics.compareExchange(control, CTRL_NONFINITE_STEP, 0, step + 1);
-          throw new Error(`the loss is ${score.lossSum} at step ${step + 1} (shard ${shard})`);
+          throw new Error(`the loss is ${score.lossSum} at step ${step + 1} (shard ${k})`);
         }
-        const stats = shard * STATS_WORDS;
-        shared.stats[stats + STATS_LOSS] += score.lossSum;
-        shared.stats[stats + STATS_CORRECT] += score.correct;
-        shared.stats[stats + STATS_SAMPLES] += end - start;
+        const at = k * STATS_WORDS;
+        stats[at + STATS_LOSS] += score.lossSum;
+        stats[at + STATS_CORRECT] += score.correct;
+        stats[at + STATS_SAMPLES] += shard.end - shard.start;
       }
       if (model !== undefined) {
         // The step's parameter tensors are the only ones alive here, unless something leaks.
@@ -125,12 +144,11 @@ export function runEpoch(task: EpochTask): void {
       barrier(control, parties, CTRL_NEXT_SLICE);
       const t2 = performance.now();
       for (
-        let slice = Atomics.add(control, CTRL_NEXT_SLICE, 1);
-        slice < workers;
-        slice = Atomics.add(control, CTRL_NEXT_SLICE, 1)
+        let k = Atomics.add(control, CTRL_NEXT_SLICE, 1);
+        k < workers;
+        k = Atomics.add(control, CTRL_NEXT_SLICE, 1)
       ) {
-        const [lo, hi] = paramSliceOf(count, slice, workers);
-        adam.update(lo, hi, 1 / batchCount, adamStep, task.adam, learningRate);
+        adam.update(slices[k], kernelStep);
       }
       const t3 = performance.now();
       barrier(control, parties, CTRL_NEXT_SHARD, true);
@@ -149,7 +167,7 @@ export function runEpoch(task: EpochTask): void {
 }
 
 /** For tests of fault handling: fails as `task.faults` says, at the start of global step `globalStep`. */
-function injectFaults(task: EpochTask, globalStep: number): void {
+function injectFaults(task: StepsTask, globalStep: number): void {
   task.faults.forEach((fault, i) => {
     if (fault.rank !== task.rank || fault.step !== globalStep) return;
     if (Atomics.add(task.shared.faultsInjected, i, 1) >= (fault.times ?? 1)) return;

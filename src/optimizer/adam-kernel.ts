@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { AdamConfig } from '../protocol.js';
+import { type AdamConfig, adamAlpha, type AdamStep, type ParamRange } from './adam.js';
 
 /**
  * The optimizer's shared memory: parameters, Adam's moments and one gradient slot per worker, all
@@ -57,36 +57,33 @@ type AdamExport = (
   epsilon: number,
 ) => void;
 
+/** A step of the kernel: Adam's step, and the factor that turns the summed slots into the mean gradient. */
+export interface KernelStep extends AdamStep {
+  /** 1 / (samples in the global batch). */
+  readonly scale: number;
+}
+
 /**
  * The all-reduce fused with Adam, in WebAssembly SIMD: bit for bit `adamUpdate` of adam.ts, the
  * readable reference, about 3x faster than that loop in JavaScript.
  */
 export class AdamKernel {
   readonly #memory: OptimizerMemory;
+  readonly #config: AdamConfig;
   readonly #adam: AdamExport;
 
-  constructor(memory: OptimizerMemory) {
+  constructor(memory: OptimizerMemory, config: AdamConfig) {
     compiled ??= new WebAssembly.Module(readFileSync(new URL('./adam.wasm', import.meta.url)));
     const instance = new WebAssembly.Instance(compiled, { env: { memory: memory.memory } });
     this.#memory = memory;
+    this.#config = config;
     this.#adam = instance.exports.adam as AdamExport;
   }
 
-  /**
-   * One Adam step on parameters `[lo, hi)` with the gradient `scale` times the sum of the slots.
-   * `step` is Adam's t, from 1; `learningRate` the schedule's rate for this step.
-   */
-  update(
-    lo: number,
-    hi: number,
-    scale: number,
-    step: number,
-    config: AdamConfig,
-    learningRate = config.learningRate,
-  ): void {
+  /** One Adam step on the parameters of `range`, with the gradient `step.scale` times the sum of the slots. */
+  update(range: ParamRange, step: KernelStep): void {
     const { params, m, v, grads, slotLength, slotCount } = this.#memory;
-    const { beta1, beta2, epsilon } = config;
-    const alpha = (learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+    const { beta1, beta2, epsilon } = this.#config;
     this.#adam(
       params.byteOffset,
       m.byteOffset,
@@ -94,14 +91,14 @@ export class AdamKernel {
       grads.byteOffset,
       slotLength * 4,
       slotCount,
-      lo,
-      hi,
-      scale,
+      range.lo,
+      range.hi,
+      step.scale,
       beta1,
       1 - beta1,
       beta2,
       1 - beta2,
-      alpha,
+      adamAlpha(this.#config, step),
       epsilon,
     );
   }
