@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/coordinator/model.js';
+import { loadModel } from '../src/model/files.js';
 import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';

@@ -11,7 +11,7 @@ export type { TrainOptions } from './coordinator/options.js';
 export type { LearningRateSchedule } from './optimizer/schedule.js';
 export { createTrainerThread } from './thread/trainer-thread.js';
 export type { TrainerThread } from './thread/trainer-thread.js';
-export { loadModel, saveModel } from './coordinator/model.js';
+export { loadModel, saveModel } from './model/files.js';
 export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
 export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
 export type { DownloadProgress } from './data/download.js';

@@ -5,7 +5,7 @@ import { paramLayout } from '../model/layout.js';
 import type { Fault } from '../protocol.js';
 import { type Checkpoint, writeCheckpoint } from './checkpoint.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
-import { toLayersModel } from './model.js';
+import { toLayersModel } from './export.js';
 import { resolveOptions, type TrainOptions } from './options.js';
 import { Session, throwIfAborted } from './session.js';
 

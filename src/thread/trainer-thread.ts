@@ -1,7 +1,7 @@
 import { proxy, releaseProxy, type Remote, wrap } from 'comlink';
 import { nodeEndpoint } from './node-adapter.js';
 import { Worker } from 'node:worker_threads';
-import { modelFromArtifacts } from '../coordinator/model.js';
+import { modelFromArtifacts } from '../model/files.js';
 import type { TrainOptions } from '../coordinator/options.js';
 import type { TrainResult } from '../coordinator/trainer.js';
 import { AbortError, fromWireError, type WireError } from '../errors.js';
