@@ -6,13 +6,20 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Dataset } from '../src/data/dataset.js';
+import type { LayerSpec } from '../src/model/spec.js';
 
 const WORKER = new URL('./ceiling-worker.js', import.meta.url);
 
 /** Shard gradients per second with `threads` threads computing at once. */
-async function shardsPerSecond(data: Dataset, threads: number, rows: number, ms: number): Promise<number> {
+async function shardsPerSecond(
+  data: Dataset,
+  layers: readonly LayerSpec[],
+  threads: number,
+  rows: number,
+  ms: number,
+): Promise<number> {
   const go = new Int32Array(new SharedArrayBuffer(8));
-  const job = { images: data.train.images, labels: data.train.labels, rows, ms, go };
+  const job = { images: data.train.images, labels: data.train.labels, layers, rows, ms, go };
   const workers = Array.from({ length: threads }, () => new Worker(WORKER, { workerData: job }));
   const counts = workers.map(
     (w) =>
@@ -36,8 +43,14 @@ export interface Ceiling {
   readonly speedup: number;
 }
 
-export async function measureCeiling(data: Dataset, threads: number, rows: number, ms: number): Promise<Ceiling> {
-  const one = await shardsPerSecond(data, 1, rows, ms);
-  const many = await shardsPerSecond(data, threads, rows, ms);
+export async function measureCeiling(
+  data: Dataset,
+  layers: readonly LayerSpec[],
+  threads: number,
+  rows: number,
+  ms: number,
+): Promise<Ceiling> {
+  const one = await shardsPerSecond(data, layers, 1, rows, ms);
+  const many = await shardsPerSecond(data, layers, threads, rows, ms);
   return { threads, rows, speedup: many / one };
 }

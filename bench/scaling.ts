@@ -7,12 +7,12 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
-import { resolveOptions } from '../src/coordinator/options.js';
-import { Session } from '../src/coordinator/session.js';
+import { createSession } from '../src/coordinator/trainer.js';
+import { buildNetwork } from '../src/model/network.js';
+import { presetLayers } from '../src/model/spec.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
-import { paramLayout } from '../src/model/layout.js';
 import {
   TIMING_GRADIENT,
   TIMING_STEPS,
@@ -70,10 +70,9 @@ async function measureTrainer(
   batchSize: number,
   quick: boolean,
 ): Promise<TrainerResult> {
-  const { progressIntervalMs: _, ...config } = resolveOptions({ workers, batchSize });
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
-  const session = new Session(data, config);
+  const session = createSession(data, { workers, batchSize });
   try {
     let cursor = 0;
     const run = async (steps: number) => {
@@ -137,9 +136,9 @@ async function main(): Promise<void> {
       `Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`,
     );
   const data = await loadFashionMnist();
-  const params = paramLayout([784, 128, 10]).count;
+  const params = buildNetwork(presetLayers('mlp', 10), data, 10, 'model').paramCount;
 
-  const ceiling = await measureCeiling(data, cores, 128, plan.quick ? 1500 : 4000);
+  const ceiling = await measureCeiling(data, presetLayers('mlp', 10), cores, 128, plan.quick ? 1500 : 4000);
   console.log(
     `Hardware ceiling: the trainer's gradient of a ${ceiling.rows}-image shard, on ${cores} threads at once, ` +
       `runs ${ceiling.speedup.toFixed(2)}x the throughput of 1 thread (no barriers, no optimizer).`,

@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/model/files.js';
+import { modelInput } from '../src/model/keras.js';
 import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
@@ -103,7 +104,9 @@ async function classifyImages(model: tf.LayersModel, paths: string[], savePrepro
   for (const path of paths) prepared.push({ path, pixels: await preprocessImage(path) });
   for (const { path, pixels } of prepared) {
     const probabilities = tf.tidy(() =>
-      (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
+      (
+        model.predict(modelInput(model, tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255))) as tf.Tensor
+      ).dataSync(),
     );
     const top = Array.from(probabilities, (p, c) => ({ p, c }))
       .sort((a, b) => b.p - a.p)

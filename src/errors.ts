@@ -6,7 +6,22 @@
 
 /** An option (or command-line flag) has a value the trainer cannot use. */
 export class OptionError extends Error {
-  override readonly name = 'OptionError';
+  override readonly name: string = 'OptionError';
+}
+
+/**
+ * A layer of a tf.Sequential given as the model that the trainer cannot train as it is: its kind or
+ * its configuration. The message names it and lists what is supported.
+ */
+export class UnsupportedLayerError extends OptionError {
+  override readonly name = 'UnsupportedLayerError';
+  constructor(
+    message: string,
+    /** The layer's class name, e.g. `BatchNormalization`. */
+    readonly layerClass: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Data is missing, unreadable or not what it claims to be. */

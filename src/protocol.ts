@@ -1,3 +1,4 @@
+import type { LayerSpec } from './model/spec.js';
 import type { AdamConfig } from './optimizer/adam.js';
 import type { OptimizerMemory } from './optimizer/adam-kernel.js';
 import type { LearningRateSchedule } from './optimizer/schedule.js';
@@ -26,11 +27,11 @@ export interface SharedSplit {
 export interface SharedState {
   readonly train: SharedSplit;
   readonly test: SharedSplit;
-  /** Layer sizes; parameters are laid out as in `paramLayout`. */
-  readonly sizes: readonly number[];
+  /** The model; its flat parameter vector is laid out as `buildNetwork` places its layers. */
+  readonly model: ModelShape;
   /**
-   * Parameters (laid out as in `paramLayout`), Adam's moments, and one gradient slot per worker
-   * rank, in one shared WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
+   * Parameters, Adam's moments, and one gradient slot per worker rank, in one shared
+   * WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
    */
   readonly optimizer: OptimizerMemory;
   /** Per shard of the global batch: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
@@ -43,6 +44,14 @@ export interface SharedState {
   readonly control: Int32Array;
   /** How many times each injected fault (StepsTask.faults) has fired, across restarted workers. */
   readonly faultsInjected: Int32Array;
+}
+
+/** A model's layers on `height x width` single-channel images, with `classes` outputs. */
+export interface ModelShape {
+  readonly layers: readonly LayerSpec[];
+  readonly height: number;
+  readonly width: number;
+  readonly classes: number;
 }
 
 /**
@@ -103,6 +112,8 @@ export interface StepsTask {
   /** How many workers compute, one per core at most: ranks `[0, parties)` (see runSteps). */
   readonly parties: number;
   readonly batchSize: number;
+  /** The run's seed: with the step and the sample, it fixes every dropout mask. */
+  readonly seed: number;
   readonly firstStep: number;
   readonly endStep: number;
   /** Adam's step counter before `firstStep` (Adam's t starts at 1). */

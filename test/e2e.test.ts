@@ -49,7 +49,7 @@ describe('npm run train, end to end on the real data', () => {
       epochs: 1,
       batchSize: 128,
       seed: 1,
-      hidden: [128],
+      model: 'flatten,dense:128,dense:10',
       schedule: 'cosine',
     });
     expect(metrics.epochs).toHaveLength(1);

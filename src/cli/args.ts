@@ -8,7 +8,10 @@ import {
   type LimitedOption,
   type TrainOptions,
 } from '../coordinator/options.js';
+import { FASHION_MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { OptionError } from '../errors.js';
+import { buildNetwork } from '../model/network.js';
+import { LAYERS_GRAMMAR, parseLayers, PRESETS } from '../model/spec.js';
 
 export interface TrainArgs {
   /** Only the options given as flags; the library fills in its defaults. */
@@ -23,8 +26,9 @@ export interface TrainArgs {
 
 export const TRAIN_USAGE = `Usage: npm run train -- [flags]
 
-Trains Flatten -> Dense(128, relu) -> Dense(10, softmax) on Fashion-MNIST with data-parallel
-worker threads, evaluates it on the 10,000 test images after every epoch, and saves the model.
+Trains a model on Fashion-MNIST with data-parallel worker threads, evaluates it on the 10,000
+test images after every epoch, and saves it. The default model is the tutorial's
+Flatten -> Dense(128, relu) -> Dense(10, softmax).
 
 Flags:
   --workers N       worker threads computing gradients (default: ${defaultWorkers()}, the number of cores)
@@ -34,7 +38,10 @@ Flags:
   --lr-schedule S   cosine: decay the rate to 0 over the run; constant: keep it (default: ${DEFAULTS.schedule})
                     (the tutorial's exact recipe: --batch-size 32 --lr 0.001 --lr-schedule constant)
   --seed N          seeds the initial weights and the shuffles (default: ${DEFAULTS.seed})
-  --hidden LIST     hidden layer widths, e.g. 128 or 256,128 (default: ${DEFAULTS.hidden.join(',')})
+  --model NAME      mlp: the tutorial's model; cnn: ${'conv:32:3:same,pool,conv:64:3:same,pool,flatten,dense:128,'}
+                    ${'dropout:0.5,dense:10'} (default: ${DEFAULTS.model})
+  --hidden LIST     the mlp's hidden layer widths, e.g. 128 or 256,128 (default: ${DEFAULTS.hidden.join(',')})
+  --layers SPEC     any model, as ${LAYERS_GRAMMAR.replace(/\n/g, '\n                    ')}
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
                     (default: $FASHION_MNIST_DIR, ./data/fashion-mnist, /usr/share/datasets/fashion-mnist,
                     else a verified download into ./data/fashion-mnist)
@@ -61,7 +68,7 @@ const NUMERIC_FLAGS = {
  * Flags that define a run: a resumed run takes them from its checkpoint. `--workers` is not one: N
  * workers compute the same steps as 1, to float rounding.
  */
-const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'hidden'];
+const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'model', 'hidden', 'layers'];
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
@@ -79,6 +86,8 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
         'lr-schedule': { type: 'string' },
         seed: { type: 'string' },
         hidden: { type: 'string' },
+        model: { type: 'string' },
+        layers: { type: 'string' },
         data: { type: 'string' },
         out: { type: 'string' },
         'checkpoint-every': { type: 'string' },
@@ -100,6 +109,24 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   if (hidden !== undefined) {
     const widths = hidden.split(',').map((w) => (w.trim() === '' ? NaN : Number(w)));
     options.hidden = checkHidden(widths, '--hidden', JSON.stringify(hidden));
+  }
+  const model = raw('model');
+  const layers = raw('layers');
+  if (model !== undefined && layers !== undefined) throw new OptionError('give --model or --layers, not both');
+  if (model !== undefined && !PRESETS.includes(model as (typeof PRESETS)[number])) {
+    throw new OptionError(`--model must be ${PRESETS.join(' or ')}, got "${model}"; for other models, use --layers`);
+  }
+  if (hidden !== undefined && (layers !== undefined || (model !== undefined && model !== 'mlp'))) {
+    throw new OptionError('--hidden applies to --model mlp only; write the layers in --layers instead');
+  }
+  if (layers !== undefined) {
+    // Fashion-MNIST's shapes are known: a layer list that does not fit them fails here, before any
+    // data is read.
+    const specs = parseLayers(layers, '--layers');
+    buildNetwork(specs, { height: 28, width: 28 }, FASHION_MNIST_CLASSES.length, '--layers');
+    options.model = layers;
+  } else if (model !== undefined) {
+    options.model = model;
   }
   const schedule = raw('lr-schedule');
   if (schedule !== undefined) options.schedule = checkSchedule(schedule, '--lr-schedule', JSON.stringify(schedule));

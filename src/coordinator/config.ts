@@ -7,7 +7,8 @@ export interface TrainConfig {
   readonly epochs: number;
   readonly batchSize: number;
   readonly seed: number;
-  readonly hidden: readonly number[];
+  /** The model's layers, in the grammar of `--layers` (see model/spec.ts). */
+  readonly model: string;
   readonly adam: AdamConfig;
   readonly schedule: LearningRateSchedule;
 }

@@ -1,6 +1,8 @@
+import type * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
+import { type LayerSpec, parseLayers, type Preset, PRESETS } from '../model/spec.js';
 import { ADAM_DEFAULTS } from '../optimizer/adam.js';
 import { type LearningRateSchedule, SCHEDULES } from '../optimizer/schedule.js';
 import type { Checkpoint } from './checkpoint.js';
@@ -26,7 +28,15 @@ export interface TrainOptions {
   schedule?: LearningRateSchedule;
   /** Seeds the initial weights and the shuffles. @default 1 */
   seed?: number;
-  /** Widths of the hidden ReLU layers. @default [128] */
+  /**
+   * The model: `'mlp'`, the tutorial's Flatten -> Dense(128, relu) -> Dense(10, softmax) (with
+   * `hidden` widths); `'cnn'`, the convolutional preset; a layer list such as
+   * `'conv:32:3,pool,flatten,dense:128,dense:10'` (see LAYERS_GRAMMAR); or a `tf.Sequential` built
+   * with tfjs's layer API, trained from its current weights, which it gets back, as with `model.fit`.
+   * @default 'mlp'
+   */
+  model?: string | tf.Sequential;
+  /** Widths of the hidden ReLU layers of the `mlp` model. @default [128] */
   hidden?: readonly number[];
   /** The data to train and test on. @default Fashion-MNIST, found by `loadFashionMnist({ dir: dataDir })` */
   data?: Dataset;
@@ -76,6 +86,7 @@ export const DEFAULTS = {
   learningRate: 0.003,
   schedule: 'cosine',
   seed: 1,
+  model: 'mlp',
   hidden: [128],
   progressIntervalMs: 100,
   checkpointEvery: 0,
@@ -149,16 +160,54 @@ export function checkSchedule(value: unknown, label = 'schedule', shown?: string
   return value as LearningRateSchedule;
 }
 
+/** How the model was asked for; the layers are known once the data (its image size and classes) is. */
+export type ModelChoice =
+  | { readonly kind: 'preset'; readonly preset: Preset; readonly hidden: readonly number[] }
+  | { readonly kind: 'layers'; readonly layers: readonly LayerSpec[] }
+  | { readonly kind: 'sequential'; readonly model: tf.Sequential };
+
+/** A tf.Sequential, recognised by its class name: the caller's tfjs may be another copy than ours. */
+export function isSequential(value: unknown): value is tf.Sequential {
+  const candidate = value as { getClassName?: () => string } | null;
+  return typeof candidate?.getClassName === 'function' && candidate.getClassName() === 'Sequential';
+}
+
+export function checkModel(model: unknown, hidden: unknown, label = 'model'): ModelChoice {
+  const choice: ModelChoice =
+    model === undefined || PRESETS.includes(model as Preset)
+      ? { kind: 'preset', preset: (model ?? DEFAULTS.model) as Preset, hidden: checkHidden(hidden ?? DEFAULTS.hidden) }
+      : typeof model === 'string'
+        ? { kind: 'layers', layers: parseLayers(model, label) }
+        : isSequential(model)
+          ? { kind: 'sequential', model }
+          : (() => {
+              throw new OptionError(
+                `${label} must be ${PRESETS.join(' or ')}, a layer list such as "flatten,dense:128,dense:10", or a tf.Sequential`,
+              );
+            })();
+  if (hidden !== undefined && !(choice.kind === 'preset' && choice.preset === 'mlp')) {
+    throw new OptionError('hidden applies to the mlp model only; give the other layers in model instead');
+  }
+  return choice;
+}
+
+/** Everything but the model, whose layers depend on the data (see ModelChoice). */
+export type ResolvedOptions = Omit<TrainConfig, 'model'> & {
+  model: ModelChoice;
+  progressIntervalMs: number;
+  checkpointEvery: number;
+  maxRetries: number;
+  stepTimeoutMs: number;
+};
+
 /** Defaults in one place, each option checked, before any worker starts. */
-export function resolveOptions(
-  options: TrainOptions,
-): TrainConfig & { progressIntervalMs: number; checkpointEvery: number; maxRetries: number; stepTimeoutMs: number } {
+export function resolveOptions(options: TrainOptions): ResolvedOptions {
   return {
     workers: checkNumber('workers', options.workers ?? defaultWorkers()),
     epochs: checkNumber('epochs', options.epochs ?? DEFAULTS.epochs),
     batchSize: checkNumber('batchSize', options.batchSize ?? DEFAULTS.batchSize),
     seed: checkNumber('seed', options.seed ?? DEFAULTS.seed),
-    hidden: checkHidden(options.hidden ?? DEFAULTS.hidden),
+    model: checkModel(options.model, options.hidden),
     adam: {
       ...ADAM_DEFAULTS,
       learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate),

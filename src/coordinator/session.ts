@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { checkSplit, type Dataset, sharedSplit } from '../data/dataset.js';
-import { AbortError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
-import { paramLayout } from '../model/layout.js';
+import { type Dataset, sharedSplit } from '../data/dataset.js';
+import { AbortError, NonFiniteError, WorkerError } from '../errors.js';
+import { initializeParams, type Network } from '../model/network.js';
 import { createOptimizerMemory } from '../optimizer/adam-kernel.js';
 import {
   CONTROL_WORDS,
@@ -57,6 +57,18 @@ export interface RunStepsOptions {
   readonly stepTimeoutMs?: number;
 }
 
+export interface SessionOptions {
+  /** Checked already (see checkDataset). */
+  readonly data: Dataset;
+  readonly config: TrainConfig;
+  /** The model, placed on the data's images (see buildNetwork). */
+  readonly network: Network;
+  /** Where training starts from; when absent, Keras's initialisation drawn from the seed. */
+  readonly initialParams?: Float32Array;
+  /** For tests of fault handling only: failures to inject into the workers. */
+  readonly faults?: readonly Fault[];
+}
+
 /**
  * One training run's workers and shared memory: the step loop's engine, used by `train()` and by
  * the benchmarks. It owns the seeded generator (initial weights first, then every shuffle), Adam's
@@ -64,6 +76,7 @@ export interface RunStepsOptions {
  */
 export class Session {
   readonly shared: SharedState;
+  readonly network: Network;
   readonly stepsPerEpoch: number;
   readonly #config: TrainConfig;
   readonly #rng: Rng;
@@ -73,12 +86,14 @@ export class Session {
   #globalStep = 0;
   readonly #cores = availableParallelism();
 
-  constructor(data: Dataset, config: TrainConfig, faults: readonly Fault[] = []) {
+  constructor(options: SessionOptions) {
+    const { config, faults = [] } = options;
     this.#config = config;
     this.#faults = faults;
     this.#rng = new Rng(config.seed);
-    this.shared = createSharedState(data, config, this.#rng, faults.length);
-    this.stepsPerEpoch = Math.ceil(data.train.count / config.batchSize);
+    this.network = options.network;
+    this.shared = createSharedState(options, this.#rng, faults.length);
+    this.stepsPerEpoch = Math.ceil(options.data.train.count / config.batchSize);
     this.#pool = this.#createPool();
   }
 
@@ -120,6 +135,7 @@ export class Session {
       workers,
       parties: Math.min(workers, this.#cores),
       batchSize,
+      seed: this.#config.seed,
       firstStep,
       endStep,
       adamStepsBefore: this.#globalStep,
@@ -339,34 +355,24 @@ export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AbortError();
 }
 
-/** The run's shared memory, with Glorot-uniform weights and zero biases as Keras initialises them. */
-function createSharedState(data: Dataset, config: TrainConfig, rng: Rng, faults: number): SharedState {
-  const pixels = data.height * data.width;
-  const classes = data.classNames.length;
-  if (!(Number.isInteger(pixels) && pixels > 0 && classes >= 2)) {
-    throw new OptionError(
-      `data must have positive integer height and width and at least 2 class names, got ${data.height}x${data.width} and ${classes}`,
-    );
-  }
-  checkSplit(data.train, pixels, classes, 'training data');
-  checkSplit(data.test, pixels, classes, 'test data');
-  if (data.train.count === 0 || data.test.count === 0) {
-    throw new OptionError(
-      `data must have at least one training and one test image, got ${data.train.count} and ${data.test.count}`,
-    );
-  }
-  const sizes = [pixels, ...config.hidden, classes];
-  const { layers, count } = paramLayout(sizes);
-  const optimizer = createOptimizerMemory(count, config.workers);
-  const { params } = optimizer;
-  for (const layer of layers) {
-    const limit = Math.sqrt(6 / (layer.inputs + layer.outputs));
-    for (let i = layer.weightOffset; i < layer.biasOffset; i++) params[i] = (2 * rng.next() - 1) * limit;
-  }
+/**
+ * The run's shared memory, with the initial parameters given, or Glorot-uniform kernels and zero
+ * biases drawn from the seed, as Keras initialises them.
+ */
+function createSharedState(options: SessionOptions, rng: Rng, faults: number): SharedState {
+  const { data, config, network } = options;
+  const optimizer = createOptimizerMemory(network.paramCount, config.workers);
+  if (options.initialParams !== undefined) optimizer.params.set(options.initialParams);
+  else initializeParams(network, optimizer.params, rng);
   return {
     train: sharedSplit(data.train),
     test: sharedSplit(data.test),
-    sizes,
+    model: {
+      layers: network.layers.map((layer) => layer.spec),
+      height: data.height,
+      width: data.width,
+      classes: network.classes,
+    },
     optimizer,
     stats: new Float64Array(new SharedArrayBuffer(config.workers * STATS_WORDS * 8)),
     timings: new Float64Array(new SharedArrayBuffer(config.workers * TIMING_WORDS * 8)),

@@ -1,12 +1,14 @@
 import type * as tf from '@tensorflow/tfjs';
+import { checkDataset, type Dataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
-import { paramLayout } from '../model/layout.js';
+import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
+import { buildNetwork, type Network } from '../model/network.js';
+import { formatLayers, presetLayers } from '../model/spec.js';
 import type { Fault } from '../protocol.js';
 import { type Checkpoint, writeCheckpoint } from './checkpoint.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
-import { toLayersModel } from './export.js';
-import { resolveOptions, type TrainOptions } from './options.js';
+import { type ModelChoice, resolveOptions, type TrainOptions } from './options.js';
 import { Session, throwIfAborted } from './session.js';
 
 export interface TrainResult {
@@ -56,21 +58,21 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
       ? options
       : { ...options, ...settingsOf(resume.config), workers: options.workers ?? resume.config.workers },
   );
-  const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, ...config } = resolved;
+  const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, model: choice, ...settings } = resolved;
   const { signal, interrupt, checkpointDir } = options;
   throwIfAborted(signal);
   const data = options.data ?? (await loadFashionMnist({ dir: options.dataDir }));
   throwIfAborted(signal);
-  if (resume !== undefined) {
-    const params = paramLayout([data.height * data.width, ...config.hidden, data.classNames.length]).count;
-    if (resume.trainCount !== data.train.count || resume.params.length !== params) {
-      throw new DataError(
-        `the checkpoint was made on ${resume.trainCount} training images and ${resume.params.length} parameters; ` +
-          'resume it with the same data and model',
-      );
-    }
+  checkDataset(data);
+  const { network, initialParams } = placeModel(choice, data);
+  const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
+  if (resume !== undefined && (resume.trainCount !== data.train.count || resume.params.length !== network.paramCount)) {
+    throw new DataError(
+      `the checkpoint was made on ${resume.trainCount} training images and ${resume.params.length} parameters; ` +
+        'resume it with the same data and model',
+    );
   }
-  const session = new Session(data, config, faults);
+  const session = new Session({ data, config, network, initialParams, faults });
   if (resume !== undefined) session.resume(resume);
   const steps = session.stepsPerEpoch;
   const history: EpochLog[] = [...(resume?.history ?? [])];
@@ -152,11 +154,15 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
   const last = history[history.length - 1];
   options.onLog?.(`Test accuracy: ${last.testAccuracy.toFixed(4)}`);
   options.onLog?.(`Test loss: ${last.testLoss.toFixed(4)}`);
-  const model = await toLayersModel(session.shared.optimizer.params, {
-    height: data.height,
-    width: data.width,
-    sizes: session.shared.sizes,
-  });
+  const params = session.shared.optimizer.params;
+  let model: tf.LayersModel;
+  if (choice.kind === 'sequential') {
+    // As model.fit does: the caller's model itself ends up trained.
+    setWeights(choice.model, params, network);
+    model = choice.model;
+  } else {
+    model = await toLayersModel(params, network);
+  }
   return {
     model,
     history,
@@ -168,18 +174,52 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
 }
 
 /** The options that define a run, which a resumed run takes from its checkpoint (all but `workers`). */
-const RUN_SETTINGS = ['epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'hidden'] as const;
+const RUN_SETTINGS = ['epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'model', 'hidden'] as const;
 
 function settingsOf(config: TrainConfig): TrainOptions {
-  const { epochs, batchSize, seed, hidden, schedule } = config;
-  return { epochs, batchSize, seed, hidden, schedule, learningRate: config.adam.learningRate };
+  const { epochs, batchSize, seed, model, schedule } = config;
+  return { epochs, batchSize, seed, model, schedule, learningRate: config.adam.learningRate };
+}
+
+/**
+ * A Session for `options` on `data`, as `train` makes one, for benchmarks and tests that drive the
+ * steps themselves.
+ */
+export function createSession(data: Dataset, options: TrainOptions = {}): Session {
+  checkDataset(data);
+  const {
+    model,
+    progressIntervalMs: _,
+    checkpointEvery: __,
+    maxRetries: ___,
+    stepTimeoutMs: ____,
+    ...settings
+  } = resolveOptions(options);
+  const { network, initialParams } = placeModel(model, data);
+  const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
+  return new Session({ data, config, network, initialParams });
+}
+
+/** The model's layers placed on the data's images, and, for a tf.Sequential, its weights to start from. */
+function placeModel(choice: ModelChoice, data: Dataset): { network: Network; initialParams?: Float32Array } {
+  const classes = data.classNames.length;
+  switch (choice.kind) {
+    case 'preset':
+      return { network: buildNetwork(presetLayers(choice.preset, classes, choice.hidden), data, classes, 'model') };
+    case 'layers':
+      return { network: buildNetwork(choice.layers, data, classes, 'model') };
+    case 'sequential': {
+      const { network, params } = importSequential(choice.model, data, classes);
+      return { network, initialParams: params };
+    }
+  }
 }
 
 /** The first line of a run's log: what it trains, how, and, when resumed, from where. */
 function describeRun(config: TrainConfig, images: number, resume: Checkpoint | undefined): string {
   const workers = `${config.workers} worker${config.workers > 1 ? 's' : ''}`;
   const settings =
-    `hidden ${config.hidden.join(',')}, global batch ${config.batchSize}, ` +
+    `model ${config.model}, global batch ${config.batchSize}, ` +
     `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`;
   if (resume === undefined) return `Training on ${images} images with ${workers}: ${settings}`;
   const where = `Resuming after epoch ${resume.epochsDone}, step ${resume.stepsDone}: on ${images} images with ${workers}`;

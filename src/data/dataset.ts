@@ -46,6 +46,27 @@ export function checkSplit(split: Split, pixels: number, classes: number, name: 
   }
 }
 
+/**
+ * Checks a whole dataset before any worker starts: image size, class names, and both splits
+ * (see checkSplit), each non-empty.
+ */
+export function checkDataset(data: Dataset): void {
+  const pixels = data.height * data.width;
+  const classes = data.classNames.length;
+  if (!(Number.isInteger(data.height) && Number.isInteger(data.width) && pixels > 0 && classes >= 2)) {
+    throw new DataError(
+      `data must have positive integer height and width and at least 2 class names, got ${data.height}x${data.width} and ${classes}`,
+    );
+  }
+  checkSplit(data.train, pixels, classes, 'training data');
+  checkSplit(data.test, pixels, classes, 'test data');
+  if (data.train.count === 0 || data.test.count === 0) {
+    throw new DataError(
+      `data must have at least one training and one test image, got ${data.train.count} and ${data.test.count}`,
+    );
+  }
+}
+
 /** Copies a typed array into SharedArrayBuffer memory, unless it already lives there. */
 export function toShared<T extends Uint8Array | Float32Array>(values: T): T {
   if (values.buffer instanceof SharedArrayBuffer) return values;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EpochLog } from '../coordinator/config.js';
+import { modelInput } from '../model/keras.js';
 import { Rng } from '../rng.js';
 import type { Split } from '../data/dataset.js';
 import { drawConfusionMatrix, drawLearningCurves } from './charts.js';
@@ -44,7 +45,7 @@ export interface Report {
 function predictClasses(model: tf.LayersModel, split: Split, height: number, width: number): Int32Array {
   return tf.tidy(() => {
     const pixels = tf.tensor3d(split.images, [split.count, height, width], 'float32');
-    const x = split.images instanceof Uint8Array ? tf.div(pixels, 255) : pixels;
+    const x = modelInput(model, split.images instanceof Uint8Array ? tf.div(pixels, 255) : pixels);
     // A large batch: tfjs-layers slices the input per batch, and each slice costs ~15 ms on wasm.
     return (model.predict(x, { batchSize: 1000 }) as tf.Tensor).argMax(1).dataSync() as Int32Array;
   });

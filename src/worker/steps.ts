@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { paramLayout, type LayerSlice } from '../model/layout.js';
+import { buildNetwork } from '../model/network.js';
 import { AdamKernel, type OptimizerMemory } from '../optimizer/adam-kernel.js';
 import type { ParamRange } from '../optimizer/adam.js';
 import { learningRateAt } from '../optimizer/schedule.js';
@@ -27,26 +27,32 @@ import {
 import { paramSliceOf, shardOf, type Span } from '../sharding.js';
 import { requestStop } from '../stop.js';
 import { barrier } from './sync.js';
-import { disposeParams, evaluateBatch, type ParamTensors, Scratch, shardGradients, uploadParams } from './gradients.js';
+import type { ModelShape } from '../protocol.js';
+import { NetworkRunner } from './network-step.js';
 
-/** Rows per forward pass when evaluating. */
-const EVAL_ROWS = 1000;
+/**
+ * Rows per forward pass when evaluating: large enough that per-op costs vanish, small enough that a
+ * convolution's activations (rows x 28 x 28 x 32 floats after a `same` conv) stay tens of MB.
+ */
+const EVAL_ROWS = 250;
 
-/** Buffers a worker keeps between tasks, rebuilt only when the run's shapes change. */
-interface Buffers {
+/**
+ * A network's runner, kept between tasks and rebuilt only when the run's model or shard size
+ * changes (tasks arrive as structured clones: the model is compared by value).
+ */
+interface CachedRunner {
   readonly key: string;
-  readonly layers: readonly LayerSlice[];
+  readonly runner: NetworkRunner;
   readonly paramCount: number;
-  readonly scratch: Scratch;
 }
-let stepBuffers: Buffers | undefined;
-let evalBuffers: Buffers | undefined;
+let stepRunner: CachedRunner | undefined;
+let evalRunner: CachedRunner | undefined;
 
-function buffersFor(cached: Buffers | undefined, sizes: readonly number[], rows: number): Buffers {
-  const key = `${sizes.join(',')}/${rows}`;
+function runnerFor(cached: CachedRunner | undefined, model: ModelShape, rows: number): CachedRunner {
+  const key = `${JSON.stringify(model)}/${rows}`;
   if (cached?.key === key) return cached;
-  const { layers, count } = paramLayout(sizes);
-  return { key, layers, paramCount: count, scratch: new Scratch(rows, sizes[0], sizes[sizes.length - 1]) };
+  const network = buildNetwork(model.layers, model, model.classes, 'model');
+  return { key, runner: new NetworkRunner(network, rows), paramCount: network.paramCount };
 }
 
 /** What a run's steps need besides the buffers, made once per run (per shared memory and worker count). */
@@ -93,8 +99,8 @@ const shard: Span = { start: 0, end: 0 };
 export function runSteps(task: StepsTask): void {
   const { shared, rank, workers, parties, batchSize } = task;
   if (rank >= parties) return;
-  stepBuffers = buffersFor(stepBuffers, shared.sizes, Math.ceil(batchSize / workers));
-  const { layers, scratch, paramCount } = stepBuffers;
+  stepRunner = runnerFor(stepRunner, shared.model, Math.ceil(batchSize / workers));
+  const { runner, paramCount } = stepRunner;
   const { adam, slots, slices } = runPartsFor(task, paramCount);
   const { optimizer, control, order, stats } = shared;
   const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
@@ -114,7 +120,7 @@ export function runSteps(task: StepsTask): void {
       kernelStep.scale = 1 / batchCount;
       if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1);
       const t0 = performance.now();
-      let model: ParamTensors | undefined;
+      let prepared = false;
       for (
         let k = Atomics.add(control, CTRL_NEXT_SHARD, 1);
         k < workers;
@@ -123,8 +129,9 @@ export function runSteps(task: StepsTask): void {
         shardOf(batchStart, batchCount, k, workers, shard);
         batch.start = shard.start;
         batch.end = shard.end;
-        model ??= uploadParams(optimizer.params, layers);
-        const score = shardGradients(model, batch, scratch, slots[k]);
+        if (!prepared) runner.prepare(optimizer.params);
+        prepared = true;
+        const score = runner.shardGradients(batch, slots[k], task.seed, kernelStep.t - 1);
         if (!Number.isFinite(score.lossSum)) {
           // Training diverged: stop before Adam spreads NaN into the parameters.
           Atomics.compareExchange(control, CTRL_NONFINITE_STEP, 0, step + 1);
@@ -135,10 +142,10 @@ export function runSteps(task: StepsTask): void {
         stats[at + STATS_CORRECT] += score.correct;
         stats[at + STATS_SAMPLES] += shard.end - shard.start;
       }
-      if (model !== undefined) {
+      if (prepared) {
         // The step's parameter tensors are the only ones alive here, unless something leaks.
         timings[TIMING_TENSORS] = tf.memory().numTensors;
-        disposeParams(model);
+        runner.release();
       }
       const t1 = performance.now();
       barrier(control, parties, CTRL_NEXT_SLICE);
@@ -178,11 +185,23 @@ function injectFaults(task: StepsTask, globalStep: number): void {
   });
 }
 
+/** Scores test images `[start, end)` with the current parameters, in chunks of EVAL_ROWS. */
 export function runEvaluate(task: EvaluateTask): EvaluateResult {
   const { shared, start, end } = task;
-  evalBuffers = buffersFor(evalBuffers, shared.sizes, EVAL_ROWS);
-  const { layers, scratch } = evalBuffers;
+  evalRunner = runnerFor(evalRunner, shared.model, EVAL_ROWS);
+  const { runner } = evalRunner;
   const { images, labels } = shared.test;
-  const score = evaluateBatch(shared.optimizer.params, layers, { images, labels, start, end }, scratch);
-  return { ...score, count: end - start };
+  let lossSum = 0;
+  let correct = 0;
+  runner.prepare(shared.optimizer.params);
+  try {
+    for (let from = start; from < end; from += EVAL_ROWS) {
+      const score = runner.evaluate({ images, labels, start: from, end: Math.min(end, from + EVAL_ROWS) });
+      lossSum += score.lossSum;
+      correct += score.correct;
+    }
+  } finally {
+    runner.release();
+  }
+  return { lossSum, correct, count: end - start };
 }

@@ -1,0 +1,59 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../rng.js';
+import type { Activations, StepContext } from './compute.js';
+import type { LayerSpec, Shape } from './spec.js';
+
+/** A layer of a network, placed: its spec, the shapes around it and its slice of the flat parameter vector. */
+export interface PlacedLayer<S extends LayerSpec = LayerSpec> {
+  readonly spec: S;
+  /** 0-based position in the network. */
+  readonly index: number;
+  readonly input: Shape;
+  readonly output: Shape;
+  /** Where its parameters start in the flat parameter vector, and how many there are. */
+  readonly offset: number;
+  readonly paramCount: number;
+  /** Whether a layer before it has parameters, so that its backward pass must give its input's gradient. */
+  readonly needsInputGradient: boolean;
+}
+
+/**
+ * What a kind of layer is: its shape rule, its parameters and their initialisation, its Keras form
+ * for export and import, and its forward and backward passes on a worker. The network (network.ts),
+ * the step driver (worker/network-step.ts) and the export know none by name: they call these.
+ * The flat parameter vector is the seam: the all-reduce, Adam, the barriers and the checkpoints
+ * see only that vector, never a layer.
+ */
+export interface LayerKind<S extends LayerSpec> {
+  /** The output shape for `input`; throws a one-line message (without the layer's name) if it cannot take it. */
+  outputShape(spec: S, input: Shape): Shape;
+  /** How many parameters it has for `input`, in the order of its own storage layout. */
+  paramCount(spec: S, input: Shape): number;
+  /** Keras's initialisation (Glorot-uniform kernels, zero biases), drawn in storage order. */
+  initialize(layer: PlacedLayer<S>, params: Float32Array, rng: Rng): void;
+  /** The layer as tfjs-layers builds it; `inputShape` is given to the first layer. */
+  kerasLayer(layer: PlacedLayer<S>, inputShape?: number[]): tf.layers.Layer;
+  /** Its parameters (a subarray of the flat vector) as Keras's weights, and back. */
+  toKerasWeights(layer: PlacedLayer<S>, params: Float32Array): tf.Tensor[];
+  fromKerasWeights(layer: PlacedLayer<S>, weights: readonly Float32Array[], params: Float32Array): void;
+  /** Its passes on a worker, with buffers for `rows` samples at most. */
+  compute(layer: PlacedLayer<S>, rows: number): LayerCompute;
+}
+
+/** A layer's work on a worker. Tensors it creates inside `forward`/`backward` belong to the step's tidy scope. */
+export interface LayerCompute {
+  /** Uploads its parameters from the flat vector, once per step (all shards of the step share them). */
+  prepare(params: Float32Array): void;
+  /** Frees what `prepare` uploaded. */
+  release(): void;
+  /** The training pass: keeps what `backward` needs. */
+  forward(input: Activations, context: StepContext): Activations;
+  /**
+   * Given the gradient of the loss at its output, writes its parameters' gradients into
+   * `context.grad` (at its offset) and returns the gradient at its input, or undefined when no
+   * layer before it has parameters.
+   */
+  backward(gradient: Activations, context: StepContext): Activations | undefined;
+  /** The evaluation pass (no dropout), on any number of rows. */
+  infer(input: Activations): Activations;
+}

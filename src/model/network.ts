@@ -1,0 +1,101 @@
+import { OptionError } from '../errors.js';
+import type { Rng } from '../rng.js';
+import type { LayerKind, PlacedLayer } from './layer.js';
+import { conv } from './layers/conv.js';
+import { dense } from './layers/dense.js';
+import { dropout } from './layers/dropout.js';
+import { flatten } from './layers/flatten.js';
+import { pool } from './layers/pool.js';
+import { formatLayer, type LayerSpec, type Shape } from './spec.js';
+
+/** Every kind of layer, by the name its spec carries. */
+const KINDS: { readonly [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> } = {
+  conv,
+  pool,
+  flatten,
+  dense,
+  dropout,
+};
+
+export function kindOf<S extends LayerSpec>(spec: S): LayerKind<S> {
+  return KINDS[spec.kind] as unknown as LayerKind<S>;
+}
+
+/** A model's layers placed on its input: shapes, and the layout of the flat parameter vector. */
+export interface Network {
+  readonly layers: readonly PlacedLayer[];
+  /** One sample's input, `[height, width, 1]`. */
+  readonly input: Shape;
+  readonly classes: number;
+  readonly paramCount: number;
+}
+
+/**
+ * The most parameters a run may have: the optimizer keeps 3 + (workers) float32 copies of them in
+ * one WebAssembly memory, which cannot pass 4 GiB.
+ */
+export const MAX_PARAMS = 32 * 1024 * 1024;
+
+/**
+ * Places `specs` on images of `height x width`, one channel, for `classes` classes. Throws an
+ * OptionError naming the layer and `label` (the option the layers came from) when a shape does not
+ * work, or the model does not end with the softmax output layer.
+ */
+export function buildNetwork(
+  specs: readonly LayerSpec[],
+  image: { readonly height: number; readonly width: number },
+  classes: number,
+  label: string,
+): Network {
+  const input: Shape = [image.height, image.width, 1];
+  const layers: PlacedLayer[] = [];
+  let shape = input;
+  let offset = 0;
+  specs.forEach((spec, index) => {
+    const at = `${label}: ${formatLayer(spec, index === specs.length - 1)} at position ${index + 1}`;
+    if (spec.kind === 'dense' && spec.activation === 'softmax' && index !== specs.length - 1) {
+      throw new OptionError(`${at}: softmax is for the output layer only; use relu or linear here`);
+    }
+    const kind = kindOf(spec);
+    let output: Shape;
+    try {
+      output = kind.outputShape(spec, shape);
+    } catch (error) {
+      throw new OptionError(`${at} ${(error as Error).message}`);
+    }
+    const paramCount = kind.paramCount(spec, shape);
+    layers.push({ spec, index, input: shape, output, offset, paramCount, needsInputGradient: offset > 0 });
+    offset += paramCount;
+    if (offset > MAX_PARAMS) {
+      throw new OptionError(
+        `${at} brings the model to ${offset} parameters, more than the ${MAX_PARAMS} allowed; use fewer or smaller layers`,
+      );
+    }
+    shape = output;
+  });
+  const last = specs.at(-1);
+  if (last?.kind !== 'dense' || last.activation !== 'softmax' || last.units !== classes) {
+    const got = last === undefined ? 'nothing' : formatLayer(last, true);
+    throw new OptionError(
+      `${label}: the last layer must be dense:${classes} with softmax (one unit per class), got ${got}`,
+    );
+  }
+  return { layers, input, classes, paramCount: offset };
+}
+
+/** Keras's initial parameters: Glorot-uniform kernels and zero biases, drawn layer by layer. */
+export function initializeParams(network: Network, params: Float32Array, rng: Rng): void {
+  for (const layer of network.layers) {
+    kindOf(layer.spec).initialize(layer, params.subarray(layer.offset, layer.offset + layer.paramCount), rng);
+  }
+}
+
+/** Multiply-accumulates of one sample's forward pass: the unit of the FLOP counts that benchmarks print. */
+export function forwardMacs(network: Network): number {
+  let macs = 0;
+  for (const { spec, input, output } of network.layers) {
+    if (spec.kind === 'dense') macs += input[0] * spec.units;
+    if (spec.kind === 'conv') macs += output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
+  }
+  return macs;
+}

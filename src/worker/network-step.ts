@@ -1,0 +1,192 @@
+import * as tf from '@tensorflow/tfjs';
+import { Activations, heapView, type StepContext } from '../model/compute.js';
+import type { LayerCompute } from '../model/layer.js';
+import { kindOf, type Network } from '../model/network.js';
+
+/** Pixel value -> float in [0, 1], as the tutorial's `images / 255.0`. */
+const SCALE = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+export interface Batch {
+  /** Grey levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are. */
+  readonly images: Uint8Array | Float32Array;
+  readonly labels: Uint8Array;
+  /** Image indices; when absent, the batch is images `[start, end)` in order. */
+  readonly order?: Int32Array;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface BatchScore {
+  /** Sum (not mean) of the samples' cross-entropy. */
+  readonly lossSum: number;
+  readonly correct: number;
+}
+
+/**
+ * A network's passes on one worker, for batches of up to `rows` samples: the layers' computations,
+ * and buffers reused by every step, so that a step allocates no arrays of its own (tfjs still
+ * allocates its tensors in the wasm heap, and frees them at the end of the shard).
+ *
+ * Gradients are explicit, not tf.grad: tfjs autodiff computes weight gradients with transposed
+ * matMuls, which are ~10x slower on wasm, and cannot differentiate a convolution's filter there at
+ * all. Each layer gives its own backward pass (see model/layers). Between the forward and the
+ * backward pass, the softmax, the loss and d(loss)/d(logits) of the small `[classes, rows]` logits
+ * are computed in JavaScript: a dozen tfjs ops fewer, and each op costs ~10 us of dispatch whatever
+ * its size.
+ */
+export class NetworkRunner {
+  readonly #network: Network;
+  readonly #layers: readonly LayerCompute[];
+  readonly #pixels: number;
+  /** The batch's images, `[rows, pixels]`, and the same transposed, `[pixels, rows]`. */
+  readonly #inputs: Float32Array;
+  readonly #inputsT: Float32Array;
+  /** Whether the first layer with parameters is dense on the flattened image: then it wants `#inputsT`. */
+  readonly #denseFirst: boolean;
+  /** d(summed loss)/d(logits), `[classes, rows]`. */
+  readonly #dLogits: Float32Array;
+  readonly #context: StepContext = { grad: new Float32Array(0), seed: 0, step: 0, order: undefined, start: 0 };
+
+  constructor(
+    network: Network,
+    readonly rows: number,
+  ) {
+    this.#network = network;
+    this.#layers = network.layers.map((layer) => kindOf(layer.spec).compute(layer, rows));
+    this.#pixels = network.input[0] * network.input[1];
+    this.#inputs = new Float32Array(rows * this.#pixels);
+    const [first, second] = network.layers;
+    this.#denseFirst = first.spec.kind === 'flatten' && second?.spec.kind === 'dense';
+    this.#inputsT = new Float32Array(this.#denseFirst ? rows * this.#pixels : 0);
+    this.#dLogits = new Float32Array(rows * network.classes);
+  }
+
+  /** Uploads the parameters, once per step: every shard of the step, and evaluation, use them. */
+  prepare(params: Float32Array): void {
+    for (const layer of this.#layers) layer.prepare(params);
+  }
+
+  release(): void {
+    for (const layer of this.#layers) layer.release();
+  }
+
+  /**
+   * Computes, for one shard of a global batch, the gradient of the shard's *summed* cross-entropy
+   * with respect to every parameter, written into `grad` (laid out as the parameters). The
+   * coordinator's all-reduce sums the shards and divides by the global batch size, which gives
+   * exactly the gradient of the global batch's mean loss. `seed` and `step` fix the dropout masks.
+   */
+  shardGradients(batch: Batch, grad: Float32Array, seed: number, step: number): BatchScore {
+    const count = batch.end - batch.start;
+    if (count === 0) {
+      grad.fill(0);
+      return { lossSum: 0, correct: 0 };
+    }
+    const context = this.#context;
+    context.grad = grad;
+    context.seed = seed;
+    context.step = step;
+    context.order = batch.order;
+    context.start = batch.start;
+    // Every tensor of the shard is freed at the end of the tidy; results are read (as heap views)
+    // inside it, and copied into `grad` before it ends.
+    let score: BatchScore = { lossSum: 0, correct: 0 };
+    tf.tidy(() => {
+      let activations = this.#gather(batch, this.#denseFirst);
+      for (const layer of this.#layers) activations = layer.forward(activations, context);
+      score = this.#softmaxCrossEntropy(heapView(activations.columns()), batch);
+      const classes = this.#network.classes;
+      let gradient: Activations | undefined = Activations.ofColumns(
+        tf.tensor2d(this.#dLogits.subarray(0, classes * count), [classes, count]),
+        [classes],
+      );
+      for (let l = this.#layers.length - 1; l >= 0 && gradient !== undefined; l--) {
+        gradient = this.#layers[l].backward(gradient, context);
+      }
+    });
+    return score;
+  }
+
+  /** Scores a batch (no order) with the prepared parameters, forward only, no dropout. */
+  evaluate(batch: Batch): BatchScore {
+    let score: BatchScore = { lossSum: 0, correct: 0 };
+    tf.tidy(() => {
+      let activations = this.#gather(batch, false);
+      for (const layer of this.#layers) activations = layer.infer(activations);
+      score = this.#score(heapView(tf.logSoftmax(activations.rows())), batch);
+    });
+    return score;
+  }
+
+  /** The batch's images as activations of shape `[height, width, 1]`, with the columns layout when asked. */
+  #gather(batch: Batch, columns: boolean): Activations {
+    const { images, order, start, end } = batch;
+    const inputs = this.#inputs;
+    const inputsT = this.#inputsT;
+    const pixels = this.#pixels;
+    const count = end - start;
+    // One loop per pixel type, so that each stays monomorphic for V8.
+    const scale = images instanceof Uint8Array ? SCALE : undefined;
+    for (let r = 0; r < count; r++) {
+      const from = (order === undefined ? start + r : order[start + r]) * pixels;
+      const to = r * pixels;
+      if (scale !== undefined) {
+        for (let p = 0; p < pixels; p++) inputs[to + p] = scale[images[from + p]];
+      } else {
+        for (let p = 0; p < pixels; p++) inputs[to + p] = images[from + p];
+      }
+      if (columns) {
+        for (let p = 0; p < pixels; p++) inputsT[p * count + r] = inputs[to + p];
+      }
+    }
+    const shape = this.#network.input;
+    const rows = tf.tensor4d(inputs.subarray(0, count * pixels), [count, shape[0], shape[1], 1]);
+    const transposed = columns ? tf.tensor2d(inputsT.subarray(0, count * pixels), [pixels, count]) : undefined;
+    return Activations.ofRows(rows, shape, transposed);
+  }
+
+  /**
+   * Softmax cross-entropy of logits laid out `[classes, count]`: returns the summed loss and the
+   * count of correct answers, and writes softmax - one-hot (the summed loss's gradient) into
+   * `#dLogits`, in the same layout. Float64 arithmetic, float32 results.
+   */
+  #softmaxCrossEntropy(logits: Float32Array, batch: Batch): BatchScore {
+    const count = batch.end - batch.start;
+    const classes = this.#network.classes;
+    const dLogits = this.#dLogits;
+    let lossSum = 0;
+    let correct = 0;
+    for (let r = 0; r < count; r++) {
+      const label = batch.labels[batch.order === undefined ? batch.start + r : batch.order[batch.start + r]];
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logits[c * count + r] > logits[best * count + r]) best = c;
+      const max = logits[best * count + r];
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(logits[c * count + r] - max);
+      const logSum = max + Math.log(sum);
+      lossSum += logSum - logits[label * count + r];
+      if (best === label) correct++;
+      for (let c = 0; c < classes; c++) {
+        dLogits[c * count + r] = Math.exp(logits[c * count + r] - logSum) - (c === label ? 1 : 0);
+      }
+    }
+    return { lossSum, correct };
+  }
+
+  /** Loss and correct answers from log-probabilities laid out `[count, classes]`. */
+  #score(logProbs: Float32Array, batch: Batch): BatchScore {
+    const classes = this.#network.classes;
+    let lossSum = 0;
+    let correct = 0;
+    for (let r = 0; r < batch.end - batch.start; r++) {
+      const index = batch.order === undefined ? batch.start + r : batch.order[batch.start + r];
+      const label = batch.labels[index];
+      const row = r * classes;
+      lossSum -= logProbs[row + label];
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logProbs[row + c] > logProbs[row + best]) best = c;
+      if (best === label) correct++;
+    }
+    return { lossSum, correct };
+  }
+}
