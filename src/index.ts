@@ -1,14 +1,15 @@
 /**
- * A data-parallel trainer for dense image classifiers (Fashion-MNIST first) on Node.js worker
- * threads: each worker computes gradients with tfjs on WebAssembly, a coordinator all-reduces them
- * and applies Adam.
+ * A data-parallel trainer for image classifiers (Fashion-MNIST first) on Node.js worker threads:
+ * each worker computes gradients of dense and convolutional networks with tfjs on WebAssembly, a
+ * coordinator all-reduces them and applies Adam.
  */
 export { train } from './coordinator/trainer.js';
 export type { TrainResult } from './coordinator/trainer.js';
 export { DEFAULTS } from './coordinator/options.js';
-export type { BatchProgress, EpochLog, TrainConfig } from './coordinator/config.js';
 export type { TrainOptions } from './coordinator/options.js';
+export type { BatchProgress, EpochLog, TrainConfig } from './coordinator/config.js';
 export type { LearningRateSchedule } from './optimizer/schedule.js';
+export { LAYERS_GRAMMAR } from './model/spec.js';
 export { createTrainerThread } from './thread/trainer-thread.js';
 export type { TrainerThread } from './thread/trainer-thread.js';
 export { loadModel, saveModel } from './model/files.js';
@@ -16,6 +17,14 @@ export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js
 export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
 export type { DownloadProgress } from './data/download.js';
 export type { Dataset, Split } from './data/dataset.js';
-export { AbortError, DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from './errors.js';
+export {
+  AbortError,
+  DataError,
+  InterruptedError,
+  NonFiniteError,
+  OptionError,
+  UnsupportedLayerError,
+  WorkerError,
+} from './errors.js';
 export { readCheckpoint } from './coordinator/checkpoint.js';
 export type { Checkpoint } from './coordinator/checkpoint.js';

@@ -80,7 +80,9 @@ describe('train() as a library', () => {
       expect(steps.at(-1)?.step).toBe(128);
     }
     expect(progress.map((p) => p.epoch)).toEqual([...progress.map((p) => p.epoch)].sort());
-    expect(lines[0]).toMatch(/^Training on 4096 images with 2 workers: model flatten,dense:128,dense:10, global batch 32/);
+    expect(lines[0]).toMatch(
+      /^Training on 4096 images with 2 workers: model flatten,dense:128,dense:10, global batch 32/,
+    );
     expect(lines.at(-2)).toMatch(/^Test accuracy: 0\.\d{4}$/);
   });
 

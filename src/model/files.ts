@@ -59,3 +59,21 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     },
   });
 }
+
+/** A model's Layers-format artifacts in memory: topology, weight specs and weights, as `model.save` hands them over. */
+export async function modelArtifacts(
+  model: tf.LayersModel,
+): Promise<tf.io.ModelArtifacts & { weightData: ArrayBuffer }> {
+  let artifacts: (tf.io.ModelArtifacts & { weightData: ArrayBuffer }) | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (saved) => {
+      artifacts = {
+        modelTopology: saved.modelTopology,
+        weightSpecs: saved.weightSpecs,
+        weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
+      };
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
+    }),
+  );
+  return artifacts as tf.io.ModelArtifacts & { weightData: ArrayBuffer };
+}

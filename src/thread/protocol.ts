@@ -6,7 +6,14 @@
 import type { BatchProgress, EpochLog, TrainConfig } from '../coordinator/config.js';
 import type { TrainOptions } from '../coordinator/options.js';
 
-export type PlainTrainOptions = Omit<TrainOptions, 'signal' | 'interrupt' | 'onEpochEnd' | 'onBatchEnd' | 'onLog'>;
+/**
+ * The options without what cannot cross a thread: the callbacks and signals, and a tf.Sequential
+ * model, which crosses as its Layers-format artifacts and is rebuilt in the trainer thread.
+ */
+export type PlainTrainOptions = Omit<
+  TrainOptions,
+  'signal' | 'interrupt' | 'onEpochEnd' | 'onBatchEnd' | 'onLog' | 'model'
+> & { readonly model?: string | { readonly sequential: ModelArtifacts } };
 
 export type TrainerEvent =
   | { readonly type: 'epoch'; readonly log: EpochLog }

@@ -2,12 +2,13 @@
  * The trainer thread: runs `train()` (the coordinator, which starts its own Piscina workers) off the
  * caller's thread, exposed through comlink.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { expose, transfer } from 'comlink';
 import { nodeEndpoint } from './node-adapter.js';
 import { parentPort } from 'node:worker_threads';
 import { train, type TrainResult } from '../coordinator/trainer.js';
 import { toWireError } from '../errors.js';
+import { modelArtifacts, modelFromArtifacts } from '../model/files.js';
 import type { ModelArtifacts, TrainerThreadApi } from './protocol.js';
 
 let controller: AbortController | undefined;
@@ -19,8 +20,11 @@ const api: TrainerThreadApi = {
     interrupter = new AbortController();
     let result: TrainResult;
     try {
+      const { model } = options;
       result = await train({
         ...options,
+        // Rebuilt from a Sequential's topology, it is a tf.Sequential again.
+        model: typeof model === 'object' ? ((await modelFromArtifacts(model.sequential)) as tf.Sequential) : model,
         signal: controller.signal,
         interrupt: interrupter.signal,
         onEpochEnd: events.epoch ? (log) => void onEvent({ type: 'epoch', log }) : undefined,
@@ -31,19 +35,8 @@ const api: TrainerThreadApi = {
       // Thrown as plain data, which comlink clones whole: an Error would lose its class and fields.
       throw toWireError(error);
     }
-    let artifacts: ModelArtifacts | undefined;
-    await result.model.save(
-      tf.io.withSaveHandler(async (saved) => {
-        artifacts = {
-          modelTopology: saved.modelTopology as object,
-          weightSpecs: saved.weightSpecs as ModelArtifacts['weightSpecs'],
-          weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
-        };
-        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
-      }),
-    );
+    const model = (await modelArtifacts(result.model)) as ModelArtifacts;
     result.model.dispose();
-    const model = artifacts as ModelArtifacts;
     const { history, testLoss, testAccuracy, wallSeconds, config } = result;
     return transfer({ model, history, testLoss, testAccuracy, wallSeconds, config }, [model.weightData]);
   },

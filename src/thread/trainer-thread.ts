@@ -1,11 +1,12 @@
 import { proxy, releaseProxy, type Remote, wrap } from 'comlink';
 import { nodeEndpoint } from './node-adapter.js';
 import { Worker } from 'node:worker_threads';
-import { modelFromArtifacts } from '../model/files.js';
+import { isSequential } from '../coordinator/options.js';
+import { modelArtifacts, modelFromArtifacts } from '../model/files.js';
 import type { TrainOptions } from '../coordinator/options.js';
 import type { TrainResult } from '../coordinator/trainer.js';
 import { AbortError, fromWireError, type WireError } from '../errors.js';
-import type { TrainerEvent, TrainerThreadApi } from './protocol.js';
+import type { ModelArtifacts, PlainTrainOptions, TrainerEvent, TrainerThreadApi } from './protocol.js';
 
 /** Training on a thread of its own, so that the caller's event loop stays free. */
 export interface TrainerThread {
@@ -35,8 +36,16 @@ export async function createTrainerThread(): Promise<TrainerThread> {
     close,
     async train(options: TrainOptions = {}) {
       if (closed) throw new Error('this trainer thread is closed; create another with createTrainerThread()');
-      const { signal, interrupt, onEpochEnd, onBatchEnd, onLog, ...plain } = options;
+      const { signal, interrupt, onEpochEnd, onBatchEnd, onLog, model: given, ...rest } = options;
       if (signal?.aborted) throw new AbortError();
+      const sequential = isSequential(given) ? given : undefined;
+      const plain: PlainTrainOptions = {
+        ...rest,
+        model:
+          sequential === undefined
+            ? (given as string | undefined)
+            : { sequential: (await modelArtifacts(sequential)) as ModelArtifacts },
+      };
       const onEvent = proxy((event: TrainerEvent) => {
         if (event.type === 'epoch') void onEpochEnd?.(event.log);
         else if (event.type === 'batch') onBatchEnd?.(event.progress);
@@ -55,8 +64,12 @@ export async function createTrainerThread(): Promise<TrainerThread> {
         // After the call: the thread handles messages in order, so the run exists when this arrives.
         if (interrupt?.aborted) onInterrupt();
         const result = await running;
-        const model = await modelFromArtifacts(result.model);
-        return { ...result, model };
+        const trained = await modelFromArtifacts(result.model);
+        if (sequential === undefined) return { ...result, model: trained };
+        // As train() does in this thread, and model.fit: the caller's model ends up trained.
+        sequential.setWeights(trained.getWeights());
+        trained.dispose();
+        return { ...result, model: sequential };
       } catch (error) {
         throw rebuild(error);
       } finally {
