@@ -1,18 +1,20 @@
 /**
  * `npm run bench:scaling`: training throughput of the real trainer on the real data for several
- * worker counts and global batch sizes, against tfjs `model.fit` in the same run, with a projection
- * to machines with more cores. Timing by tinybench; prints a table, writes JSON with --json FILE.
+ * worker counts and global batch sizes, beside what the machine allows (a plain matMul's speed on
+ * one thread, and the trainer's own gradient on every core at once with no synchronisation) and
+ * beside tfjs `model.fit`, all in the same run, with a projection to machines with more cores.
+ * Timing by tinybench; prints tables, writes JSON with --json FILE.
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { createSession } from '../src/coordinator/trainer.js';
-import { buildNetwork } from '../src/model/network.js';
-import { presetLayers } from '../src/model/spec.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
+import { buildNetwork, type Network, trainingFlops } from '../src/model/network.js';
+import { formatLayers, PRESETS, type Preset, presetLayers } from '../src/model/spec.js';
 import {
   TIMING_GRADIENT,
   TIMING_STEPS,
@@ -23,9 +25,11 @@ import {
 } from '../src/protocol.js';
 import { type BaselineResult, measureModelFit } from './baseline.js';
 import { measureCeiling } from './ceiling.js';
+import { measureMatMulPeak } from './peak.js';
 import { fitCostModel, modelMsPerStep, type StepSample } from './projection.js';
 
 interface Plan {
+  readonly model: Preset;
   readonly workers: number[];
   readonly batchSizes: number[];
   readonly quick: boolean;
@@ -34,45 +38,65 @@ interface Plan {
 
 interface TrainerResult extends StepSample {
   readonly samplesPerSec: number;
+  /** Arithmetic speed of each computing worker over its gradient phase (see trainingFlops). */
+  readonly gflopsPerWorker: number;
   readonly peakRssMb: number;
 }
 
+/** Per model: the batches measured by default, and how much each timing covers. */
+const PLANS: Record<Preset, { batchSizes: number[]; samples: number; warmupSteps: number }> = {
+  mlp: { batchSizes: [32, 128, 256], samples: 16_384, warmupSteps: 400 },
+  cnn: { batchSizes: [128], samples: 2048, warmupSteps: 32 },
+};
+
 function parsePlan(argv: string[]): Plan {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      workers: { type: 'string' },
-      'batch-size': { type: 'string' },
-      quick: { type: 'boolean' },
-      json: { type: 'string' },
-    },
-  });
-  const list = (flag: string, raw: string | undefined, fallback: number[]) => {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        model: { type: 'string' },
+        workers: { type: 'string' },
+        'batch-size': { type: 'string' },
+        quick: { type: 'boolean' },
+        json: { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    throw new OptionError((error as Error).message.split('\n')[0]);
+  }
+  const model = (values.model ?? 'mlp') as Preset;
+  if (!PRESETS.includes(model)) throw new OptionError(`--model must be ${PRESETS.join(' or ')}, got "${model}"`);
+  const list = (flag: string, fallback: number[]) => {
+    const raw = values[flag] as string | undefined;
     if (raw === undefined) return fallback;
-    const values = raw.split(',').map(Number);
-    if (!values.every((v) => Number.isInteger(v) && v >= 1 && v <= 64 * 1024)) {
+    const numbers = raw.split(',').map(Number);
+    if (!numbers.every((v) => Number.isInteger(v) && v >= 1 && v <= 64 * 1024)) {
       throw new OptionError(`--${flag} must be a comma-separated list of positive integers, got "${raw}"`);
     }
-    return values;
+    return numbers;
   };
   return {
-    workers: list('workers', values.workers, [1, 2, 4, 8]),
-    batchSizes: list('batch-size', values['batch-size'], [32, 256]),
+    model,
+    workers: list('workers', [1, 2, 4, 8]),
+    batchSizes: list('batch-size', PLANS[model].batchSizes),
     quick: values.quick === true,
-    json: values.json,
+    json: values.json as string | undefined,
   };
 }
 
 async function measureTrainer(
   data: Dataset,
+  network: Network,
+  plan: Plan,
   workers: number,
   batchSize: number,
-  quick: boolean,
 ): Promise<TrainerResult> {
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
-  const session = createSession(data, { workers, batchSize });
+  const session = createSession(data, { workers, batchSize, model: formatLayers(network.layers.map((l) => l.spec)) });
+  const { samples, warmupSteps } = PLANS[plan.model];
   try {
     let cursor = 0;
     const run = async (steps: number) => {
@@ -84,19 +108,19 @@ async function measureTrainer(
       cursor += steps;
     };
     session.beginEpoch();
-    // The first ~200 steps of a run are up to 30% slower (tfjs's wasm heap and JIT settling):
-    // measure after them.
-    const warmupSteps = quick ? 240 : 400;
-    for (let done = 0; done < warmupSteps; done += 16) await run(16);
-    const stepsPerIteration = Math.ceil((quick ? 8192 : 16_384) / batchSize);
+    // The first steps of a run are slower (tfjs's wasm heap and V8's JIT settling): measure after them.
+    const warmup = plan.quick ? Math.ceil(warmupSteps / 2) : warmupSteps;
+    for (let done = 0; done < warmup; done += 16) await run(16);
+    const stepsPerIteration = Math.ceil((plan.quick ? samples / 2 : samples) / batchSize);
     const before = Float64Array.from(session.shared.timings);
-    const bench = new Bench({ iterations: quick ? 3 : 6, time: 0, warmup: false });
+    const bench = new Bench({ iterations: plan.quick ? 3 : 6, time: 0, warmup: false });
     // async: true, or tinybench calls the function once untimed to find out, overlapping the first sample.
     bench.add(`${workers} workers`, () => run(stepsPerIteration), { async: true });
     await bench.run();
     const result = bench.tasks[0].result;
     if (result.state !== 'completed') throw new Error(`trainer benchmark did not complete: ${result.state}`);
     const msPerStep = result.latency.mean / stepsPerIteration;
+    /** A phase's mean milliseconds per step, over the workers that computed. */
     const phase = (word: number) => {
       let sum = 0;
       let steps = 0;
@@ -107,12 +131,15 @@ async function measureTrainer(
       }
       return sum / steps;
     };
+    const gradientMs = phase(TIMING_GRADIENT);
+    const computing = Math.min(workers, availableParallelism());
     return {
       workers,
       batchSize,
       msPerStep,
       samplesPerSec: (batchSize / msPerStep) * 1000,
-      gradientMs: phase(TIMING_GRADIENT),
+      gradientMs,
+      gflopsPerWorker: (trainingFlops(network) * batchSize) / computing / gradientMs / 1e6,
       updateMs: phase(TIMING_UPDATE),
       waitMs: phase(TIMING_WAIT_GRADIENTS) + phase(TIMING_WAIT_UPDATE),
       peakRssMb: Math.round(peakRss / 2 ** 20),
@@ -130,15 +157,24 @@ async function main(): Promise<void> {
   const cores = availableParallelism();
   const machine = { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' };
   console.log(`Machine: ${machine.cpu}, ${cores} cores, Node.js ${machine.node}${plan.quick ? ' (quick run)' : ''}`);
+  const data = await loadFashionMnist();
+  const layers = presetLayers(plan.model, data.classNames.length);
+  const network = buildNetwork(layers, data, data.classNames.length, 'model');
+  const flops = trainingFlops(network);
+  console.log(
+    `Model ${plan.model}: ${formatLayers(layers)}; ${network.paramCount} parameters, ` +
+      `${(flops / 1e6).toFixed(2)} MFLOP per training sample`,
+  );
   const over = plan.workers.filter((w) => w > cores);
   if (over.length > 0)
     console.log(
       `Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`,
     );
-  const data = await loadFashionMnist();
-  const params = buildNetwork(presetLayers('mlp', 10), data, 10, 'model').paramCount;
 
-  const ceiling = await measureCeiling(data, presetLayers('mlp', 10), cores, 128, plan.quick ? 1500 : 4000);
+  const peak = await measureMatMulPeak();
+  console.log(`Peak: a plain ${peak.shape} matMul on tfjs-wasm, one thread: ${peak.gflops.toFixed(1)} GFLOP/s.`);
+  const shard = Math.ceil(128 / cores);
+  const ceiling = await measureCeiling(data, layers, cores, shard, plan.quick ? 1500 : 4000);
   console.log(
     `Hardware ceiling: the trainer's gradient of a ${ceiling.rows}-image shard, on ${cores} threads at once, ` +
       `runs ${ceiling.speedup.toFixed(2)}x the throughput of 1 thread (no barriers, no optimizer).`,
@@ -149,64 +185,87 @@ async function main(): Promise<void> {
   const measured: TrainerResult[] = [];
   for (const batchSize of plan.batchSizes) {
     for (const workers of plan.workers) {
-      const r = await measureTrainer(data, workers, batchSize, plan.quick);
+      const r = await measureTrainer(data, network, plan, workers, batchSize);
       console.log(`  measured batch ${batchSize}, ${workers} workers: ${r.samplesPerSec.toFixed(0)} samples/s`);
       measured.push(r);
     }
   }
   const baselines: BaselineResult[] = [];
+  const convolutional = plan.model !== 'mlp';
   for (const batchSize of plan.batchSizes) {
+    const samples = convolutional ? 2 * batchSize : plan.quick ? 2048 : 8192;
     baselines.push(
-      await measureModelFit(data, { batchSize, samples: plan.quick ? 2048 : 8192, iterations: plan.quick ? 2 : 3 }),
+      await measureModelFit(data, { network, backend: 'wasm', batchSize, samples, iterations: plan.quick ? 2 : 3 }),
     );
+    // tfjs's plain-JavaScript backend does train a CNN, slowly: measured on a small slice.
+    if (convolutional) {
+      baselines.push(
+        await measureModelFit(data, { network, backend: 'cpu', batchSize, samples: batchSize, iterations: 1 }),
+      );
+    }
   }
 
   const results = measured.map((r) => {
     const one = measured.find((o) => o.batchSize === r.batchSize && o.workers === 1)?.samplesPerSec ?? NaN;
-    const fit = baselines.find((b) => b.batchSize === r.batchSize) as BaselineResult;
+    const fit = baselines.find((b) => b.batchSize === r.batchSize && b.samplesPerSec !== undefined);
     const speedup = r.samplesPerSec / one;
-    return { ...r, speedup, efficiency: speedup / r.workers, vsModelFit: r.samplesPerSec / fit.samplesPerSec };
+    return {
+      ...r,
+      speedup,
+      efficiency: speedup / r.workers,
+      ofPeak: r.gflopsPerWorker / peak.gflops,
+      vsModelFit: fit?.samplesPerSec === undefined ? undefined : r.samplesPerSec / fit.samplesPerSec,
+    };
   });
   for (const batchSize of plan.batchSizes) {
-    const baseline = baselines.find((b) => b.batchSize === batchSize) as BaselineResult;
-    console.log(`\nGlobal batch ${batchSize}: ${baseline.name}: ${baseline.samplesPerSec.toFixed(0)} samples/s`);
+    console.log(`\nGlobal batch ${batchSize}:`);
+    for (const b of baselines.filter((x) => x.batchSize === batchSize)) {
+      const what =
+        b.error === undefined
+          ? `${b.samplesPerSec?.toFixed(b.samplesPerSec < 10 ? 2 : 0)} samples/s`
+          : `cannot train: "${b.error}"`;
+      console.log(`  ${b.name}, ${b.samples} images: ${what}`);
+    }
     console.log(
-      `${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('RSS MB', 7)} | per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)}`,
+      `${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('RSS MB', 7)} | ` +
+        `per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)} | ${pad('GFLOP/s/worker', 14)} ${pad('of peak', 7)}`,
     );
     for (const r of results.filter((x) => x.batchSize === batchSize)) {
       // Fixed cost per step: everything but computing the gradient (barriers, all-reduce, Adam).
       const fixed = r.msPerStep - r.gradientMs;
+      const vsFit = r.vsModelFit === undefined ? '-' : `${r.vsModelFit.toFixed(1)}x`;
       console.log(
         `${pad(r.workers, 7)} ${pad(r.samplesPerSec.toFixed(0), 10)} ${pad(r.msPerStep.toFixed(3), 8)} ${pad(r.speedup.toFixed(2) + 'x', 8)} ${pad((r.efficiency * 100).toFixed(0) + '%', 7)} ` +
-          `${pad(r.vsModelFit.toFixed(1) + 'x', 7)} ${pad(r.peakRssMb, 7)} | ${pad(r.gradientMs.toFixed(3), 21)} ${pad(r.updateMs.toFixed(3), 7)} ${pad(r.waitMs.toFixed(3), 6)} ${pad(fixed.toFixed(3), 6)}`,
+          `${pad(vsFit, 7)} ${pad(r.peakRssMb, 7)} | ${pad(r.gradientMs.toFixed(3), 21)} ${pad(r.updateMs.toFixed(3), 7)} ${pad(r.waitMs.toFixed(3), 6)} ${pad(fixed.toFixed(3), 6)} | ` +
+          `${pad(r.gflopsPerWorker.toFixed(1), 14)} ${pad((r.ofPeak * 100).toFixed(0) + '%', 7)}`,
       );
     }
   }
 
   const fitted = results.filter((r) => r.workers <= cores);
-  const model = fitCostModel(fitted, params);
+  const cost = fitCostModel(fitted, network.paramCount);
   const projection = {
     model: 'msPerStep = a + b*B/N + c*P/N + d*P + e*log2(N), fitted to the runs with workers <= cores',
-    coefficients: model,
+    coefficients: cost,
     fit: fitted.map((r) => ({
       batchSize: r.batchSize,
       workers: r.workers,
       measuredMsPerStep: r.msPerStep,
-      modelMsPerStep: modelMsPerStep(model, r.workers, r.batchSize),
+      modelMsPerStep: modelMsPerStep(cost, r.workers, r.batchSize),
     })),
     projected: plan.batchSizes.flatMap((batchSize) =>
       [4, 8, 16, 32, 64].map((cores) => ({
         cores,
         workers: cores,
         batchSize,
-        samplesPerSec: (batchSize / modelMsPerStep(model, cores, batchSize)) * 1000,
+        samplesPerSec: (batchSize / modelMsPerStep(cost, cores, batchSize)) * 1000,
       })),
     ),
   };
   console.log('\nProjection (a model fitted to the runs above, not a measurement):');
   console.log(`  ${projection.model}`);
   console.log(
-    `  a=${model.a.toFixed(3)} ms, b=${(model.b * 1000).toFixed(2)} us/sample, c=${(model.c * 1e6).toFixed(2)} ns/param, d=${(model.d * 1e6).toFixed(2)} ns/param, e=${model.e.toFixed(3)} ms`,
+    `  a=${cost.a.toFixed(3)} ms, b=${(cost.b * 1000).toFixed(2)} us/sample, c=${(cost.c * 1e6).toFixed(2)} ns/param, d=${(cost.d * 1e6).toFixed(2)} ns/param, e=${cost.e.toFixed(3)} ms`,
   );
   for (const f of projection.fit)
     console.log(
@@ -219,7 +278,11 @@ async function main(): Promise<void> {
     console.log(`  projected samples/s at batch ${batchSize}: ${row.join(', ')}`);
   }
   if (plan.json) {
-    writeFileSync(plan.json, `${JSON.stringify({ machine, ceiling, results, baselines, projection }, null, 2)}\n`);
+    const model = { name: plan.model, layers: formatLayers(layers), params: network.paramCount, flopsPerSample: flops };
+    writeFileSync(
+      plan.json,
+      `${JSON.stringify({ machine, model, peak, ceiling, results, baselines, projection }, null, 2)}\n`,
+    );
     console.log(`\nWrote ${plan.json}`);
   }
 }

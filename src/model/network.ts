@@ -90,12 +90,24 @@ export function initializeParams(network: Network, params: Float32Array, rng: Rn
   }
 }
 
-/** Multiply-accumulates of one sample's forward pass: the unit of the FLOP counts that benchmarks print. */
-export function forwardMacs(network: Network): number {
-  let macs = 0;
-  for (const { spec, input, output } of network.layers) {
-    if (spec.kind === 'dense') macs += input[0] * spec.units;
-    if (spec.kind === 'conv') macs += output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
+/**
+ * Floating-point operations of one sample's training step, counting a multiply-add as 2: the
+ * forward pass of every conv and dense layer, their weight gradients (as many), and their input
+ * gradients (as many again) for all but the first layer with parameters, which needs none. Pooling,
+ * activations and the optimizer are left out: they are memory traffic, not arithmetic.
+ */
+export function trainingFlops(network: Network): number {
+  let flops = 0;
+  for (const layer of network.layers) {
+    const macs = forwardMacs(layer);
+    flops += 2 * macs * (layer.needsInputGradient ? 3 : 2);
   }
-  return macs;
+  return flops;
+}
+
+/** Multiply-adds of one sample's forward pass through a layer (0 for those without weights). */
+export function forwardMacs({ spec, input, output }: PlacedLayer): number {
+  if (spec.kind === 'dense') return input[0] * spec.units;
+  if (spec.kind === 'conv') return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
+  return 0;
 }
