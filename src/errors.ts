@@ -99,6 +99,11 @@ export function fromWireError(wire: WireError, origin: string): Error {
   return error;
 }
 
+/** Text from an untrusted file for a message: quoted, cut short, and on one line with no control characters. */
+export function quoteUntrusted(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text).replace(/[\u007f-\u009f\u2028\u2029]/g, '?');
+}
+
 /** True for the errors a user causes: the command line prints their message alone. */
 export function isUserError(error: unknown): error is OptionError | DataError | AbortError | NonFiniteError {
   return (

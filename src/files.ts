@@ -1,5 +1,7 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { lstat, open, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { DataError, quoteUntrusted } from './errors.js';
 
 /**
  * Writes a file under a temporary name, flushes it to disk, and renames it into place: readers see
@@ -32,4 +34,85 @@ export function writeFileAtomically(path: string, chunks: readonly Uint8Array[] 
     rmSync(temporary, { force: true });
     throw error;
   }
+}
+
+/** A regular file found inside a directory, not yet opened. */
+export interface FileInside {
+  /** As the caller names it: `dir` joined with the name, for messages. */
+  readonly path: string;
+  /** With every symbolic link resolved: what is opened. */
+  readonly real: string;
+  readonly size: number;
+}
+
+/**
+ * Finds the regular file `name` inside `dir`, for a name that comes from a file and cannot be
+ * trusted: an absolute name, a `..` that climbs out, or a symbolic link that leads out of `dir` is
+ * refused, and nothing is opened to decide that (realpath and lstat read links and inodes, never
+ * a file's content, so a FIFO or a device out there is not touched). `namedIn` is the file that
+ * names it, for messages. Returns undefined when there is no such file.
+ */
+export async function findFileInside(dir: string, name: string, namedIn: string): Promise<FileInside | undefined> {
+  const path = join(dir, name);
+  let root: string;
+  try {
+    root = await realpath(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw cannotRead(dir, error);
+  }
+  if (name === '' || name.includes('\0') || isAbsolute(name) || !isInside(root, resolve(root, name))) {
+    throw new DataError(
+      `${namedIn}: ${quoteUntrusted(name)} is not a relative path inside ${dir}; refusing to read it`,
+    );
+  }
+  let real: string;
+  try {
+    real = await realpath(resolve(root, name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw cannotRead(path, error);
+  }
+  if (!isInside(root, real)) throw new DataError(`${path}: a symbolic link out of ${dir}; refusing to follow it`);
+  const stats = await lstat(real);
+  if (!stats.isFile()) throw new DataError(`${path}: not a regular file; refusing to read it`);
+  return { path, real, size: stats.size };
+}
+
+/**
+ * Reads a file found by `findFileInside` into `target` at `offset`: exactly the size it had, so a
+ * file that grows meanwhile cannot make the read unbounded. Opened without following links and
+ * without blocking, in case the file was swapped for one of them since it was found.
+ */
+export async function readFileInside(file: FileInside, target: Uint8Array, offset = 0): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file.real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw cannotRead(file.path, error);
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size !== file.size) throw changedWhileRead(file.path);
+    for (let done = 0; done < file.size;) {
+      const { bytesRead } = await handle.read(target, offset + done, file.size - done, done);
+      if (bytesRead === 0) throw changedWhileRead(file.path);
+      done += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function isInside(root: string, path: string): boolean {
+  const rest = relative(root, path);
+  return rest !== '' && rest.split(sep)[0] !== '..' && !isAbsolute(rest);
+}
+
+function changedWhileRead(path: string): DataError {
+  return new DataError(`${path}: changed while being read; try again`);
+}
+
+function cannotRead(path: string, error: unknown): DataError {
+  return new DataError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
 }

@@ -1,0 +1,269 @@
+import { DataError, quoteUntrusted } from '../errors.js';
+
+/**
+ * What loadModel accepts, checked before anything is read or allocated. Bounds, not format
+ * limits: each is far above what npm run train writes.
+ */
+export const MODEL_LIMITS = {
+  /** model.json: a Dense layer takes about 1 kB of it. */
+  jsonBytes: 1 << 20,
+  /** Entries of weightsManifest, and weight files: two entries per Dense layer, one file. */
+  weights: 1024,
+  /** The weight files together: 268 million float32 parameters, 2,600 times the default model. */
+  weightBytes: 1 << 30,
+};
+
+/** The end of a message about a model directory that is not what saveModel wrote. */
+export const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
+const SUPPORTED = 'loadModel reads Sequential models of Flatten and Dense layers, as npm run train writes them';
+
+/** model.json, checked: all tfjs will build from, and the bytes the weight files must hold. */
+export interface ModelJson {
+  /** Rebuilt from the checked settings alone: tfjs never sees a setting that was not checked. */
+  readonly topology: object;
+  /** In the order of their bytes in the weight files, each float32. */
+  readonly weights: readonly { name: string; shape: number[] }[];
+  /** The weight files, relative to the model directory, in the order their bytes are joined. */
+  readonly paths: readonly string[];
+  readonly bytes: number;
+}
+
+/**
+ * Parses model.json (`file` names it in messages) and checks it against itself: the weights it lists
+ * must be exactly those its layers would create, shape for shape, within MODEL_LIMITS. A layer with
+ * a billion units is refused here, where tfjs would allocate it before noticing anything wrong.
+ */
+export function checkModelJson(text: string, file: string): ModelJson {
+  const damaged = (what: string) => new DataError(`${file}: ${what}; ${DAMAGED}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw damaged(`not valid JSON (${oneLine((error as Error).message)})`);
+  }
+  if (!isObject(json)) throw damaged('not a JSON object');
+  const { weights, paths, bytes } = checkManifest(json.weightsManifest, file, damaged);
+  const { topology, needed } = checkTopology(json.modelTopology, file, damaged);
+  const listed = new Map<string, number[]>();
+  for (const { name, shape } of weights) {
+    if (listed.has(name)) throw damaged(`weightsManifest lists the weight ${describe(name)} twice`);
+    listed.set(name, shape);
+  }
+  for (const [name, shape] of needed) {
+    const found = listed.get(name);
+    if (found === undefined)
+      throw damaged(`the model needs the weight ${describe(name)}, which weightsManifest does not list`);
+    if (!sameShape(found, shape)) {
+      throw damaged(
+        `weightsManifest gives ${describe(name)} the shape ${formatShape(found)}, but its layer needs ${formatShape(shape)}`,
+      );
+    }
+  }
+  for (const name of listed.keys()) {
+    if (!needed.has(name))
+      throw damaged(`weightsManifest lists ${describe(name)}, which is no weight of the model's layers`);
+  }
+  return { topology, weights, paths, bytes };
+}
+
+function checkManifest(manifest: unknown, file: string, damaged: (what: string) => DataError) {
+  if (!Array.isArray(manifest)) throw damaged('"weightsManifest" is missing or not a list');
+  const weights: { name: string; shape: number[] }[] = [];
+  const paths: string[] = [];
+  let bytes = 0;
+  for (const group of manifest) {
+    if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+      throw damaged('a weightsManifest entry is not {paths, weights}');
+    }
+    if (
+      paths.length + group.paths.length > MODEL_LIMITS.weights ||
+      weights.length + group.weights.length > MODEL_LIMITS.weights
+    ) {
+      throw new DataError(`${file}: lists more than ${MODEL_LIMITS.weights} weights or weight files; ${SUPPORTED}`);
+    }
+    for (const path of group.paths) {
+      if (typeof path !== 'string') throw damaged(`weightsManifest names the weight file ${describe(path)}`);
+      paths.push(path);
+    }
+    for (const spec of group.weights) {
+      if (!isObject(spec) || typeof spec.name !== 'string') throw damaged('a weight in weightsManifest has no name');
+      const name = spec.name;
+      if (!isShape(spec.shape)) throw damaged(`the weight ${describe(name)} has the shape ${describe(spec.shape)}`);
+      if (spec.dtype !== 'float32' || spec.quantization != null) {
+        throw new DataError(`${file}: the weight ${describe(name)} is not plain float32; ${SUPPORTED}`);
+      }
+      bytes += 4 * elements(spec.shape);
+      weights.push({ name, shape: spec.shape });
+    }
+  }
+  if (bytes > MODEL_LIMITS.weightBytes) {
+    throw new DataError(
+      `${file}: its weights need ${bytes} bytes, more than the ${MODEL_LIMITS.weightBytes} loadModel accepts`,
+    );
+  }
+  return { weights, paths, bytes };
+}
+
+/** Names of the activations tfjs-layers 4.22 registers, as it writes them. */
+const ACTIVATIONS = new Set([
+  'elu',
+  'selu',
+  'relu',
+  'relu6',
+  'linear',
+  'sigmoid',
+  'hardSigmoid',
+  'softplus',
+  'softsign',
+  'tanh',
+  'softmax',
+  'logSoftmax',
+  'gelu',
+  'mish',
+  'swish',
+]);
+/** Settings that act only in training; a model that has them is not one npm run train wrote. */
+const TRAINING_ONLY = [
+  'kernel_regularizer',
+  'bias_regularizer',
+  'activity_regularizer',
+  'kernel_constraint',
+  'bias_constraint',
+];
+/** tfjs's rule for the name of a tensor (`isValidTensorName`); a layer's name starts its weights' names. */
+const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
+
+type Settings = Record<string, unknown>;
+
+/**
+ * Each kind of layer loadModel builds: from its settings (checked here) and its input's shape, the
+ * settings tfjs gets, the shapes of the weights it creates, and its output's shape. Shapes leave
+ * out the batch dimension. One entry per kind; a new kind of layer adds its own.
+ */
+const LAYERS = new Map<
+  string,
+  (
+    c: Settings,
+    input: number[],
+    fail: (what: string) => never,
+  ) => {
+    settings: Settings;
+    weights: [string, number[]][];
+    output: number[];
+  }
+>([
+  ['Flatten', (_, input) => ({ settings: {}, weights: [], output: [elements(input)] })],
+  [
+    'Dense',
+    (c, input, fail) => {
+      const units = c.units;
+      if (!Number.isSafeInteger(units) || (units as number) < 1) fail(`has ${describe(units)} units`);
+      const activation = c.activation ?? 'linear';
+      if (typeof activation !== 'string' || !ACTIVATIONS.has(activation))
+        fail(`has the activation ${describe(activation)}`);
+      const useBias = c.use_bias ?? true;
+      if (typeof useBias !== 'boolean') fail(`has use_bias ${describe(useBias)}`);
+      const n = units as number;
+      return {
+        settings: { units: n, activation, use_bias: useBias },
+        weights: [['kernel', [input[input.length - 1], n]], ...(useBias ? [['bias', [n]] as [string, number[]]] : [])],
+        output: [...input.slice(0, -1), n],
+      };
+    },
+  ],
+]);
+
+/**
+ * A Sequential topology, rebuilt from its checked settings, and the weights its layers create, by
+ * name, with their shapes worked out as tfjs would.
+ */
+function checkTopology(raw: unknown, file: string, damaged: (what: string) => DataError) {
+  const unsupported = (what: string) => new DataError(`${file}: ${what}; ${SUPPORTED}`);
+  if (!isObject(raw)) throw damaged('"modelTopology" is missing or not an object');
+  if (raw.class_name !== 'Sequential') throw unsupported(`the model is ${describe(raw.class_name)}, not Sequential`);
+  const config = raw.config;
+  if (!isObject(config) || !Array.isArray(config.layers) || config.layers.length === 0) {
+    throw damaged('the model has no layers');
+  }
+  const needed = new Map<string, number[]>();
+  const names = new Set<string>();
+  const layers: object[] = [];
+  let shape: number[] = [];
+  for (const [i, layer] of config.layers.entries()) {
+    if (!isObject(layer) || !isObject(layer.config)) throw damaged(`layer ${i} has no config`);
+    const c = layer.config;
+    const name = c.name;
+    if (typeof name !== 'string' || !TENSOR_NAME.test(name)) throw damaged(`layer ${i} is named ${describe(name)}`);
+    if (names.has(name)) throw damaged(`two layers are named ${describe(name)}`);
+    names.add(name);
+    const rule = typeof layer.class_name === 'string' ? LAYERS.get(layer.class_name) : undefined;
+    if (rule === undefined) throw unsupported(`layer ${describe(name)} is a ${describe(layer.class_name)}`);
+    const settings: Settings = { name };
+    if (i === 0) {
+      const input = c.batch_input_shape;
+      if (
+        !Array.isArray(input) ||
+        input.length < 2 ||
+        input[0] !== null ||
+        !isShape(input.slice(1)) ||
+        input.includes(0)
+      ) {
+        throw damaged(`the first layer's batch_input_shape is ${describe(input)}, not [null, sizes...]`);
+      }
+      shape = input.slice(1);
+      settings.batch_input_shape = [null, ...shape];
+    }
+    if (c.trainable != null && typeof c.trainable !== 'boolean') {
+      throw damaged(`layer ${describe(name)} has trainable ${describe(c.trainable)}`);
+    }
+    settings.trainable = c.trainable ?? true;
+    if (c.dtype != null && c.dtype !== 'float32')
+      throw unsupported(`layer ${describe(name)} is ${describe(c.dtype)}, not float32`);
+    const trainingOnly = TRAINING_ONLY.find((key) => c[key] != null);
+    if (trainingOnly !== undefined) throw unsupported(`layer ${describe(name)} has a ${trainingOnly}`);
+    const built = rule(c, shape, (what) => {
+      throw unsupported(`layer ${describe(name)} ${what}`);
+    });
+    for (const [weight, weightShape] of built.weights) needed.set(`${name}/${weight}`, weightShape);
+    shape = built.output;
+    layers.push({ class_name: layer.class_name, config: { ...settings, ...built.settings } });
+  }
+  return { topology: { class_name: 'Sequential', config: { layers } }, needed };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isShape(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/** Elements of a tensor of this shape; past 2^53 only roughly, which is enough to refuse it. */
+function elements(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function formatShape(shape: readonly number[]): string {
+  return `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? ', …' : ''}]`;
+}
+
+/** A value from model.json, short and on one line, for a message: never the whole of a nested value. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return quoteUntrusted(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (value === undefined) return 'missing';
+  return Array.isArray(value) && value.length <= 8 && value.every((v) => typeof v === 'number' || v === null)
+    ? `[${value.map(String).join(', ')}]`
+    : Array.isArray(value)
+      ? 'a list'
+      : 'an object';
+}
+
+function oneLine(text: string): string {
+  return text.replace(/[\s\x00-\x1f\x7f-\x9f]+/g, ' ').slice(0, 200);
+}

@@ -1,0 +1,307 @@
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  cpSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DataError } from '../dist/src/errors.js';
+import { loadModel } from '../dist/src/model/files.js';
+import { ROOT, runNode, tempDir } from './helpers.js';
+import { saveTinyModel, TINY_WEIGHT_BYTES } from './tiny-model.js';
+
+// A model directory is untrusted input (models are downloaded and shared): whatever is wrong with
+// it, loadModel throws a DataError with one line that names the file, and npm run predict prints
+// that line and exits 1. No file outside the directory is ever opened.
+
+const PREDICT_CLI = join(ROOT, 'dist', 'scripts', 'predict.js');
+const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
+const SUPPORTED = 'loadModel reads Sequential models of Flatten and Dense layers, as npm run train writes them';
+
+let original: string;
+let model: tf.Sequential;
+
+beforeAll(async () => {
+  original = join(tempDir('fmnist-model-'), 'model');
+  model = await saveTinyModel(original);
+});
+
+/** A fresh copy of the tiny model, at `<temp>/model`, so that `<temp>/outside` is outside it. */
+function copy(): { dir: string; outside: string } {
+  const parent = tempDir('fmnist-model-');
+  const dir = join(parent, 'model');
+  cpSync(original, dir, { recursive: true });
+  const outside = join(parent, 'outside');
+  mkdirSync(outside);
+  return { dir, outside };
+}
+
+function editJson(dir: string, edit: (json: { modelTopology: any; weightsManifest: any[] }) => void): void {
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  edit(json);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+}
+
+/** The error loadModel throws, or undefined when it loads the model. */
+async function loadError(dir: string): Promise<unknown> {
+  return loadModel(dir).then(
+    (loaded) => {
+      loaded.dispose();
+      return undefined;
+    },
+    (error: unknown) => error,
+  );
+}
+
+async function expectRefused(dir: string, message: string): Promise<void> {
+  const error = await loadError(dir);
+  expect(error).toBeInstanceOf(DataError);
+  expect((error as Error).message).toBe(message);
+  const { code, stdout, stderr } = await runNode(PREDICT_CLI, ['--model', dir]);
+  expect({ code, stderr, stdout }).toEqual({ code: 1, stderr: `error: ${message}\n`, stdout: '' });
+}
+
+describe('loadModel and npm run predict -- --model DIR on a damaged model directory: one line, exit 1', () => {
+  it('a truncated weights.bin', async () => {
+    const { dir } = copy();
+    truncateSync(join(dir, 'weights.bin'), 1200);
+    await expectRefused(
+      dir,
+      `${dir}/weights.bin: 1200 bytes, but model.json's weights need ${TINY_WEIGHT_BYTES}; ${DAMAGED}`,
+    );
+  });
+
+  it('a weights.bin with bytes to spare', async () => {
+    const { dir } = copy();
+    writeFileSync(join(dir, 'weights.bin'), new Uint8Array(4), { flag: 'a' });
+    await expectRefused(
+      dir,
+      `${dir}/weights.bin: ${TINY_WEIGHT_BYTES + 4} bytes, but model.json's weights need ${TINY_WEIGHT_BYTES}; ${DAMAGED}`,
+    );
+  });
+
+  it('a missing weights.bin', async () => {
+    const { dir } = copy();
+    rmSync(join(dir, 'weights.bin'));
+    await expectRefused(dir, `${dir}/weights.bin: missing; ${DAMAGED}`);
+  });
+
+  it('invalid JSON in model.json', async () => {
+    const { dir } = copy();
+    writeFileSync(join(dir, 'model.json'), readFileSync(join(dir, 'model.json'), 'utf8').slice(0, 100));
+    await expectRefused(dir, `${dir}/model.json: not valid JSON (Unexpected end of JSON input); ${DAMAGED}`);
+  });
+
+  it('a weight shape that does not match the topology', async () => {
+    const { dir } = copy();
+    // The same number of floats, so only the shape is wrong: tfjs would notice only after building the model.
+    editJson(dir, (json) => (json.weightsManifest[0].weights[0].shape = [8, 784]));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: weightsManifest gives "hidden/kernel" the shape [8, 784], but its layer needs [784, 8]; ${DAMAGED}`,
+    );
+  });
+
+  it('a weight the layers do not have, and one they need that is not listed', async () => {
+    const { dir } = copy();
+    editJson(dir, (json) => (json.weightsManifest[0].weights[1].name = 'hidden/extra'));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: the model needs the weight "hidden/bias", which weightsManifest does not list; ${DAMAGED}`,
+    );
+  });
+
+  it('NaN in the weights', async () => {
+    const { dir } = copy();
+    const bytes = readFileSync(join(dir, 'weights.bin'));
+    bytes.writeFloatLE(Number.NaN, 4 * 100);
+    writeFileSync(join(dir, 'weights.bin'), bytes);
+    await expectRefused(dir, `${dir}/weights.bin: hidden/kernel holds NaN or infinite values; ${DAMAGED}`);
+  });
+
+  it('a layer of a billion units: refused from its declared size, before anything is allocated', async () => {
+    const { dir } = copy();
+    editJson(dir, (json) => {
+      json.modelTopology.config.layers[1].config.units = 1e9;
+      json.weightsManifest[0].weights[0].shape = [784, 1e9];
+      json.weightsManifest[0].weights[1].shape = [1e9];
+      json.weightsManifest[0].weights[2].shape = [1e9, 10];
+    });
+    await tf.ready();
+    const before = { tensors: tf.memory().numBytes, arrayBuffers: process.memoryUsage().arrayBuffers };
+    // 4 bytes * (784e9 + 1e9 + 10e9 + 10) floats
+    await expectRefused(
+      dir,
+      `${dir}/model.json: its weights need 3180000000040 bytes, more than the 1073741824 loadModel accepts`,
+    );
+    expect(tf.memory().numBytes).toBe(before.tensors);
+    expect(process.memoryUsage().arrayBuffers - before.arrayBuffers).toBeLessThan(1 << 20);
+  });
+
+  it('a layer whose units disagree with its weights', async () => {
+    const { dir } = copy();
+    // tfjs builds the topology first: 1e6 units would allocate 3 GB of zeros, then fail on the shapes.
+    editJson(dir, (json) => (json.modelTopology.config.layers[1].config.units = 1e6));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: weightsManifest gives "hidden/kernel" the shape [784, 8], but its layer needs [784, 1000000]; ${DAMAGED}`,
+    );
+  });
+
+  it('a kind of layer loadModel does not build', async () => {
+    const { dir } = copy();
+    editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'Conv2D'));
+    await expectRefused(dir, `${dir}/model.json: layer "hidden" is a "Conv2D"; ${SUPPORTED}`);
+  });
+
+  it('a model.json over 1 MiB, and over 1024 weights', async () => {
+    const { dir } = copy();
+    writeFileSync(join(dir, 'model.json'), ' '.repeat((1 << 20) + 1));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: 1048577 bytes, more than the 1048576 a model.json may have; ${DAMAGED}`,
+    );
+    const { dir: other } = copy();
+    editJson(other, (json) => {
+      json.weightsManifest[0].weights = Array.from({ length: 1025 }, (_, i) => ({
+        name: `w${i}`,
+        shape: [1],
+        dtype: 'float32',
+      }));
+    });
+    await expectRefused(other, `${other}/model.json: lists more than 1024 weights or weight files; ${SUPPORTED}`);
+  });
+
+  it('a directory without model.json (loadModel; the command line checks that itself)', async () => {
+    const dir = tempDir();
+    const error = await loadError(dir);
+    expect(error).toBeInstanceOf(DataError);
+    expect((error as Error).message).toBe(
+      `${dir}/model.json: no such file; pass a directory written by saveModel or npm run train`,
+    );
+  });
+});
+
+describe('a model directory that names files outside itself', () => {
+  it('a weights path that climbs out with .., or is absolute: refused, though the file there holds valid weights', async () => {
+    const { dir, outside } = copy();
+    renameSync(join(dir, 'weights.bin'), join(outside, 'weights.bin'));
+    editJson(dir, (json) => (json.weightsManifest[0].paths = ['../outside/weights.bin']));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: "../outside/weights.bin" is not a relative path inside ${dir}; refusing to read it`,
+    );
+    const absolute = join(outside, 'weights.bin');
+    editJson(dir, (json) => (json.weightsManifest[0].paths = [absolute]));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: ${JSON.stringify(absolute)} is not a relative path inside ${dir}; refusing to read it`,
+    );
+  });
+
+  it('a symbolic link that leads out of the directory: refused, not followed', async () => {
+    const { dir, outside } = copy();
+    renameSync(join(dir, 'weights.bin'), join(outside, 'weights.bin'));
+    symlinkSync('../outside/weights.bin', join(dir, 'weights.bin'));
+    await expectRefused(dir, `${dir}/weights.bin: a symbolic link out of ${dir}; refusing to follow it`);
+  });
+
+  it('a FIFO outside, named by the manifest or by a link: never opened (opening it would block)', async () => {
+    const { dir, outside } = copy();
+    const fifo = join(outside, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    editJson(dir, (json) => (json.weightsManifest[0].paths = ['../outside/pipe']));
+    const byPath = `${dir}/model.json: "../outside/pipe" is not a relative path inside ${dir}; refusing to read it`;
+    expect(await watching(fifo, loadError(dir))).toEqual(new DataError(byPath));
+    expect((await watching(fifo, runNode(PREDICT_CLI, ['--model', dir]))).stderr).toBe(`error: ${byPath}\n`);
+
+    editJson(dir, (json) => (json.weightsManifest[0].paths = ['weights.bin']));
+    rmSync(join(dir, 'weights.bin'));
+    symlinkSync(fifo, join(dir, 'weights.bin'));
+    const byLink = `${dir}/weights.bin: a symbolic link out of ${dir}; refusing to follow it`;
+    expect(await watching(fifo, loadError(dir))).toEqual(new DataError(byLink));
+    expect((await watching(fifo, runNode(PREDICT_CLI, ['--model', dir]))).stderr).toBe(`error: ${byLink}\n`);
+  });
+
+  it('a FIFO inside the directory as weights.bin: refused without hanging', async () => {
+    const { dir } = copy();
+    rmSync(join(dir, 'weights.bin'));
+    execFileSync('mkfifo', [join(dir, 'weights.bin')]);
+    expect(await watching(join(dir, 'weights.bin'), loadError(dir))).toEqual(
+      new DataError(`${dir}/weights.bin: not a regular file; refusing to read it`),
+    );
+  });
+});
+
+describe('a valid model directory', () => {
+  it('loads the model that was saved: same layers, same predictions, no tensor left behind', async () => {
+    await tf.ready();
+    const before = tf.memory().numTensors;
+    const loaded = await loadModel(original);
+    expect(loaded.layers.map((layer) => [layer.getClassName(), layer.name])).toEqual([
+      ['Flatten', 'flatten'],
+      ['Dense', 'hidden'],
+      ['Dense', 'output'],
+    ]);
+    const [expected, actual] = tf.tidy(() => {
+      const x = tf.randomUniform([5, 28, 28], 0, 1, 'float32', 7);
+      return [model, loaded].map((m) => Array.from((m.predict(x) as tf.Tensor).dataSync()));
+    });
+    expect(actual).toEqual(expected);
+    loaded.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('symbolic links that stay inside it are followed, and it may itself be one', async () => {
+    const { dir, outside } = copy();
+    mkdirSync(join(dir, 'data'));
+    renameSync(join(dir, 'weights.bin'), join(dir, 'data', 'weights.bin'));
+    symlinkSync('data/weights.bin', join(dir, 'weights.bin'));
+    const link = join(outside, 'latest');
+    symlinkSync(dir, link);
+    const loaded = await loadModel(link);
+    expect(loaded.countParams()).toBe(TINY_WEIGHT_BYTES / 4);
+    loaded.dispose();
+  });
+});
+
+/**
+ * Waits for `action` while watching `fifo`: throws if anything opens the FIFO for reading meanwhile
+ * (such an open blocks until a writer comes, so the watcher's own open, of the write end, frees it).
+ */
+async function watching<T>(fifo: string, action: Promise<T>): Promise<T> {
+  let settled = false;
+  const outcome = action.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  void outcome.finally(() => (settled = true));
+  while (!settled) {
+    if (hasReader(fifo)) throw new Error(`${fifo} was opened for reading`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const result = await outcome;
+  if ('error' in result) throw result.error;
+  return result.value;
+}
+
+/** True when some process has the FIFO open for reading: only then does a non-blocking open of its write end succeed. */
+function hasReader(fifo: string): boolean {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENXIO') return false;
+    throw error;
+  }
+}
