@@ -161,7 +161,10 @@ describe('loadModel and npm run predict -- --model DIR on a damaged model direct
   it('a kind of layer loadModel does not build', async () => {
     const { dir } = copy();
     editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'Conv2D'));
-    await expectRefused(dir, `${dir}/model.json: layer "hidden" is a "Conv2D"; ${SUPPORTED}`);
+    await expectRefused(
+      dir,
+      `${dir}/model.json: layer "hidden": class_name is "Conv2D", expected Flatten or Dense; ${SUPPORTED}`,
+    );
   });
 
   it('a model.json over 1 MiB, and over 1024 weights', async () => {

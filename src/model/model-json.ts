@@ -41,12 +41,12 @@ export function checkModelJson(text: string, file: string): ModelJson {
   } catch (error) {
     throw damaged(`not valid JSON (${oneLine((error as Error).message)})`);
   }
-  if (!isObject(json)) throw damaged('not a JSON object');
+  if (!isObject(json)) throw damaged(`the file holds ${describe(json)}, expected a JSON object`);
   const { weights, paths, bytes } = checkManifest(json.weightsManifest, file, damaged);
   const { topology, needed } = checkTopology(json.modelTopology, file, damaged);
   const listed = new Map<string, number[]>();
   for (const { name, shape } of weights) {
-    if (listed.has(name)) throw damaged(`weightsManifest lists the weight ${describe(name)} twice`);
+    if (listed.has(name)) throw damaged(`weightsManifest lists ${describe(name)} twice`);
     listed.set(name, shape);
   }
   for (const [name, shape] of needed) {
@@ -67,13 +67,13 @@ export function checkModelJson(text: string, file: string): ModelJson {
 }
 
 function checkManifest(manifest: unknown, file: string, damaged: (what: string) => DataError) {
-  if (!Array.isArray(manifest)) throw damaged('"weightsManifest" is missing or not a list');
+  if (!Array.isArray(manifest)) throw damaged(`weightsManifest is ${describe(manifest)}, expected a list`);
   const weights: { name: string; shape: number[] }[] = [];
   const paths: string[] = [];
   let bytes = 0;
   for (const group of manifest) {
     if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
-      throw damaged('a weightsManifest entry is not {paths, weights}');
+      throw damaged(`a weightsManifest entry is ${describe(group)}, expected {paths, weights}`);
     }
     if (
       paths.length + group.paths.length > MODEL_LIMITS.weights ||
@@ -82,15 +82,24 @@ function checkManifest(manifest: unknown, file: string, damaged: (what: string) 
       throw new DataError(`${file}: lists more than ${MODEL_LIMITS.weights} weights or weight files; ${SUPPORTED}`);
     }
     for (const path of group.paths) {
-      if (typeof path !== 'string') throw damaged(`weightsManifest names the weight file ${describe(path)}`);
+      if (typeof path !== 'string') throw damaged(`a weightsManifest path is ${describe(path)}, expected a file name`);
       paths.push(path);
     }
     for (const spec of group.weights) {
-      if (!isObject(spec) || typeof spec.name !== 'string') throw damaged('a weight in weightsManifest has no name');
+      if (!isObject(spec))
+        throw damaged(`a weightsManifest weight is ${describe(spec)}, expected {name, shape, dtype}`);
+      if (typeof spec.name !== 'string')
+        throw damaged(`a weightsManifest weight's name is ${describe(spec.name)}, expected a string`);
       const name = spec.name;
-      if (!isShape(spec.shape)) throw damaged(`the weight ${describe(name)} has the shape ${describe(spec.shape)}`);
-      if (spec.dtype !== 'float32' || spec.quantization != null) {
-        throw new DataError(`${file}: the weight ${describe(name)} is not plain float32; ${SUPPORTED}`);
+      if (!isShape(spec.shape))
+        throw damaged(`weight ${describe(name)}: shape is ${describe(spec.shape)}, expected a list of sizes`);
+      if (spec.dtype !== 'float32') {
+        throw new DataError(
+          `${file}: weight ${describe(name)}: dtype is ${describe(spec.dtype)}, expected float32; ${SUPPORTED}`,
+        );
+      }
+      if (spec.quantization != null) {
+        throw new DataError(`${file}: weight ${describe(name)} is quantized; ${SUPPORTED}`);
       }
       bytes += 4 * elements(spec.shape);
       weights.push({ name, shape: spec.shape });
@@ -134,41 +143,34 @@ const TRAINING_ONLY = [
 const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
 
 type Settings = Record<string, unknown>;
+/** What a layer of one kind makes of its settings and of its input's shape. */
+type LayerRule = (
+  settings: Settings,
+  input: number[],
+  fail: (key: string, value: unknown, expected: string) => never,
+) => { settings: Settings; weights: [string, number[]][]; output: number[] };
 
 /**
  * Each kind of layer loadModel builds: from its settings (checked here) and its input's shape, the
  * settings tfjs gets, the shapes of the weights it creates, and its output's shape. Shapes leave
  * out the batch dimension. One entry per kind; a new kind of layer adds its own.
  */
-const LAYERS = new Map<
-  string,
-  (
-    c: Settings,
-    input: number[],
-    fail: (what: string) => never,
-  ) => {
-    settings: Settings;
-    weights: [string, number[]][];
-    output: number[];
-  }
->([
+const LAYERS = new Map<string, LayerRule>([
   ['Flatten', (_, input) => ({ settings: {}, weights: [], output: [elements(input)] })],
   [
     'Dense',
     (c, input, fail) => {
       const units = c.units;
-      if (!Number.isSafeInteger(units) || (units as number) < 1) fail(`has ${describe(units)} units`);
+      if (!Number.isSafeInteger(units) || (units as number) < 1) fail('units', units, 'a whole number from 1');
       const activation = c.activation ?? 'linear';
       if (typeof activation !== 'string' || !ACTIVATIONS.has(activation))
-        fail(`has the activation ${describe(activation)}`);
+        fail('activation', activation, 'an activation tfjs knows');
       const useBias = c.use_bias ?? true;
-      if (typeof useBias !== 'boolean') fail(`has use_bias ${describe(useBias)}`);
+      if (typeof useBias !== 'boolean') fail('use_bias', useBias, 'true or false');
       const n = units as number;
-      return {
-        settings: { units: n, activation, use_bias: useBias },
-        weights: [['kernel', [input[input.length - 1], n]], ...(useBias ? [['bias', [n]] as [string, number[]]] : [])],
-        output: [...input.slice(0, -1), n],
-      };
+      const weights: [string, number[]][] = [['kernel', [input[input.length - 1], n]]];
+      if (useBias) weights.push(['bias', [n]]);
+      return { settings: { units: n, activation, use_bias: useBias }, weights, output: [...input.slice(0, -1), n] };
     },
   ],
 ]);
@@ -179,25 +181,32 @@ const LAYERS = new Map<
  */
 function checkTopology(raw: unknown, file: string, damaged: (what: string) => DataError) {
   const unsupported = (what: string) => new DataError(`${file}: ${what}; ${SUPPORTED}`);
-  if (!isObject(raw)) throw damaged('"modelTopology" is missing or not an object');
-  if (raw.class_name !== 'Sequential') throw unsupported(`the model is ${describe(raw.class_name)}, not Sequential`);
+  if (!isObject(raw)) throw damaged(`modelTopology is ${describe(raw)}, expected an object`);
+  if (raw.class_name !== 'Sequential')
+    throw unsupported(`modelTopology: class_name is ${describe(raw.class_name)}, expected Sequential`);
   const config = raw.config;
   if (!isObject(config) || !Array.isArray(config.layers) || config.layers.length === 0) {
-    throw damaged('the model has no layers');
+    throw damaged('modelTopology has no layers');
   }
   const needed = new Map<string, number[]>();
   const names = new Set<string>();
   const layers: object[] = [];
   let shape: number[] = [];
   for (const [i, layer] of config.layers.entries()) {
-    if (!isObject(layer) || !isObject(layer.config)) throw damaged(`layer ${i} has no config`);
+    if (!isObject(layer) || !isObject(layer.config))
+      throw damaged(`layer ${i} is ${describe(layer)}, expected {class_name, config}`);
     const c = layer.config;
     const name = c.name;
-    if (typeof name !== 'string' || !TENSOR_NAME.test(name)) throw damaged(`layer ${i} is named ${describe(name)}`);
+    if (typeof name !== 'string' || !TENSOR_NAME.test(name))
+      throw damaged(`layer ${i}: name is ${describe(name)}, expected a tfjs name`);
     if (names.has(name)) throw damaged(`two layers are named ${describe(name)}`);
     names.add(name);
     const rule = typeof layer.class_name === 'string' ? LAYERS.get(layer.class_name) : undefined;
-    if (rule === undefined) throw unsupported(`layer ${describe(name)} is a ${describe(layer.class_name)}`);
+    if (rule === undefined) {
+      throw unsupported(
+        `layer ${describe(name)}: class_name is ${describe(layer.class_name)}, expected Flatten or Dense`,
+      );
+    }
     const settings: Settings = { name };
     if (i === 0) {
       const input = c.batch_input_shape;
@@ -208,21 +217,22 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
         !isShape(input.slice(1)) ||
         input.includes(0)
       ) {
-        throw damaged(`the first layer's batch_input_shape is ${describe(input)}, not [null, sizes...]`);
+        throw damaged(`layer ${describe(name)}: batch_input_shape is ${describe(input)}, expected [null, sizes...]`);
       }
       shape = input.slice(1);
       settings.batch_input_shape = [null, ...shape];
     }
     if (c.trainable != null && typeof c.trainable !== 'boolean') {
-      throw damaged(`layer ${describe(name)} has trainable ${describe(c.trainable)}`);
+      throw damaged(`layer ${describe(name)}: trainable is ${describe(c.trainable)}, expected true or false`);
     }
     settings.trainable = c.trainable ?? true;
     if (c.dtype != null && c.dtype !== 'float32')
-      throw unsupported(`layer ${describe(name)} is ${describe(c.dtype)}, not float32`);
+      throw unsupported(`layer ${describe(name)}: dtype is ${describe(c.dtype)}, expected float32`);
     const trainingOnly = TRAINING_ONLY.find((key) => c[key] != null);
-    if (trainingOnly !== undefined) throw unsupported(`layer ${describe(name)} has a ${trainingOnly}`);
-    const built = rule(c, shape, (what) => {
-      throw unsupported(`layer ${describe(name)} ${what}`);
+    if (trainingOnly !== undefined)
+      throw unsupported(`layer ${describe(name)}: ${trainingOnly} is ${describe(c[trainingOnly])}, expected null`);
+    const built = rule(c, shape, (key, value, expected) => {
+      throw unsupported(`layer ${describe(name)}: ${key} is ${describe(value)}, expected ${expected}`);
     });
     for (const [weight, weightShape] of built.weights) needed.set(`${name}/${weight}`, weightShape);
     shape = built.output;
@@ -253,15 +263,16 @@ function formatShape(shape: readonly number[]): string {
 }
 
 /** A value from model.json, short and on one line, for a message: never the whole of a nested value. */
-function describe(value: unknown): string {
+function describe(value: unknown, depth = 0): string {
   if (typeof value === 'string') return quoteUntrusted(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
   if (value === undefined) return 'missing';
-  return Array.isArray(value) && value.length <= 8 && value.every((v) => typeof v === 'number' || v === null)
-    ? `[${value.map(String).join(', ')}]`
-    : Array.isArray(value)
-      ? 'a list'
-      : 'an object';
+  if (!Array.isArray(value)) return 'an object';
+  if (depth > 0) return 'a list';
+  return `[${value
+    .slice(0, 8)
+    .map((item) => describe(item, 1))
+    .join(', ')}${value.length > 8 ? ', …' : ''}]`;
 }
 
 function oneLine(text: string): string {
