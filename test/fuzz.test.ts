@@ -1,12 +1,15 @@
 import { createCanvas } from '@napi-rs/canvas';
+import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseIdx, readIdxFile } from '../dist/src/data/idx.js';
 import { DataError } from '../dist/src/errors.js';
+import { loadModel } from '../dist/src/model/files.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
 import { gzip, idxBytes, tempDir } from './helpers.js';
+import { saveTinyModel } from './tiny-model.js';
 
 // Property-based: whatever the bytes, the readers return a well-formed result or throw the
 // project's DataError, quickly, without allocating more than the bytes could describe.
@@ -133,6 +136,123 @@ describe('fuzzing the image decoder', () => {
         await onlyDataErrors(() => preprocessImage(writeTemp(bytes, 'bin')), validImage);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('fuzzing the model directory', () => {
+  let modelJson: string;
+  let weights: Uint8Array;
+  beforeAll(async () => {
+    const original = join(dir, 'model');
+    (await saveTinyModel(original)).dispose();
+    modelJson = readFileSync(join(original, 'model.json'), 'utf8');
+    weights = readFileSync(join(original, 'weights.bin'));
+  });
+
+  /** A model directory with these two files. */
+  const modelDir = (json: string | Uint8Array, bin: Uint8Array) => {
+    const path = join(dir, `model${fileNumber++}`);
+    mkdirSync(path);
+    writeFileSync(join(path, 'model.json'), json);
+    writeFileSync(join(path, 'weights.bin'), bin);
+    return path;
+  };
+
+  /** loadModel gives a model or a DataError, and leaves no tensor behind either way. */
+  async function loadsOrRefuses(path: string): Promise<void> {
+    const before = tf.memory().numTensors;
+    await onlyDataErrors(
+      async () => {
+        const model = await loadModel(path);
+        model.dispose();
+        return model;
+      },
+      (model) => model.layers.length > 0,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  }
+
+  it('truncations and bit flips of weights.bin: a model or a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(damaged(weights), async (bytes) => {
+        await loadsOrRefuses(modelDir(modelJson, bytes));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('truncations and bit flips of model.json: a model or a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(damaged(Buffer.from(modelJson)), async (bytes) => {
+        await loadsOrRefuses(modelDir(bytes, weights));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('random bytes as model.json or weights.bin: a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, asJson) => {
+        await loadsOrRefuses(asJson ? modelDir(bytes, weights) : modelDir(modelJson, bytes));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  /** Every place in a JSON value, as the keys that lead to it. */
+  const placesIn = (value: unknown, at: (string | number)[] = []): (string | number)[][] =>
+    typeof value === 'object' && value !== null
+      ? [
+          at,
+          ...Object.entries(value).flatMap(([key, v]) =>
+            placesIn(v, [...at, Array.isArray(value) ? Number(key) : key]),
+          ),
+        ]
+      : [at];
+  /** Values a damaged or hostile model.json might hold: sizes, paths, names and kinds that tfjs knows. */
+  const hostile = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constantFrom(0, -1, 1.5, 1e9, 2 ** 31, 2 ** 53, 1e300, null, [], {}, [null, 1e9, 1e9], [784, 1e9], [1e9]),
+    fc.constantFrom('../weights.bin', '../../../../etc/passwd', '/etc/passwd', 'weights.bin', '.', '', 'a\u0000b'),
+    fc.constantFrom('Conv2D', 'Dense', 'Flatten', 'Model', 'constructor', '__proto__', 'float64', 'int32', 'tanh'),
+  );
+
+  it('model.json with values replaced or removed anywhere: a model or a DataError', async () => {
+    const json = JSON.parse(modelJson);
+    const places = placesIn(json).filter((place) => place.length > 0);
+    const edit = fc.record({ place: fc.constantFrom(...places), value: fc.option(hostile, { freq: 5 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+        const copy = JSON.parse(modelJson);
+        for (const { place, value } of edits) {
+          let parent = copy;
+          for (const key of place.slice(0, -1)) parent = parent?.[key];
+          if (typeof parent !== 'object' || parent === null) continue;
+          if (value === null) delete parent[place[place.length - 1]];
+          else parent[place[place.length - 1]] = value;
+        }
+        await loadsOrRefuses(modelDir(JSON.stringify(copy), weights));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('huge declared units or shapes fail at once, without allocating them', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1000, max: 2 ** 40 }), fc.nat({ max: 3 }), async (size, which) => {
+        const json = JSON.parse(modelJson);
+        const specs = json.weightsManifest[0].weights;
+        if (which === 0) json.modelTopology.config.layers[1].config.units = size;
+        else if (which === 1) json.modelTopology.config.layers[0].config.batch_input_shape = [null, size, size];
+        else specs[which].shape = specs[which].shape.map(() => size);
+        const path = modelDir(JSON.stringify(json), weights);
+        const before = { tensorBytes: tf.memory().numBytes, arrayBuffers: process.memoryUsage().arrayBuffers };
+        await expect(loadModel(path)).rejects.toThrow(DataError);
+        expect(tf.memory().numBytes).toBe(before.tensorBytes);
+        expect(process.memoryUsage().arrayBuffers - before.arrayBuffers).toBeLessThan(1 << 20);
+      }),
+      { numRuns: 100 },
     );
   });
 });
