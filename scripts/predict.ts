@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/model/files.js';
@@ -13,8 +13,15 @@ import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { DataError, isUserError, OptionError } from '../src/errors.js';
+import { findFileInside, readFileInside } from '../src/files.js';
+import { DAMAGED, parseJson } from '../src/model/model-json.js';
 import { greyPng, preprocessImage } from '../src/report/preprocess.js';
 import { writeReport } from '../src/report/report.js';
+
+const METRICS_JSON = 'metrics.json';
+/** 100,000 epochs (the most train accepts) take about 20 MB of metrics.json. */
+const MAX_METRICS_BYTES = 64 << 20;
+const EPOCH_FIELDS = ['epoch', 'loss', 'accuracy', 'testLoss', 'testAccuracy', 'seconds'] as const;
 
 const USAGE = `Usage: npm run predict -- --model DIR [--image FILE [FILE...]] [flags]
 
@@ -70,17 +77,15 @@ async function main(): Promise<void> {
     throw new DataError(`--model "${values.model}" has no model.json; pass a directory written by npm run train`);
   }
   const model = await loadModel(values.model);
+  checkModelShape(model, values.model);
   if (images.length > 0) {
     await classifyImages(model, images, values['save-preprocessed'] === true);
     return;
   }
   const seed =
     values.seed === undefined ? 1 : checkNumber('seed', Number(values.seed), '--seed', JSON.stringify(values.seed));
+  const history = await readHistory(values.model);
   const data = await loadFashionMnist({ dir: values.data });
-  const metricsPath = join(values.model, 'metrics.json');
-  const history = existsSync(metricsPath)
-    ? (JSON.parse(await readFile(metricsPath, 'utf8')).epochs as EpochLog[])
-    : undefined;
   const out = values.out ?? values.model;
   const report = await writeReport({
     model,
@@ -96,6 +101,43 @@ async function main(): Promise<void> {
   console.log(
     `Wrote ${report.files.map((f) => join(out, f)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`,
   );
+}
+
+/** The model must take 28x28 images and give the 10 classes: a model directory is input like any other. */
+function checkModelShape(model: tf.LayersModel, dir: string): void {
+  const input = model.inputs[0].shape;
+  const output = model.outputs[0].shape;
+  if (String(input) !== String([null, 28, 28]) || String(output) !== String([null, FASHION_MNIST_CLASSES.length])) {
+    const shape = (s: typeof input) => `[${s.slice(1).join(', ')}]`;
+    throw new DataError(
+      `${join(dir, 'model.json')}: the model takes inputs of shape ${shape(input)} and gives ${shape(output)}; ` +
+        `predict needs 28x28 images in and the ${FASHION_MNIST_CLASSES.length} Fashion-MNIST classes out`,
+    );
+  }
+}
+
+/** The training history in the model directory's metrics.json, for the learning curves; none without one. */
+async function readHistory(dir: string): Promise<EpochLog[] | undefined> {
+  const path = join(dir, METRICS_JSON);
+  const file = await findFileInside(dir, METRICS_JSON, path);
+  if (file === undefined) return undefined;
+  if (file.size > MAX_METRICS_BYTES) {
+    throw new DataError(
+      `${path}: ${file.size} bytes, more than the ${MAX_METRICS_BYTES} a metrics.json may have; ${DAMAGED}`,
+    );
+  }
+  const bytes = new Uint8Array(file.size);
+  await readFileInside(file, bytes);
+  const metrics = parseJson(Buffer.from(bytes).toString('utf8'), path);
+  const epochs = (metrics as { epochs?: unknown } | null)?.epochs;
+  const isLog = (log: unknown) =>
+    typeof log === 'object' &&
+    log !== null &&
+    EPOCH_FIELDS.every((field) => Number.isFinite((log as Record<string, unknown>)[field]));
+  if (!Array.isArray(epochs) || !epochs.every(isLog)) {
+    throw new DataError(`${path}: "epochs" is not a list of {${EPOCH_FIELDS.join(', ')}}; ${DAMAGED}`);
+  }
+  return epochs as EpochLog[];
 }
 
 async function classifyImages(model: tf.LayersModel, paths: string[], savePreprocessed: boolean): Promise<void> {

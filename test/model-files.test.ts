@@ -246,6 +246,44 @@ describe('a model directory that names files outside itself', () => {
   });
 });
 
+describe('npm run predict on a model directory whose model loads', () => {
+  async function expectCliError(dir: string, message: string): Promise<void> {
+    const { code, stdout, stderr } = await runNode(PREDICT_CLI, ['--model', dir]);
+    expect({ code, stderr, stdout }).toEqual({ code: 1, stderr: `error: ${message}\n`, stdout: '' });
+  }
+
+  it('a model for other images: refused before it sees one', async () => {
+    const { dir } = copy();
+    // 14x56 is 784 pixels too, so the weights still fit and loadModel accepts it.
+    editJson(dir, (json) => (json.modelTopology.config.layers[0].config.batch_input_shape = [null, 14, 56]));
+    await expectCliError(
+      dir,
+      `${dir}/model.json: the model takes inputs of shape [14, 56] and gives [10]; predict needs 28x28 images in and the 10 Fashion-MNIST classes out`,
+    );
+  });
+
+  it('a damaged metrics.json, or one that leads out of the directory', async () => {
+    const { dir, outside } = copy();
+    const metrics = join(dir, 'metrics.json');
+    writeFileSync(metrics, '{"epochs": [');
+    await expectCliError(dir, `${metrics}: not valid JSON (Unexpected end of JSON input); ${DAMAGED}`);
+    writeFileSync(metrics, JSON.stringify({ epochs: [{ epoch: 1, loss: 'low' }] }));
+    await expectCliError(
+      dir,
+      `${metrics}: "epochs" is not a list of {epoch, loss, accuracy, testLoss, testAccuracy, seconds}; ${DAMAGED}`,
+    );
+    rmSync(metrics);
+    const fifo = join(outside, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    symlinkSync(fifo, metrics);
+    const { code, stderr } = await watching(fifo, runNode(PREDICT_CLI, ['--model', dir]));
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: `error: ${metrics}: a symbolic link out of ${dir}; refusing to follow it\n`,
+    });
+  });
+});
+
 describe('a valid model directory', () => {
   it('loads the model that was saved: same layers, same predictions, no tensor left behind', async () => {
     await tf.ready();

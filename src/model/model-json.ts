@@ -28,6 +28,17 @@ export interface ModelJson {
   readonly bytes: number;
 }
 
+/** JSON.parse for a file of the model directory: a DataError that names the file, on one line. */
+export function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    // V8's message quotes the text around the fault, which may hold any character.
+    const message = (error as Error).message.replace(/[\s\x00-\x1f\x7f-\x9f]+/g, ' ').slice(0, 200);
+    throw new DataError(`${file}: not valid JSON (${message}); ${DAMAGED}`);
+  }
+}
+
 /**
  * Parses model.json (`file` names it in messages) and checks it against itself: the weights it lists
  * must be exactly those its layers would create, shape for shape, within MODEL_LIMITS. A layer with
@@ -35,12 +46,7 @@ export interface ModelJson {
  */
 export function checkModelJson(text: string, file: string): ModelJson {
   const damaged = (what: string) => new DataError(`${file}: ${what}; ${DAMAGED}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw damaged(`not valid JSON (${oneLine((error as Error).message)})`);
-  }
+  const json = parseJson(text, file);
   if (!isObject(json)) throw damaged(`the file holds ${describe(json)}, expected a JSON object`);
   const { weights, paths, bytes } = checkManifest(json.weightsManifest, file, damaged);
   const { topology, needed } = checkTopology(json.modelTopology, file, damaged);
@@ -273,8 +279,4 @@ function describe(value: unknown, depth = 0): string {
     .slice(0, 8)
     .map((item) => describe(item, 1))
     .join(', ')}${value.length > 8 ? ', …' : ''}]`;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/[\s\x00-\x1f\x7f-\x9f]+/g, ' ').slice(0, 200);
 }
