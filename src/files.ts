@@ -14,7 +14,10 @@ import { DataError, quoteUntrusted } from './errors.js';
 export function writeFileAtomically(path: string, chunks: readonly Uint8Array[] | string): void {
   const temporary = `${path}.tmp-${process.pid}`;
   try {
-    const file = openSync(temporary, 'w');
+    // A leftover of a crashed run with the same pid goes first; 'wx' then creates the file anew and
+    // fails on anything else in its place, so a symbolic link there is never written through.
+    rmSync(temporary, { force: true });
+    const file = openSync(temporary, 'wx');
     try {
       for (const chunk of typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks) {
         for (let written = 0; written < chunk.length;) written += writeSync(file, chunk, written);

@@ -4,6 +4,7 @@ import {
   closeSync,
   constants,
   cpSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -16,8 +17,9 @@ import {
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataError } from '../dist/src/errors.js';
+import { writeFileAtomically } from '../dist/src/files.js';
 import { loadModel } from '../dist/src/model/files.js';
-import { ROOT, runNode, tempDir } from './helpers.js';
+import { DEBIAN_DIR, ROOT, runNode, tempDir } from './helpers.js';
 import { saveTinyModel, TINY_WEIGHT_BYTES } from './tiny-model.js';
 
 // A model directory is untrusted input (models are downloaded and shared): whatever is wrong with
@@ -281,6 +283,41 @@ describe('npm run predict on a model directory whose model loads', () => {
       code: 1,
       stderr: `error: ${metrics}: a symbolic link out of ${dir}; refusing to follow it\n`,
     });
+  });
+});
+
+describe('npm run predict writing into a model directory from elsewhere', () => {
+  it('replaces symbolic links planted under the names of its pictures, never writes through them', async () => {
+    const { dir, outside } = copy();
+    const epoch = (n: number) => ({
+      epoch: n,
+      loss: 1 / n,
+      accuracy: 0.5,
+      testLoss: 1 / n,
+      testAccuracy: 0.5,
+      seconds: 1,
+    });
+    writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ epochs: [epoch(1), epoch(2)] }));
+    const names = ['predictions.png', 'confusion-matrix.png', 'learning-curves.png', 'report.json'];
+    for (const name of names) {
+      writeFileSync(join(outside, name), `not to be overwritten: ${name}`);
+      symlinkSync(join(outside, name), join(dir, name));
+    }
+    const { code, stderr } = await runNode(PREDICT_CLI, ['--model', dir, '--data', DEBIAN_DIR]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    for (const name of names) {
+      expect(readFileSync(join(outside, name), 'utf8')).toBe(`not to be overwritten: ${name}`);
+      expect(lstatSync(join(dir, name)).isFile()).toBe(true);
+    }
+  });
+
+  it('writeFileAtomically does not write through a link planted under its temporary name either', () => {
+    const { dir, outside } = copy();
+    writeFileSync(join(outside, 'target'), 'not to be overwritten');
+    symlinkSync(join(outside, 'target'), join(dir, `report.json.tmp-${process.pid}`));
+    writeFileAtomically(join(dir, 'report.json'), '{}');
+    expect(readFileSync(join(outside, 'target'), 'utf8')).toBe('not to be overwritten');
+    expect(readFileSync(join(dir, 'report.json'), 'utf8')).toBe('{}');
   });
 });
 

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EpochLog } from '../coordinator/config.js';
+import { writeFileAtomically } from '../files.js';
 import { modelInput } from '../model/keras.js';
 import { Rng } from '../rng.js';
 import type { Split } from '../data/dataset.js';
@@ -54,7 +55,9 @@ function predictClasses(model: tf.LayersModel, split: Split, height: number, wid
 /**
  * Pictures of what the model does on the test split, written into `dir`: 100 random test images
  * with their predicted class (mistakes in red, with the true class), the confusion matrix, the
- * learning curves, and report.json with the numbers behind them.
+ * learning curves, and report.json with the numbers behind them. Each file is renamed into place:
+ * `dir` may be a model directory from elsewhere, and a symbolic link planted there under one of
+ * these names is replaced, never written through.
  */
 export async function writeReport(options: ReportOptions): Promise<Report> {
   const { model, test, height, width, classNames, dir } = options;
@@ -81,10 +84,10 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
   const gridWrong = items.filter((item) => item.red).length;
   await mkdir(dir, { recursive: true });
   const files: string[] = [REPORT_FILES.predictions, REPORT_FILES.confusion];
-  await writeFile(join(dir, REPORT_FILES.predictions), drawImageGrid(items, { columns: 10, side: width }).png);
-  await writeFile(join(dir, REPORT_FILES.confusion), drawConfusionMatrix(classification, classNames));
+  writeFileAtomically(join(dir, REPORT_FILES.predictions), [drawImageGrid(items, { columns: 10, side: width }).png]);
+  writeFileAtomically(join(dir, REPORT_FILES.confusion), [drawConfusionMatrix(classification, classNames)]);
   if (options.history !== undefined && options.history.length > 0) {
-    await writeFile(join(dir, REPORT_FILES.curves), drawLearningCurves(options.history));
+    writeFileAtomically(join(dir, REPORT_FILES.curves), [drawLearningCurves(options.history)]);
     files.push(REPORT_FILES.curves);
   }
   const json = {
@@ -94,7 +97,7 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
     perClass: classification.perClass,
     grid: { seed: options.seed, indices: gridIndices, wrong: gridWrong },
   };
-  await writeFile(join(dir, REPORT_FILES.json), `${JSON.stringify(json)}\n`);
+  writeFileAtomically(join(dir, REPORT_FILES.json), `${JSON.stringify(json)}\n`);
   files.push(REPORT_FILES.json);
   return { classification, gridIndices, gridWrong, table: perClassTable(classification, classNames), files };
 }
