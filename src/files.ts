@@ -39,6 +39,9 @@ export function writeFileAtomically(path: string, chunks: readonly Uint8Array[] 
   }
 }
 
+/** Characters no file name of ours holds, and a message must not print: NUL, line breaks, terminal escapes. */
+const CONTROL_CHARACTERS = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
 /** A regular file found inside a directory, not yet opened. */
 export interface FileInside {
   /** As the caller names it: `dir` joined with the name, for messages. */
@@ -51,7 +54,7 @@ export interface FileInside {
 /**
  * Finds the regular file `name` inside `dir`, for a name that comes from a file and cannot be
  * trusted: an absolute name, a `..` that climbs out, or a symbolic link that leads out of `dir` is
- * refused, and nothing is opened to decide that (realpath and lstat read links and inodes, never
+ * refused, as is a name with control characters, and nothing is opened to decide that (realpath and lstat read links and inodes, never
  * a file's content, so a FIFO or a device out there is not touched). `namedIn` is the file that
  * names it, for messages. Returns undefined when there is no such file.
  */
@@ -64,7 +67,10 @@ export async function findFileInside(dir: string, name: string, namedIn: string)
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotRead(dir, error);
   }
-  if (name === '' || name.includes('\0') || isAbsolute(name) || !isInside(root, resolve(root, name))) {
+  if (CONTROL_CHARACTERS.test(name)) {
+    throw new DataError(`${namedIn}: the file name ${quoteUntrusted(name)} holds control characters; refusing it`);
+  }
+  if (isAbsolute(name) || !isInside(root, resolve(root, name))) {
     throw new DataError(
       `${namedIn}: ${quoteUntrusted(name)} is not a relative path inside ${dir}; refusing to read it`,
     );

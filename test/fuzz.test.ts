@@ -2,7 +2,7 @@ import { createCanvas } from '@napi-rs/canvas';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseIdx, readIdxFile } from '../dist/src/data/idx.js';
 import { DataError } from '../dist/src/errors.js';
@@ -159,18 +159,21 @@ describe('fuzzing the model directory', () => {
     return path;
   };
 
-  /** loadModel gives a model or a DataError, and leaves no tensor behind either way. */
-  async function loadsOrRefuses(path: string): Promise<void> {
+  /** loadModel gives a model or a DataError, and leaves no tensor behind either way. True when it loads. */
+  async function loadsOrRefuses(path: string): Promise<boolean> {
     const before = tf.memory().numTensors;
+    let loaded = false;
     await onlyDataErrors(
       async () => {
         const model = await loadModel(path);
         model.dispose();
+        loaded = true;
         return model;
       },
       (model) => model.layers.length > 0,
     );
     expect(tf.memory().numTensors).toBe(before);
+    return loaded;
   }
 
   it('truncations and bit flips of weights.bin: a model or a DataError', async () => {
@@ -233,6 +236,29 @@ describe('fuzzing the model directory', () => {
           else parent[place[place.length - 1]] = value;
         }
         await loadsOrRefuses(modelDir(JSON.stringify(copy), weights));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('any weights paths: the weights inside the directory, or a DataError, never a file outside', async () => {
+    // Valid weights just outside every model directory: a path that reached them would load.
+    writeFileSync(join(dir, 'weights.bin'), weights);
+    const paths = fc.array(
+      fc.oneof(
+        fc.constantFrom('weights.bin', './weights.bin', 'x/../weights.bin', '../weights.bin', join(dir, 'weights.bin')),
+        fc.constantFrom('', '.', '..', '/', 'weights.bin/', 'a\u0000b', 'line\nbreak', '\u001b[31mred', '\u2028'),
+        fc.string(),
+      ),
+      { maxLength: 3 },
+    );
+    await fc.assert(
+      fc.asyncProperty(paths, async (names) => {
+        const json = JSON.parse(modelJson);
+        json.weightsManifest[0].paths = names;
+        const path = modelDir(JSON.stringify(json), weights);
+        if (await loadsOrRefuses(path))
+          expect(names.map((name) => resolve(path, name))).toEqual([join(path, 'weights.bin')]);
       }),
       { numRuns: 300 },
     );

@@ -214,6 +214,15 @@ describe('a model directory that names files outside itself', () => {
     );
   });
 
+  it('a weights path with a line break or a terminal escape: refused, and the message stays one line', async () => {
+    const { dir } = copy();
+    editJson(dir, (json) => (json.weightsManifest[0].paths = ['weights\n\u001b[2Jbin']));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: the file name "weights\\n\\u001b[2Jbin" holds control characters; refusing it`,
+    );
+  });
+
   it('a symbolic link that leads out of the directory: refused, not followed', async () => {
     const { dir, outside } = copy();
     renameSync(join(dir, 'weights.bin'), join(outside, 'weights.bin'));
