@@ -103,14 +103,18 @@ async function main(): Promise<void> {
   );
 }
 
-/** The model must take 28x28 images and give the 10 classes: a model directory is input like any other. */
+/**
+ * The model must take 28x28 images (with a channel axis or without: modelInput adds it) and give the
+ * 10 classes: a model directory is input like any other.
+ */
 function checkModelShape(model: tf.LayersModel, dir: string): void {
-  const input = model.inputs[0].shape;
-  const output = model.outputs[0].shape;
-  if (String(input) !== String([null, 28, 28]) || String(output) !== String([null, FASHION_MNIST_CLASSES.length])) {
-    const shape = (s: typeof input) => `[${s.slice(1).join(', ')}]`;
+  const input = String(model.inputs[0].shape);
+  const output = String(model.outputs[0].shape);
+  const images = [String([null, 28, 28]), String([null, 28, 28, 1])];
+  if (!images.includes(input) || output !== String([null, FASHION_MNIST_CLASSES.length])) {
+    const shape = (s: readonly (number | null)[]) => `[${s.slice(1).join(', ')}]`;
     throw new DataError(
-      `${join(dir, 'model.json')}: the model takes inputs of shape ${shape(input)} and gives ${shape(output)}; ` +
+      `${join(dir, 'model.json')}: the model takes inputs of shape ${shape(model.inputs[0].shape)} and gives ${shape(model.outputs[0].shape)}; ` +
         `predict needs 28x28 images in and the ${FASHION_MNIST_CLASSES.length} Fashion-MNIST classes out`,
     );
   }

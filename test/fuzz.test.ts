@@ -9,7 +9,7 @@ import { DataError } from '../dist/src/errors.js';
 import { loadModel } from '../dist/src/model/files.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
 import { gzip, idxBytes, tempDir } from './helpers.js';
-import { saveTinyModel } from './tiny-model.js';
+import { saveTinyModel, tinyCnn } from './tiny-model.js';
 
 // Property-based: whatever the bytes, the readers return a well-formed result or throw the
 // project's DataError, quickly, without allocating more than the bytes could describe.
@@ -143,11 +143,18 @@ describe('fuzzing the image decoder', () => {
 describe('fuzzing the model directory', () => {
   let modelJson: string;
   let weights: Uint8Array;
+  /** The same for a convolutional model: Conv2D, MaxPooling2D, Dropout, Flatten, Dense. */
+  let cnnJson: string;
+  let cnnWeights: Uint8Array;
   beforeAll(async () => {
     const original = join(dir, 'model');
     (await saveTinyModel(original)).dispose();
     modelJson = readFileSync(join(original, 'model.json'), 'utf8');
     weights = readFileSync(join(original, 'weights.bin'));
+    const cnn = join(dir, 'cnn');
+    (await saveTinyModel(cnn, tinyCnn)).dispose();
+    cnnJson = readFileSync(join(cnn, 'model.json'), 'utf8');
+    cnnWeights = readFileSync(join(cnn, 'weights.bin'));
   });
 
   /** A model directory with these two files. */
@@ -217,29 +224,34 @@ describe('fuzzing the model directory', () => {
   const hostile = fc.oneof(
     fc.jsonValue({ maxDepth: 2 }),
     fc.constantFrom(0, -1, 1.5, 1e9, 2 ** 31, 2 ** 53, 1e300, null, [], {}, [null, 1e9, 1e9], [784, 1e9], [1e9]),
+    fc.constantFrom([1, 1], [2, 2], [3, 1], [0, 2], [1e9, 1e9], 'same', 'valid', 'causal', 'channels_first'),
     fc.constantFrom('../weights.bin', '../../../../etc/passwd', '/etc/passwd', 'weights.bin', '.', '', 'a\u0000b'),
     fc.constantFrom('Conv2D', 'Dense', 'Flatten', 'Model', 'constructor', '__proto__', 'float64', 'int32', 'tanh'),
+    fc.constantFrom('MaxPooling2D', 'Dropout', 'Conv1D', 'AveragePooling2D', 'BatchNormalization'),
   );
 
-  it('model.json with values replaced or removed anywhere: a model or a DataError', async () => {
-    const json = JSON.parse(modelJson);
-    const places = placesIn(json).filter((place) => place.length > 0);
-    const edit = fc.record({ place: fc.constantFrom(...places), value: fc.option(hostile, { freq: 5 }) });
-    await fc.assert(
-      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
-        const copy = JSON.parse(modelJson);
-        for (const { place, value } of edits) {
-          let parent = copy;
-          for (const key of place.slice(0, -1)) parent = parent?.[key];
-          if (typeof parent !== 'object' || parent === null) continue;
-          if (value === null) delete parent[place[place.length - 1]];
-          else parent[place[place.length - 1]] = value;
-        }
-        await loadsOrRefuses(modelDir(JSON.stringify(copy), weights));
-      }),
-      { numRuns: 300 },
-    );
-  });
+  it.for(['dense', 'convolutional'])(
+    '%s model.json with values replaced or removed anywhere: a model or a DataError',
+    async (kind) => {
+      const [original, bin] = kind === 'dense' ? [modelJson, weights] : [cnnJson, cnnWeights];
+      const places = placesIn(JSON.parse(original)).filter((place) => place.length > 0);
+      const edit = fc.record({ place: fc.constantFrom(...places), value: fc.option(hostile, { freq: 5 }) });
+      await fc.assert(
+        fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+          const copy = JSON.parse(original);
+          for (const { place, value } of edits) {
+            let parent = copy;
+            for (const key of place.slice(0, -1)) parent = parent?.[key];
+            if (typeof parent !== 'object' || parent === null) continue;
+            if (value === null) delete parent[place[place.length - 1]];
+            else parent[place[place.length - 1]] = value;
+          }
+          await loadsOrRefuses(modelDir(JSON.stringify(copy), bin));
+        }),
+        { numRuns: 300 },
+      );
+    },
+  );
 
   it('any weights paths: the weights inside the directory, or a DataError, never a file outside', async () => {
     // Valid weights just outside every model directory: a path that reached them would load.
@@ -264,15 +276,18 @@ describe('fuzzing the model directory', () => {
     );
   });
 
-  it('huge declared units or shapes fail at once, without allocating them', async () => {
+  it('huge declared units, filters, kernels or shapes fail at once, without allocating them', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1000, max: 2 ** 40 }), fc.nat({ max: 3 }), async (size, which) => {
-        const json = JSON.parse(modelJson);
+      fc.asyncProperty(fc.integer({ min: 1000, max: 2 ** 40 }), fc.nat({ max: 5 }), async (size, which) => {
+        const json = JSON.parse(which < 4 ? modelJson : cnnJson);
         const specs = json.weightsManifest[0].weights;
-        if (which === 0) json.modelTopology.config.layers[1].config.units = size;
-        else if (which === 1) json.modelTopology.config.layers[0].config.batch_input_shape = [null, size, size];
-        else specs[which].shape = specs[which].shape.map(() => size);
-        const path = modelDir(JSON.stringify(json), weights);
+        const layers = json.modelTopology.config.layers;
+        if (which === 0) layers[1].config.units = size;
+        else if (which === 1) layers[0].config.batch_input_shape = [null, size, size];
+        else if (which < 4) specs[which].shape = specs[which].shape.map(() => size);
+        else if (which === 4) layers[0].config.filters = size;
+        else layers[0].config.kernel_size = [size, size];
+        const path = modelDir(JSON.stringify(json), which < 4 ? weights : cnnWeights);
         const before = { tensorBytes: tf.memory().numBytes, arrayBuffers: process.memoryUsage().arrayBuffers };
         await expect(loadModel(path)).rejects.toThrow(DataError);
         expect(tf.memory().numBytes).toBe(before.tensorBytes);

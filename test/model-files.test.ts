@@ -1,4 +1,6 @@
+import { createCanvas } from '@napi-rs/canvas';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
 import {
   closeSync,
@@ -18,9 +20,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataError } from '../dist/src/errors.js';
 import { writeFileAtomically } from '../dist/src/files.js';
-import { loadModel } from '../dist/src/model/files.js';
+import { loadModel, saveModel } from '../dist/src/model/files.js';
 import { DEBIAN_DIR, ROOT, runNode, tempDir } from './helpers.js';
-import { saveTinyModel, TINY_WEIGHT_BYTES } from './tiny-model.js';
+import { saveTinyModel, TINY_WEIGHT_BYTES, tinyCnn, withRandomWeights } from './tiny-model.js';
 
 // A model directory is untrusted input (models are downloaded and shared): whatever is wrong with
 // it, loadModel throws a DataError with one line that names the file, and npm run predict prints
@@ -28,7 +30,8 @@ import { saveTinyModel, TINY_WEIGHT_BYTES } from './tiny-model.js';
 
 const PREDICT_CLI = join(ROOT, 'dist', 'scripts', 'predict.js');
 const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
-const SUPPORTED = 'loadModel reads Sequential models of Flatten and Dense layers, as npm run train writes them';
+const SUPPORTED =
+  'loadModel reads Sequential models of Conv2D, MaxPooling2D, Dropout, Flatten and Dense layers, as npm run train writes them';
 
 let original: string;
 let model: tf.Sequential;
@@ -162,10 +165,10 @@ describe('loadModel and npm run predict -- --model DIR on a damaged model direct
 
   it('a kind of layer loadModel does not build', async () => {
     const { dir } = copy();
-    editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'Conv2D'));
+    editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'BatchNormalization'));
     await expectRefused(
       dir,
-      `${dir}/model.json: layer "hidden": class_name is "Conv2D", expected Flatten or Dense; ${SUPPORTED}`,
+      `${dir}/model.json: layer "hidden": class_name is "BatchNormalization", expected one of Conv2D, MaxPooling2D, Dropout, Flatten, Dense; ${SUPPORTED}`,
     );
   });
 
@@ -359,6 +362,116 @@ describe('a valid model directory', () => {
     const loaded = await loadModel(link);
     expect(loaded.countParams()).toBe(TINY_WEIGHT_BYTES / 4);
     loaded.dispose();
+  });
+});
+
+describe('a convolutional model directory, as npm run train --model cnn writes', () => {
+  let cnnDir: string;
+  let cnn: tf.Sequential;
+  beforeAll(async () => {
+    cnnDir = join(tempDir('fmnist-model-'), 'cnn');
+    cnn = await saveTinyModel(cnnDir, tinyCnn);
+  });
+
+  it('loads with the same predictions, and npm run predict classifies a picture with it', async () => {
+    const loaded = await loadModel(cnnDir);
+    const [expected, actual] = tf.tidy(() => {
+      const x = tf.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 7);
+      return [cnn, loaded].map((m) => Array.from((m.predict(x) as tf.Tensor).dataSync()));
+    });
+    expect(actual).toEqual(expected);
+    loaded.dispose();
+    const picture = join(tempDir(), 'square.png');
+    const canvas = createCanvas(40, 40);
+    canvas.getContext('2d').fillRect(10, 10, 20, 20);
+    writeFileSync(picture, canvas.toBuffer('image/png'));
+    const { code, stdout, stderr } = await runNode(PREDICT_CLI, ['--model', cnnDir, '--image', picture]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(new RegExp(`^${picture}: \\S.* \\d+\\.\\d%, .* \\d+\\.\\d%, .* \\d+\\.\\d%$`, 'm'));
+  });
+
+  it('a kernel whose shape does not match its layer, and pooling that changes what Dense receives', async () => {
+    const dir = join(tempDir('fmnist-model-'), 'cnn');
+    cpSync(cnnDir, dir, { recursive: true });
+    editJson(dir, (json) => (json.weightsManifest[0].weights[0].shape = [3, 3, 2, 1]));
+    await expectRefused(
+      dir,
+      `${dir}/model.json: weightsManifest gives "conv/kernel" the shape [3, 3, 2, 1], but its layer needs [3, 3, 1, 2]; ${DAMAGED}`,
+    );
+    editJson(dir, (json) => {
+      json.weightsManifest[0].weights[0].shape = [3, 3, 1, 2];
+      // Stride 1 instead of 2: 27x27x2 = 1458 inputs to the dense layer, not 14x14x2 = 392.
+      json.modelTopology.config.layers[1].config.strides = [1, 1];
+    });
+    await expectRefused(
+      dir,
+      `${dir}/model.json: weightsManifest gives "output/kernel" the shape [392, 10], but its layer needs [1458, 10]; ${DAMAGED}`,
+    );
+  });
+
+  it('shapes as tfjs builds them, for any kernel, pool size, stride, padding and dilation: loaded, same predictions', async () => {
+    const dir = tempDir('fmnist-model-');
+    const size = fc.integer({ min: 1, max: 4 });
+    const conv = fc.record({
+      filters: fc.integer({ min: 1, max: 3 }),
+      kernelSize: fc.oneof(size, fc.tuple(size, size)),
+      strides: fc.oneof(size, fc.tuple(size, size)),
+      dilationRate: fc.constantFrom(1, 2),
+      padding: fc.constantFrom('valid' as const, 'same' as const),
+      useBias: fc.boolean(),
+    });
+    const pool = fc.record({
+      poolSize: fc.oneof(size, fc.tuple(size, size)),
+      strides: fc.option(size, { nil: undefined }),
+      padding: fc.constantFrom('valid' as const, 'same' as const),
+    });
+    const model = fc.record({
+      input: fc.tuple(fc.integer({ min: 4, max: 14 }), fc.integer({ min: 4, max: 14 }), fc.integer({ min: 1, max: 3 })),
+      blocks: fc.array(fc.tuple(conv, fc.option(pool, { nil: undefined }), fc.boolean()), {
+        minLength: 1,
+        maxLength: 2,
+      }),
+    });
+    let built = 0;
+    await fc.assert(
+      fc.asyncProperty(model, async ({ input, blocks }) => {
+        const original = tf.sequential();
+        try {
+          blocks.forEach(([c, p, dropout], i) => {
+            // tfjs takes a dilation rate only with stride 1.
+            const strides = c.dilationRate > 1 ? 1 : c.strides;
+            original.add(tf.layers.conv2d({ ...c, strides, inputShape: i === 0 ? input : undefined }));
+            if (p !== undefined) original.add(tf.layers.maxPooling2d(p));
+            if (dropout) original.add(tf.layers.dropout({ rate: 0.5 }));
+          });
+          original.add(tf.layers.flatten());
+          original.add(tf.layers.dense({ units: 3 }));
+        } catch {
+          original.dispose();
+          return; // sizes tfjs itself refuses
+        }
+        // tfjs also builds layers with no rows or columns left (a window larger than its input);
+        // loadModel refuses those as damaged, so they are not models to compare.
+        if (original.layers.some((layer) => (layer.outputShape as number[]).includes(0))) {
+          original.dispose();
+          return;
+        }
+        built++;
+        withRandomWeights(original);
+        const path = join(dir, `m${built}`);
+        await saveModel(original, path);
+        const loaded = await loadModel(path);
+        const [expected, actual] = tf.tidy(() => {
+          const x = tf.randomUniform([2, ...input], 0, 1, 'float32', 3);
+          return [original, loaded].map((m) => Array.from((m.predict(x) as tf.Tensor).dataSync()));
+        });
+        expect(actual).toEqual(expected);
+        original.dispose();
+        loaded.dispose();
+      }),
+      { numRuns: 60 },
+    );
+    expect(built).toBeGreaterThan(20);
   });
 });
 

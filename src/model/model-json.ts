@@ -1,4 +1,5 @@
 import { DataError, quoteUntrusted } from '../errors.js';
+import { elements, LAYER_RULES, type Settings } from './keras-shapes.js';
 
 /**
  * What loadModel accepts, checked before anything is read or allocated. Bounds, not format
@@ -15,7 +16,8 @@ export const MODEL_LIMITS = {
 
 /** The end of a message about a model directory that is not what saveModel wrote. */
 export const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
-const SUPPORTED = 'loadModel reads Sequential models of Flatten and Dense layers, as npm run train writes them';
+const KINDS = [...LAYER_RULES.keys()];
+const SUPPORTED = `loadModel reads Sequential models of ${KINDS.slice(0, -1).join(', ')} and ${KINDS.at(-1)} layers, as npm run train writes them`;
 
 /** model.json, checked: all tfjs will build from, and the bytes the weight files must hold. */
 export interface ModelJson {
@@ -119,24 +121,6 @@ function checkManifest(manifest: unknown, file: string, damaged: (what: string) 
   return { weights, paths, bytes };
 }
 
-/** Names of the activations tfjs-layers 4.22 registers, as it writes them. */
-const ACTIVATIONS = new Set([
-  'elu',
-  'selu',
-  'relu',
-  'relu6',
-  'linear',
-  'sigmoid',
-  'hardSigmoid',
-  'softplus',
-  'softsign',
-  'tanh',
-  'softmax',
-  'logSoftmax',
-  'gelu',
-  'mish',
-  'swish',
-]);
 /** Settings that act only in training; a model that has them is not one npm run train wrote. */
 const TRAINING_ONLY = [
   'kernel_regularizer',
@@ -147,39 +131,6 @@ const TRAINING_ONLY = [
 ];
 /** tfjs's rule for the name of a tensor (`isValidTensorName`); a layer's name starts its weights' names. */
 const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
-
-type Settings = Record<string, unknown>;
-/** What a layer of one kind makes of its settings and of its input's shape. */
-type LayerRule = (
-  settings: Settings,
-  input: number[],
-  fail: (key: string, value: unknown, expected: string) => never,
-) => { settings: Settings; weights: [string, number[]][]; output: number[] };
-
-/**
- * Each kind of layer loadModel builds: from its settings (checked here) and its input's shape, the
- * settings tfjs gets, the shapes of the weights it creates, and its output's shape. Shapes leave
- * out the batch dimension. One entry per kind; a new kind of layer adds its own.
- */
-const LAYERS = new Map<string, LayerRule>([
-  ['Flatten', (_, input) => ({ settings: {}, weights: [], output: [elements(input)] })],
-  [
-    'Dense',
-    (c, input, fail) => {
-      const units = c.units;
-      if (!Number.isSafeInteger(units) || (units as number) < 1) fail('units', units, 'a whole number from 1');
-      const activation = c.activation ?? 'linear';
-      if (typeof activation !== 'string' || !ACTIVATIONS.has(activation))
-        fail('activation', activation, 'an activation tfjs knows');
-      const useBias = c.use_bias ?? true;
-      if (typeof useBias !== 'boolean') fail('use_bias', useBias, 'true or false');
-      const n = units as number;
-      const weights: [string, number[]][] = [['kernel', [input[input.length - 1], n]]];
-      if (useBias) weights.push(['bias', [n]]);
-      return { settings: { units: n, activation, use_bias: useBias }, weights, output: [...input.slice(0, -1), n] };
-    },
-  ],
-]);
 
 /**
  * A Sequential topology, rebuilt from its checked settings, and the weights its layers create, by
@@ -207,10 +158,10 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
       throw damaged(`layer ${i}: name is ${describe(name)}, expected a tfjs name`);
     if (names.has(name)) throw damaged(`two layers are named ${describe(name)}`);
     names.add(name);
-    const rule = typeof layer.class_name === 'string' ? LAYERS.get(layer.class_name) : undefined;
+    const rule = typeof layer.class_name === 'string' ? LAYER_RULES.get(layer.class_name) : undefined;
     if (rule === undefined) {
       throw unsupported(
-        `layer ${describe(name)}: class_name is ${describe(layer.class_name)}, expected Flatten or Dense`,
+        `layer ${describe(name)}: class_name is ${describe(layer.class_name)}, expected one of ${KINDS.join(', ')}`,
       );
     }
     const settings: Settings = { name };
@@ -253,11 +204,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isShape(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((d) => Number.isSafeInteger(d) && d >= 0);
-}
-
-/** Elements of a tensor of this shape; past 2^53 only roughly, which is enough to refuse it. */
-function elements(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
