@@ -438,7 +438,7 @@ describe('a convolutional model directory, as npm run train --model cnn writes',
         const original = tf.sequential();
         try {
           blocks.forEach(([c, p, dropout], i) => {
-            // tfjs takes a dilation rate only with stride 1.
+            // tfjs's conv2d runs a dilation rate only with stride 1 (loadModel refuses the others).
             const strides = c.dilationRate > 1 ? 1 : c.strides;
             original.add(tf.layers.conv2d({ ...c, strides, inputShape: i === 0 ? input : undefined }));
             if (p !== undefined) original.add(tf.layers.maxPooling2d(p));

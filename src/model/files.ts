@@ -114,8 +114,9 @@ async function readWeights(dir: string, jsonPath: string, json: ModelJson): Prom
   for (const { name, shape } of json.weights) {
     const end = offset + shape.reduce((a, b) => a * b, 1);
     for (let i = offset; i < end; i++) {
-      if (!Number.isFinite(values[i]))
+      if (!Number.isFinite(values[i])) {
         throw new DataError(`${names}: ${name} holds NaN or infinite values; ${DAMAGED}`);
+      }
     }
     offset = end;
   }

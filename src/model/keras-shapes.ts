@@ -49,8 +49,10 @@ export const LAYER_RULES = new Map<string, LayerRule>([
       const kernel = pair(c.kernel_size, 'kernel_size', fail);
       const strides = pair(c.strides ?? 1, 'strides', fail);
       const dilation = pair(c.dilation_rate ?? 1, 'dilation_rate', fail);
-      if (Math.max(...strides) > 1 && Math.max(...dilation) > 1)
-        fail('dilation_rate', c.dilation_rate, '1 with strides');
+      if (Math.max(...strides) > 1 && Math.max(...dilation) > 1) {
+        // tfjs builds such a layer, then its conv2d refuses to run it.
+        fail('dilation_rate', c.dilation_rate, '1 when strides are above 1');
+      }
       const padding = checkPadding(c, fail);
       const activation = checkActivation(c, fail);
       const useBias = checkBoolean(c.use_bias ?? true, 'use_bias', fail);

@@ -59,8 +59,9 @@ export function checkModelJson(text: string, file: string): ModelJson {
   }
   for (const [name, shape] of needed) {
     const found = listed.get(name);
-    if (found === undefined)
+    if (found === undefined) {
       throw damaged(`the model needs the weight ${describe(name)}, which weightsManifest does not list`);
+    }
     if (!sameShape(found, shape)) {
       throw damaged(
         `weightsManifest gives ${describe(name)} the shape ${formatShape(found)}, but its layer needs ${formatShape(shape)}`,
@@ -68,8 +69,9 @@ export function checkModelJson(text: string, file: string): ModelJson {
     }
   }
   for (const name of listed.keys()) {
-    if (!needed.has(name))
+    if (!needed.has(name)) {
       throw damaged(`weightsManifest lists ${describe(name)}, which is no weight of the model's layers`);
+    }
   }
   return { topology, weights, paths, bytes };
 }
@@ -94,13 +96,16 @@ function checkManifest(manifest: unknown, file: string, damaged: (what: string) 
       paths.push(path);
     }
     for (const spec of group.weights) {
-      if (!isObject(spec))
+      if (!isObject(spec)) {
         throw damaged(`a weightsManifest weight is ${describe(spec)}, expected {name, shape, dtype}`);
-      if (typeof spec.name !== 'string')
+      }
+      if (typeof spec.name !== 'string') {
         throw damaged(`a weightsManifest weight's name is ${describe(spec.name)}, expected a string`);
+      }
       const name = spec.name;
-      if (!isShape(spec.shape))
+      if (!isShape(spec.shape)) {
         throw damaged(`weight ${describe(name)}: shape is ${describe(spec.shape)}, expected a list of sizes`);
+      }
       if (spec.dtype !== 'float32') {
         throw new DataError(
           `${file}: weight ${describe(name)}: dtype is ${describe(spec.dtype)}, expected float32; ${SUPPORTED}`,
@@ -139,8 +144,9 @@ const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
 function checkTopology(raw: unknown, file: string, damaged: (what: string) => DataError) {
   const unsupported = (what: string) => new DataError(`${file}: ${what}; ${SUPPORTED}`);
   if (!isObject(raw)) throw damaged(`modelTopology is ${describe(raw)}, expected an object`);
-  if (raw.class_name !== 'Sequential')
+  if (raw.class_name !== 'Sequential') {
     throw unsupported(`modelTopology: class_name is ${describe(raw.class_name)}, expected Sequential`);
+  }
   const config = raw.config;
   if (!isObject(config) || !Array.isArray(config.layers) || config.layers.length === 0) {
     throw damaged('modelTopology has no layers');
@@ -150,12 +156,14 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
   const layers: object[] = [];
   let shape: number[] = [];
   for (const [i, layer] of config.layers.entries()) {
-    if (!isObject(layer) || !isObject(layer.config))
+    if (!isObject(layer) || !isObject(layer.config)) {
       throw damaged(`layer ${i} is ${describe(layer)}, expected {class_name, config}`);
+    }
     const c = layer.config;
     const name = c.name;
-    if (typeof name !== 'string' || !TENSOR_NAME.test(name))
+    if (typeof name !== 'string' || !TENSOR_NAME.test(name)) {
       throw damaged(`layer ${i}: name is ${describe(name)}, expected a tfjs name`);
+    }
     if (names.has(name)) throw damaged(`two layers are named ${describe(name)}`);
     names.add(name);
     const rule = typeof layer.class_name === 'string' ? LAYER_RULES.get(layer.class_name) : undefined;
@@ -183,11 +191,13 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
       throw damaged(`layer ${describe(name)}: trainable is ${describe(c.trainable)}, expected true or false`);
     }
     settings.trainable = c.trainable ?? true;
-    if (c.dtype != null && c.dtype !== 'float32')
+    if (c.dtype != null && c.dtype !== 'float32') {
       throw unsupported(`layer ${describe(name)}: dtype is ${describe(c.dtype)}, expected float32`);
+    }
     const trainingOnly = TRAINING_ONLY.find((key) => c[key] != null);
-    if (trainingOnly !== undefined)
+    if (trainingOnly !== undefined) {
       throw unsupported(`layer ${describe(name)}: ${trainingOnly} is ${describe(c[trainingOnly])}, expected null`);
+    }
     const built = rule(c, shape, (key, value, expected) => {
       throw unsupported(`layer ${describe(name)}: ${key} is ${describe(value)}, expected ${expected}`);
     });
