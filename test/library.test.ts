@@ -1,5 +1,6 @@
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveOptions } from '../dist/src/coordinator/options.js';
+import { Session } from '../dist/src/coordinator/session.js';
 import {
   AbortError,
   DataError,
@@ -9,6 +10,7 @@ import {
   OptionError,
   train,
 } from '../dist/src/index.js';
+import { TIMING_TENSORS, TIMING_WORDS } from '../dist/src/protocol.js';
 import { DEBIAN_DIR, settledOsThreads } from './helpers.js';
 
 let fashion: Dataset;
@@ -16,6 +18,23 @@ let fashion: Dataset;
 beforeAll(async () => {
   fashion = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
 });
+
+/**
+ * Counts the worker threads this process starts (Node emits `worker` on `process` for each, a tick
+ * after its creation) until `stop()`.
+ */
+function countWorkersStarted(): { stop: () => Promise<number> } {
+  let count = 0;
+  const onWorker = () => count++;
+  process.on('worker', onWorker);
+  return {
+    stop: async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('worker', onWorker);
+      return count;
+    },
+  };
+}
 
 /** The first `count` training images of Fashion-MNIST. */
 function slice(data: Dataset, count: number): Dataset {
@@ -86,21 +105,23 @@ describe('train() as a library', () => {
     expect(lines.at(-2)).toMatch(/^Test accuracy: 0\.\d{4}$/);
   });
 
-  it('stops within a step when aborted mid-epoch: AbortError, no worker thread left, no tensor leaked', async () => {
-    const tensorsBefore = tf.memory().numTensors;
+  it('stops within a step or two when aborted mid-epoch: AbortError, no worker thread left', async () => {
     const threadsBefore = await settledOsThreads();
+    const started = countWorkersStarted();
     const controller = new AbortController();
     let stepAtAbort = -1;
-    let stepsAfter = 0;
+    let lastStep = -1;
     const run = train({
       data: fashion,
       workers: 2,
       epochs: 1,
       batchSize: 32,
       signal: controller.signal,
-      progressIntervalMs: 10,
+      // Reports as often as steps end: had the workers gone on after the abort, to the end of the
+      // chunk (200 steps) or of the epoch (1875), the reports would show it.
+      progressIntervalMs: 1,
       onBatchEnd: (progress) => {
-        if (stepAtAbort >= 0) stepsAfter = progress.step - stepAtAbort;
+        lastStep = progress.step;
         if (progress.step > 50 && stepAtAbort < 0) {
           stepAtAbort = progress.step;
           controller.abort();
@@ -108,11 +129,46 @@ describe('train() as a library', () => {
       },
     });
     await expect(run).rejects.toThrow(AbortError);
+    expect(await started.stop()).toBe(2);
     expect(stepAtAbort).toBeGreaterThan(50);
-    // Progress is polled, so a few steps may pass before the abort is seen; never the epoch's 1875.
-    expect(stepsAfter).toBeLessThan(200);
+    // The step in progress at the abort may end (and one more between the report's read and the
+    // abort); no later step begins.
+    expect(lastStep - stepAtAbort).toBeLessThanOrEqual(2);
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('an abort stops the workers within a step of the steps-done counter, and leaves none of their tensors behind', async () => {
+    const { progressIntervalMs: _, ...config } = resolveOptions({ workers: 2, batchSize: 32 });
+    const session = new Session(fashion, config);
+    // Each worker's live tensors at the end of its last step (what resources.test.ts counts).
+    const tensors = () => [0, 1].map((rank) => session.shared.timings[rank * TIMING_WORDS + TIMING_TENSORS]);
+    try {
+      session.beginEpoch();
+      await session.runSteps(0, 10);
+      const before = tensors();
+      expect(before.every((n) => n > 0)).toBe(true);
+      const controller = new AbortController();
+      let doneAtAbort = -1;
+      const poll = setInterval(() => {
+        if (session.stepsDone() < 50) return;
+        clearInterval(poll);
+        controller.abort();
+        // Read after the abort: from here on, only the step in progress can still end.
+        doneAtAbort = session.stepsDone();
+      }, 1);
+      const run = session.runSteps(10, session.stepsPerEpoch, { signal: controller.signal });
+      await expect(run).rejects.toThrow(AbortError);
+      clearInterval(poll);
+      expect(doneAtAbort).toBeGreaterThanOrEqual(50);
+      expect(session.stepsDone() - doneAtAbort).toBeLessThanOrEqual(1);
+      // The same workers go on (resume clears the stop): the aborted step left no tensor in them.
+      session.resume(session.state());
+      const from = session.stepsDone();
+      await session.runSteps(from, from + 10);
+      expect(tensors()).toEqual(before);
+    } finally {
+      await session.close();
+    }
   });
 
   it('stops with NonFiniteError naming the epoch and step when the loss becomes NaN, and returns no model', async () => {
@@ -131,6 +187,7 @@ describe('train() as a library', () => {
 
   it('rejects invalid options and data with a typed error naming the problem, before any worker starts', async () => {
     const threadsBefore = await settledOsThreads();
+    const started = countWorkersStarted();
     const cases: [Parameters<typeof train>[0], typeof OptionError | typeof DataError, RegExp][] = [
       [{ workers: -1 }, OptionError, /^workers must be an integer between 1 and 64, got -1$/],
       [{ batchSize: 0.5 }, OptionError, /^batchSize must be an integer between 1 and 1000000, got 0.5$/],
@@ -156,7 +213,9 @@ describe('train() as a library', () => {
       expect(error).toBeInstanceOf(Class);
       expect((error as Error).message).toMatch(message);
     }
-    expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
     await expect(train({ signal: AbortSignal.abort() })).rejects.toThrow(AbortError);
+    // Not one worker was started, not even for a moment.
+    expect(await started.stop()).toBe(0);
+    expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
   });
 });
