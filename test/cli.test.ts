@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gzip, idxBytes, runNode, tempDir, tinyDataset, TRAIN_CLI } from './helpers.js';
@@ -65,8 +65,17 @@ describe('npm run train with bad input', () => {
     expect(stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(stderr.trimEnd()).toMatch(message);
     expect(stdout).not.toMatch(/Test accuracy/);
-    expect(existsSync(join(out, 'model.json'))).toBe(false);
-    expect(existsSync(join(out, 'metrics.json'))).toBe(false);
+    // The run made --out (for bad data, after the flags were read) and took it away again.
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('leaves an --out that already existed as it was', async () => {
+    const out = tempDir();
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    const { code } = await runNode(TRAIN_CLI, ['--epochs', '1', '--data', brokenData('wrong magic'), '--out', out]);
+    expect(code).toBe(1);
+    expect(readdirSync(out)).toEqual(['notes.txt']);
+    expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
   it('refuses an --out that is a file before training', async () => {
