@@ -59,12 +59,20 @@ export async function readIdxFile(path: string, rank: number): Promise<IdxArray>
   return parseIdx(decompress(bytes, path), path, rank);
 }
 
-/** Returns the bytes of a gzip file, or the bytes themselves when they are not gzip. */
-export function decompress(bytes: Uint8Array, name: string): Uint8Array {
+/**
+ * Returns the bytes of a gzip file, or the bytes themselves when they are not gzip. Inflating stops
+ * as soon as the output passes `maxBytes`, or what deflate could encode in `bytes` (a gzip bomb):
+ * what lies beyond is never inflated.
+ */
+export function decompress(bytes: Uint8Array, name: string, maxBytes = MAX_DECOMPRESSED_BYTES): Uint8Array {
   if (bytes[0] !== GZIP_MAGIC[0] || bytes[1] !== GZIP_MAGIC[1]) return bytes;
+  const limit = Math.min(maxBytes, bytes.length * DEFLATE_MAX_RATIO + 1024);
   try {
-    return gunzipSync(bytes, { maxOutputLength: Math.min(MAX_DECOMPRESSED_BYTES, bytes.length * DEFLATE_MAX_RATIO + 1024) });
+    return gunzipSync(bytes, { maxOutputLength: limit });
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new DataError(`${name}: decompresses to more than ${limit} bytes; not reading it`);
+    }
     throw new DataError(`${name}: not a valid gzip file (${(error as Error).message}); delete it and get it again`);
   }
 }
