@@ -2,8 +2,8 @@ import type { EpochLog } from '../coordinator/config.js';
 import { centredText, font, INK, whiteCanvas } from './canvas.js';
 import type { Classification } from './classification.js';
 
-/** Cell geometry of the confusion matrix figure. */
-const CONFUSION = { cell: 62, left: 120, top: 70 } as const;
+/** Cell geometry of the confusion matrix figure (exported for the tests that look at the picture). */
+export const CONFUSION = { cell: 62, left: 120, top: 70 } as const;
 
 /**
  * The confusion matrix: true class down, predicted across, counts in the cells, shaded by their
@@ -67,9 +67,12 @@ const SERIES = [
   { key: 'test', color: '#ff7f0e' },
 ] as const;
 
+/** One panel of the learning curves and its margins around the plot (exported for the tests). */
+export const CURVES_PANEL = { width: 420, height: 300, left: 60, top: 50, right: 20, bottom: 50 } as const;
+
 /** Loss and accuracy per epoch, train and test, side by side, as PNG bytes. */
 export function drawLearningCurves(history: readonly EpochLog[]): Buffer {
-  const panel = { width: 420, height: 300, left: 60, top: 50, right: 20, bottom: 50 };
+  const panel = CURVES_PANEL;
   const { canvas, ctx } = whiteCanvas(panel.width * 2, panel.height);
   const panels = [
     { title: 'Loss', values: [history.map((h) => h.loss), history.map((h) => h.testLoss)] },
