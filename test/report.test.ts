@@ -1,7 +1,10 @@
 import { createCanvas, type Image, loadImage } from '@napi-rs/canvas';
+import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFashionMnist, loadModel, type Split } from '../dist/src/index.js';
+import { CONFUSION, CURVES_PANEL } from '../dist/src/report/charts.js';
 import { gridLayout } from '../dist/src/report/image-grid.js';
 import { DEBIAN_DIR, ROOT, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
@@ -18,12 +21,21 @@ async function pixelsOf(path: string): Promise<{ image: Image; data: Uint8Clampe
 
 let run: string;
 let trainOutput: string;
+let test: Split;
+/** The saved model's class for each test image, predicted here: independent of the report's own. */
+let predicted: Int32Array;
 
 beforeAll(async () => {
   run = join(tempDir(), 'run');
   const result = await runNode(TRAIN_CLI, ['--workers', '2', '--epochs', '2', '--data', DEBIAN_DIR, '--out', run]);
   expect(result.stderr).toBe('');
   trainOutput = result.stdout;
+  test = (await loadFashionMnist({ dir: DEBIAN_DIR, env: {} })).test;
+  const model = await loadModel(run);
+  predicted = tf.tidy(() => {
+    const x = tf.div(tf.tensor3d(test.images, [test.count, 28, 28], 'float32'), 255);
+    return (model.predict(x, { batchSize: 1000 }) as tf.Tensor).argMax(1).dataSync() as Int32Array;
+  });
 }, 120_000);
 
 describe('npm run explore', () => {
@@ -49,41 +61,103 @@ describe('the pictures after training', () => {
     const { image, data } = await pixelsOf(join(run, 'predictions.png'));
     const layout = gridLayout(100, 10, 28, 2);
     expect([image.width, image.height]).toEqual([layout.width, layout.height]);
-    let redCells = 0;
-    for (let cell = 0; cell < 100; cell++) {
+    const indices = report.grid.indices as number[];
+    expect(new Set(indices).size).toBe(100);
+    let wrong = 0;
+    indices.forEach((index, cell) => {
       const x0 = (cell % 10) * layout.cellWidth;
-      const y0 = Math.floor(cell / 10) * layout.cellHeight + layout.captionTop;
+      const y0 = Math.floor(cell / 10) * layout.cellHeight;
+      // The cell shows test image `index` (dark on white, 3 screen pixels per image pixel)...
+      const imageX = x0 + (layout.cellWidth - layout.imageSize) / 2;
+      const shown = Uint8Array.from({ length: 784 }, (_, i) => {
+        const at = 4 * ((y0 + 4 + 3 * Math.floor(i / 28) + 1) * image.width + imageX + 3 * (i % 28) + 1);
+        return 255 - data[at];
+      });
+      expect(shown).toEqual(test.images.subarray(index * 784, (index + 1) * 784));
+      // ...and its caption is red exactly when the model, run here, gets that image wrong.
       let red = 0;
-      for (let y = y0; y < y0 + layout.captionHeight; y++) {
+      for (let y = y0 + layout.captionTop; y < y0 + layout.captionTop + layout.captionHeight; y++) {
         for (let x = x0; x < x0 + layout.cellWidth; x++) {
           const at = 4 * (y * image.width + x);
           if (data[at] > 170 && data[at + 1] < 110 && data[at + 2] < 110) red++;
         }
       }
-      if (red > 10) redCells++;
-    }
-    expect(report.grid.indices).toHaveLength(100);
-    expect(redCells).toBe(report.grid.wrong);
-    expect(redCells).toBeGreaterThan(0);
-    expect(redCells).toBeLessThan(40);
+      const isWrong = predicted[index] !== test.labels[index];
+      if (isWrong) wrong++;
+      expect(red > 10, `cell ${cell} (test image ${index}): red caption`).toBe(isWrong);
+    });
+    expect(wrong).toBeGreaterThan(0);
+    expect(report.grid.wrong).toBe(wrong);
   });
 
-  it('confusion-matrix.png and report.json: counts sum to 10,000, the diagonal is the accuracy', async () => {
+  it("confusion-matrix.png and report.json: the counts of the saved model's answers, and each cell shaded by its share of the row", async () => {
     const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
     const metrics = JSON.parse(readFileSync(join(run, 'metrics.json'), 'utf8'));
-    const matrix = report.confusionMatrix as number[][];
-    expect(matrix).toHaveLength(10);
-    expect(matrix.flat().reduce((a, b) => a + b, 0)).toBe(10_000);
-    const diagonal = matrix.reduce((sum, row, i) => sum + row[i], 0);
-    expect(diagonal / 10_000).toBe(report.accuracy);
+    const counts = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    predicted.forEach((p, i) => counts[test.labels[i]][p]++);
+    const correct = counts.reduce((sum, row, c) => sum + row[c], 0);
+    expect(report.confusionMatrix).toEqual(counts);
+    expect(report.accuracy).toBe(correct / 10_000);
     // The main thread's predict and the workers' evaluation agree (float rounding may flip a near tie).
-    expect(report.accuracy).toBeCloseTo(metrics.testAccuracy, 3);
-    const { image } = await pixelsOf(join(run, 'confusion-matrix.png'));
-    expect(image.width).toBeGreaterThan(600);
-    expect(image.height).toBeGreaterThan(600);
-    expect(trainOutput).toMatch(/^Trouser\s+0\.\d{4}\s+0\.\d{4}\s+1000$/m);
-    const curves = await pixelsOf(join(run, 'learning-curves.png'));
-    expect([curves.image.width, curves.image.height]).toEqual([840, 300]);
+    expect(metrics.testAccuracy).toBeCloseTo(correct / 10_000, 3);
+    const trouser = counts[1][1];
+    const precision = trouser / counts.reduce((sum, row) => sum + row[1], 0);
+    expect(trainOutput).toMatch(
+      new RegExp(`^Trouser\\s+${precision.toFixed(4)}\\s+${(trouser / 1000).toFixed(4)}\\s+1000$`, 'm'),
+    );
+    // Each cell's colour, read in its corner (clear of the count written in its middle).
+    const { data, image } = await pixelsOf(join(run, 'confusion-matrix.png'));
+    counts.forEach((row, t) =>
+      row.forEach((count, p) => {
+        const share = count / row.reduce((a, b) => a + b, 0);
+        const x = CONFUSION.left + p * CONFUSION.cell + 6;
+        const y = CONFUSION.top + t * CONFUSION.cell + 6;
+        const at = 4 * (y * image.width + x);
+        const rgb = [data[at], data[at + 1], data[at + 2]];
+        const expected = [Math.round(255 * (1 - share)), Math.round(255 - 150 * share), 255];
+        expect(
+          rgb.every((v, i) => Math.abs(v - expected[i]) <= 1),
+          `row ${t}, column ${p}: rgb ${rgb}, expected ${expected}`,
+        ).toBe(true);
+      }),
+    );
+  });
+
+  it('learning-curves.png: a point of each series at each epoch, where the metrics put it', async () => {
+    const metrics = JSON.parse(readFileSync(join(run, 'metrics.json'), 'utf8'));
+    const history = metrics.epochs as { loss: number; accuracy: number; testLoss: number; testAccuracy: number }[];
+    expect(history).toHaveLength(2);
+    const { data, image } = await pixelsOf(join(run, 'learning-curves.png'));
+    expect([image.width, image.height]).toEqual([2 * CURVES_PANEL.width, CURVES_PANEL.height]);
+    // Matplotlib's first two colours: train blue, test orange.
+    const colours = { train: [0x1f, 0x77, 0xb4], test: [0xff, 0x7f, 0x0e] };
+    const { width, height, left, top, right, bottom } = CURVES_PANEL;
+    const plotWidth = width - left - right;
+    const plotHeight = height - top - bottom;
+    const panels = [
+      { train: history.map((h) => h.loss), test: history.map((h) => h.testLoss) },
+      { train: history.map((h) => h.accuracy), test: history.map((h) => h.testAccuracy) },
+    ];
+    panels.forEach((series, panel) => {
+      // The values span the plot's height, with a tenth of their range free above and below.
+      const all = [...series.train, ...series.test];
+      const pad = (Math.max(...all) - Math.min(...all)) * 0.1;
+      const lo = Math.min(...all) - pad;
+      const hi = Math.max(...all) + pad;
+      const yOf = (v: number) => top + (1 - (v - lo) / (hi - lo)) * plotHeight;
+      for (const epoch of [0, 1]) {
+        const x = Math.floor(panel * width + left + epoch * plotWidth);
+        const near = Math.abs(yOf(series.train[epoch]) - yOf(series.test[epoch])) < 6;
+        for (const name of ['train', 'test'] as const) {
+          const at = 4 * (Math.floor(yOf(series[name][epoch])) * image.width + x);
+          const rgb = [data[at], data[at + 1], data[at + 2]];
+          // Where the two points overlap, the one drawn last (test) may cover the other.
+          const allowed = near ? [colours.train, colours.test] : [colours[name]];
+          const matches = allowed.some((c) => c.every((v, i) => Math.abs(v - rgb[i]) <= 8));
+          expect(matches, `panel ${panel}, epoch ${epoch + 1}, ${name}: rgb ${rgb}`).toBe(true);
+        }
+      }
+    });
   });
 
   it('npm run predict -- --model DIR draws the same pictures again', async () => {
