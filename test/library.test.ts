@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveOptions } from '../dist/src/coordinator/options.js';
 import { Session } from '../dist/src/coordinator/session.js';
@@ -5,13 +6,15 @@ import {
   AbortError,
   DataError,
   type Dataset,
+  InterruptedError,
   loadFashionMnist,
   NonFiniteError,
   OptionError,
+  readCheckpoint,
   train,
 } from '../dist/src/index.js';
 import { TIMING_TENSORS, TIMING_WORDS } from '../dist/src/protocol.js';
-import { DEBIAN_DIR, settledOsThreads } from './helpers.js';
+import { DEBIAN_DIR, settledOsThreads, tempDir } from './helpers.js';
 
 let fashion: Dataset;
 
@@ -169,6 +172,30 @@ describe('train() as a library', () => {
     } finally {
       await session.close();
     }
+  });
+
+  it('interrupt: stops after the step in progress with InterruptedError naming the epoch, the step and the checkpoint', async () => {
+    const dir = tempDir();
+    const error = await train({
+      data: slice(fashion, 2048),
+      workers: 2,
+      epochs: 2,
+      batchSize: 32,
+      checkpointDir: dir,
+      // Already aborted: the first step runs, and is the last.
+      interrupt: AbortSignal.abort(),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+    const { epoch, step, checkpoint, message } = error as InterruptedError;
+    const file = join(dir, 'checkpoint.bin');
+    expect({ epoch, step, checkpoint }).toEqual({ epoch: 1, step: 1, checkpoint: file });
+    expect(message).toBe(`training was interrupted at epoch 1, step 1; checkpoint written to ${file}`);
+    const saved = await readCheckpoint(dir);
+    expect({ epochsDone: saved.epochsDone, stepsDone: saved.stepsDone, adamSteps: saved.adam.steps }).toEqual({
+      epochsDone: 0,
+      stepsDone: 1,
+      adamSteps: 1,
+    });
   });
 
   it('stops with NonFiniteError naming the epoch and step when the loss becomes NaN, and returns no model', async () => {
