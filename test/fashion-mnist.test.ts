@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FASHION_MNIST_SHA256 } from '../dist/src/data/download.js';
 import { loadFashionMnist } from '../dist/src/index.js';
-import { DEBIAN_DIR, idxBytes, tempDir, tinyDataset } from './helpers.js';
+import { DEBIAN_DIR, idxBytes, ROOT, runNode, tempDir, tinyDataset } from './helpers.js';
+
+const EXPLORE_CLI = join(ROOT, 'dist', 'scripts', 'explore.js');
 
 describe('loadFashionMnist', () => {
   it('loads a directory of gzipped and raw files into shared memory', async () => {
@@ -46,6 +48,33 @@ describe('loadFashionMnist', () => {
     await expect(loadFashionMnist({ dir: badLabel, env: {} })).rejects.toThrow(
       'label 10 at index 10 is outside the 10 classes 0-9',
     );
+  });
+
+  it("looks in --data, then $FASHION_MNIST_DIR, then ./data/fashion-mnist, then Debian's directory (npm run explore)", async () => {
+    // Three tiny datasets, told apart by their training labels: all T-shirt/top, all Trouser, all Pullover.
+    const labelled = (c: number) => tinyDataset({ trainLabels: new Uint8Array(12).fill(c) });
+    const flag = labelled(0);
+    const env = labelled(1);
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'data'));
+    renameSync(labelled(2), join(cwd, 'data', 'fashion-mnist'));
+    /** What explore found: the one class of a tiny set, or "60000 images" for Debian's. */
+    const found = async (args: string[], where: { cwd: string; dir: string }) => {
+      const { code, stdout, stderr } = await runNode(EXPLORE_CLI, [...args, '--out', tempDir()], {
+        cwd: where.cwd,
+        env: { FASHION_MNIST_DIR: where.dir },
+      });
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      const images = /^Train Images Shape: \((\d+), 28, 28\)$/m.exec(stdout)?.[1];
+      if (images !== '12') return `${images} images`;
+      return /^\d (\S+)\s+12\s+\d+$/m.exec(stdout)?.[1];
+    };
+    expect(await found(['--data', flag], { cwd, dir: env })).toBe('T-shirt/top');
+    expect(await found([], { cwd, dir: env })).toBe('Trouser');
+    // An empty $FASHION_MNIST_DIR counts as unset.
+    expect(await found([], { cwd, dir: '' })).toBe('Pullover');
+    expect(await found([], { cwd: tempDir(), dir: '' })).toBe('60000 images');
   });
 
   it("loads the real dataset from Debian's package: 60,000 + 10,000 images, 6,000 / 1,000 per class, checksums as published", async () => {
