@@ -10,10 +10,16 @@ import { loadFashionMnist } from '../dist/src/index.js';
 import { DEBIAN_DIR, gzip, tempDir } from './helpers.js';
 
 // A stand-in for the dataset's mirror on 127.0.0.1: /good/ serves Debian's files, /corrupt/ the same
-// files with one pixel changed (valid gzip, wrong content), /truncated/ gzip files cut short.
+// files with one pixel changed (valid gzip, wrong content), /truncated/ gzip files cut short,
+// /partial/ Debian's files but for the third one fetched (the test images), which is corrupt.
 let server: Server;
 let base: string;
-const roots: Record<string, string> = { good: DEBIAN_DIR, corrupt: tempDir(), truncated: tempDir() };
+const roots: Record<string, string> = {
+  good: DEBIAN_DIR,
+  corrupt: tempDir(),
+  truncated: tempDir(),
+  partial: tempDir(),
+};
 
 beforeAll(async () => {
   for (const file of FASHION_MNIST_FILES) {
@@ -22,6 +28,8 @@ beforeAll(async () => {
     content[content.length - 1] ^= 1;
     writeFileSync(join(roots.corrupt, `${file}.gz`), gzip(content));
     writeFileSync(join(roots.truncated, `${file}.gz`), bytes.subarray(0, bytes.length >> 1));
+    const source = file === 't10k-images-idx3-ubyte' ? roots.corrupt : DEBIAN_DIR;
+    copyFileSync(join(source, `${file}.gz`), join(roots.partial, `${file}.gz`));
   }
   server = createServer((request, response) => {
     const [, root, name] = (request.url ?? '').split('/');
@@ -66,6 +74,19 @@ describe('downloadFashionMnist', () => {
     );
     await expect(downloadFashionMnist({ dir, mirror: `${base}/missing` })).rejects.toThrow(/answered HTTP 404/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+  it('keeps the files verified before a later one failed, whole, and nothing of the one that failed', async () => {
+    const dir = tempDir();
+    await expect(downloadFashionMnist({ dir, mirror: `${base}/partial` })).rejects.toThrow(
+      /t10k-images-idx3-ubyte\.gz has SHA-256 [0-9a-f]{64} after decompression, expected 5b4141f0/,
+    );
+    const before = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
+    expect(readdirSync(dir).sort()).toEqual(before);
+    for (const file of before)
+      expect(readFileSync(join(dir, file)).equals(readFileSync(join(DEBIAN_DIR, file)))).toBe(true);
+    // A later attempt from a mirror that has them all completes the directory, and it loads.
+    await downloadFashionMnist({ dir, mirror: `${base}/good` });
+    expect((await loadFashionMnist({ dir, env: {} })).test.count).toBe(10_000);
   });
 });
 
