@@ -1,4 +1,4 @@
-import { createCanvas, type Image, loadImage } from '@napi-rs/canvas';
+import { createCanvas, type Image, loadImage, type SKRSContext2D } from '@napi-rs/canvas';
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -200,6 +200,72 @@ describe('npm run predict -- --image', () => {
     const corners = [grey(0, 0), grey(27, 0), grey(0, 27), grey(27, 27)];
     expect(Math.max(...corners)).toBeLessThan(30);
     expect(grey(11, 14)).toBeGreaterThan(150); // inside the left leg
+  });
+
+  it('classifies several pictures in one call, each as it would be alone; a light object on a dark background stays light', async () => {
+    const dir = tempDir();
+    const draw = (name: string, background: string, ink: string, shape: (ctx: SKRSContext2D) => void) => {
+      const canvas = createCanvas(200, 240);
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = background;
+      ctx.fillRect(0, 0, 200, 240);
+      ctx.fillStyle = ink;
+      shape(ctx);
+      const path = join(dir, name);
+      writeFileSync(path, canvas.toBuffer('image/png'));
+      return path;
+    };
+    // A pale bag with a handle on near-black, as Fashion-MNIST's own images look; a dark T-shirt on white.
+    const bag = draw('bag.png', '#0c0c0c', '#d8d0c0', (ctx) => {
+      ctx.fillRect(30, 100, 140, 110);
+      ctx.fillRect(60, 50, 12, 50);
+      ctx.fillRect(128, 50, 12, 50);
+      ctx.fillRect(60, 50, 80, 12);
+    });
+    const shirt = draw('shirt.png', '#ffffff', '#303850', (ctx) => {
+      ctx.fillRect(20, 30, 160, 50);
+      ctx.fillRect(55, 30, 90, 190);
+    });
+    const lines = (stdout: string) => stdout.split('\n').filter((line) => line.startsWith(dir));
+    const both = await runNode(PREDICT_CLI, ['--model', run, '--image', bag, shirt, '--save-preprocessed']);
+    expect(both.stderr).toBe('');
+    expect(both.code).toBe(0);
+    const answers = lines(both.stdout);
+    expect(answers).toHaveLength(2);
+    for (const [i, path] of [bag, shirt].entries()) {
+      expect(answers[i]).toMatch(new RegExp(`^${path}: \\S.* \\d+\\.\\d%, .* \\d+\\.\\d%, .* \\d+\\.\\d%$`));
+      const alone = await runNode(PREDICT_CLI, ['--model', run, '--image', path]);
+      expect(lines(alone.stdout)).toEqual([answers[i]]);
+    }
+    // The bag was not inverted: light on black, as the model was trained.
+    const { data } = await pixelsOf(`${bag}.28x28.png`);
+    const grey = (x: number, y: number) => data[4 * (y * 28 + x)];
+    expect(Math.max(grey(0, 0), grey(27, 0), grey(0, 27), grey(27, 27))).toBeLessThan(30);
+    expect(grey(14, 20)).toBeGreaterThan(150); // the bag's body
+  });
+
+  it('refuses a picture of one flat colour among others: one error line, and no picture classified', async () => {
+    const dir = tempDir();
+    const picture = (name: string, fill: (ctx: SKRSContext2D) => void) => {
+      const canvas = createCanvas(60, 60);
+      fill(canvas.getContext('2d'));
+      writeFileSync(join(dir, name), canvas.toBuffer('image/png'));
+      return join(dir, name);
+    };
+    const good = picture('good.png', (ctx) => {
+      ctx.fillStyle = '#ffffff';
+      ctx.fillRect(0, 0, 60, 60);
+      ctx.fillStyle = '#000000';
+      ctx.fillRect(20, 10, 20, 40);
+    });
+    const flat = picture('flat.png', (ctx) => {
+      ctx.fillStyle = '#808080';
+      ctx.fillRect(0, 0, 60, 60);
+    });
+    const { code, stdout, stderr } = await runNode(PREDICT_CLI, ['--model', run, '--image', good, flat]);
+    expect(code).toBe(1);
+    expect(stderr.trimEnd()).toBe(`error: ${flat}: found no object on the background (the image is one flat colour)`);
+    expect(stdout).toBe('');
   });
 
   it('gives one clear error line for files that are not images, and a model directory without model.json', async () => {
