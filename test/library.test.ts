@@ -134,9 +134,10 @@ describe('train() as a library', () => {
     await expect(run).rejects.toThrow(AbortError);
     expect(await started.stop()).toBe(2);
     expect(stepAtAbort).toBeGreaterThan(50);
-    // The step in progress at the abort may end (and one more between the report's read and the
-    // abort); no later step begins.
-    expect(lastStep - stepAtAbort).toBeLessThanOrEqual(2);
+    // The step in progress at the abort may end, and so may any that end while this thread is
+    // descheduled between the report's read of the counter and the abort (on a loaded machine): a
+    // few steps, never the rest of the chunk. The next test bounds it exactly, at the counter.
+    expect(lastStep - stepAtAbort).toBeLessThanOrEqual(5);
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
   });
 
