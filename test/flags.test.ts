@@ -39,7 +39,7 @@ beforeAll(async () => {
 
 describe('npm run train with --hidden, --lr-schedule and --quiet', () => {
   it('--hidden 256,128: two hidden layers trained, exported, and loaded back with the reported accuracy', async () => {
-    expect(constant.metrics.config.hidden).toEqual([256, 128]);
+    expect(constant.metrics.config.model).toBe('flatten,dense:256,dense:128,dense:10');
     const json = JSON.parse(readFileSync(join(constant.out, 'model.json'), 'utf8'));
     const layers = json.modelTopology.config.layers as { class_name: string; config: any }[];
     expect(layers.map((l) => [l.class_name, l.config.units, l.config.activation])).toEqual([
@@ -69,7 +69,9 @@ describe('npm run train with --hidden, --lr-schedule and --quiet', () => {
     const weights = (out: string) => readFileSync(join(out, 'weights.bin'));
     expect(weights(constant.out).length).toBe(weights(cosine.out).length);
     expect(weights(constant.out).equals(weights(cosine.out))).toBe(false);
-    expect(cosine.result.stdout).toContain('hidden 256,128, global batch 64, Adam lr 0.003 (cosine), seed 1');
+    expect(cosine.result.stdout).toContain(
+      'model flatten,dense:256,dense:128,dense:10, global batch 64, Adam lr 0.003 (cosine), seed 1',
+    );
   });
 
   it('--quiet prints the final test accuracy and nothing else', () => {

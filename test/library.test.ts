@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveOptions } from '../dist/src/coordinator/options.js';
-import { Session } from '../dist/src/coordinator/session.js';
+import { createSession } from '../dist/src/coordinator/trainer.js';
 import {
   AbortError,
   DataError,
@@ -142,8 +141,7 @@ describe('train() as a library', () => {
   });
 
   it('an abort stops the workers within a step of the steps-done counter, and leaves none of their tensors behind', async () => {
-    const { progressIntervalMs: _, ...config } = resolveOptions({ workers: 2, batchSize: 32 });
-    const session = new Session(fashion, config);
+    const session = createSession(fashion, { workers: 2, batchSize: 32 });
     // Each worker's live tensors at the end of its last step (what resources.test.ts counts).
     const tensors = () => [0, 1].map((rank) => session.shared.timings[rank * TIMING_WORDS + TIMING_TENSORS]);
     try {
