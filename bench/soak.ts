@@ -1,20 +1,26 @@
 /**
  * `npm run bench:soak`: a long run with more workers than cores, watching memory. Trains 30 epochs
  * with 8 workers on the real data and prints the process's RSS after every epoch; memory that keeps
- * growing after the first epochs is a leak. Flags: --epochs N, --workers N, --json FILE.
+ * growing after the first epochs is a leak. Flags: --model mlp|cnn, --epochs N, --workers N, --json FILE.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkNumber } from '../src/coordinator/options.js';
 import { isUserError, OptionError } from '../src/errors.js';
+import { type Preset, PRESETS } from '../src/model/spec.js';
 import { loadFashionMnist, train } from '../src/index.js';
 
 async function main(): Promise<void> {
-  let values: { epochs?: string; workers?: string; json?: string };
+  let values: { model?: string; epochs?: string; workers?: string; json?: string };
   try {
     ({ values } = parseArgs({
       strict: true,
-      options: { epochs: { type: 'string' }, workers: { type: 'string' }, json: { type: 'string' } },
+      options: {
+        model: { type: 'string' },
+        epochs: { type: 'string' },
+        workers: { type: 'string' },
+        json: { type: 'string' },
+      },
     }));
   } catch (error) {
     throw new OptionError((error as Error).message.split('\n')[0]);
@@ -27,12 +33,16 @@ async function main(): Promise<void> {
     values.workers === undefined
       ? 8
       : checkNumber('workers', Number(values.workers), '--workers', JSON.stringify(values.workers));
+  const model = values.model ?? 'mlp';
+  if (!PRESETS.includes(model as Preset))
+    throw new OptionError(`--model must be ${PRESETS.join(' or ')}, got "${model}"`);
   const data = await loadFashionMnist();
   const rows: { epoch: number; rssMb: number; seconds: number; testAccuracy: number }[] = [];
-  console.log(`Soak: ${epochs} epochs, ${workers} workers`);
+  console.log(`Soak: model ${model}, ${epochs} epochs, ${workers} workers`);
   console.log('epoch  RSS MB  seconds  test accuracy');
   await train({
     data,
+    model,
     workers,
     epochs,
     onEpochEnd: (log) => {
@@ -49,7 +59,7 @@ async function main(): Promise<void> {
   console.log(
     `RSS from epoch ${from.epoch} to ${to.epoch}: ${from.rssMb.toFixed(1)} -> ${to.rssMb.toFixed(1)} MB (${(100 * growth).toFixed(2)}%)`,
   );
-  if (values.json) writeFileSync(values.json, `${JSON.stringify({ epochs, workers, rows, growth }, null, 2)}\n`);
+  if (values.json) writeFileSync(values.json, `${JSON.stringify({ model, epochs, workers, rows, growth }, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {
