@@ -1,0 +1,274 @@
+/**
+ * `npm run bench:peers`: the project's trainer against PyTorch on the same work. Both train the same
+ * network on the same Fashion-MNIST files at the same global batch, with the same number of threads,
+ * in alternating runs (ours, PyTorch, ours, PyTorch, ...), so that a slow spell of a shared machine
+ * falls on both. Each epoch is training plus evaluating the 10,000 test images; the first epoch of
+ * a run also starts threads and warms up, so the figure is the median of the epochs after it, over
+ * all runs. Without a Python that has torch, it says how to get one and runs our side alone.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkNumber, DEFAULTS } from '../src/coordinator/options.js';
+import { DEBIAN_DIR, FASHION_MNIST_FILES, LOCAL_DIR, loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { isUserError, OptionError } from '../src/errors.js';
+import type { LearningRateSchedule } from '../src/optimizer/schedule.js';
+import {
+  describeTorch,
+  type EpochRecord,
+  findTorchPython,
+  CNN_LAYERS,
+  MLP_LAYERS,
+  ourModelFlags,
+  RunError,
+  type RunSettings,
+  runOurs,
+  runTorch,
+  TORCH_SCRIPT,
+  type TorchInfo,
+} from './peers/sides.js';
+
+/** Networks by name, in the layer grammar both sides read. */
+const MODELS: Record<string, string> = { mlp: MLP_LAYERS, cnn: CNN_LAYERS };
+
+const USAGE = `Usage: npm run bench:peers -- [flags]
+
+Trains the same network on the same data at the same batch with this project and with PyTorch,
+alternating runs, and prints seconds per epoch (training + test evaluation) for each.
+
+Flags:
+  --batch-size LIST  global batch sizes, e.g. 128,256 (default: 128,256)
+  --epochs N         epochs per run, at least 2; the median is over epochs 2..N (default: 4)
+  --runs N           alternating pairs of runs per batch size (default: 3)
+  --workers N        our worker threads, and PyTorch's torch.set_num_threads (default: 2)
+  --model NAME       ${Object.keys(MODELS).join(', ')} (default: mlp, ${MLP_LAYERS})
+  --layers SPEC      a network in the layer grammar instead of --model
+  --data DIR         directory with the four Fashion-MNIST files (default: where npm run train looks)
+  --json FILE        also write the runs and results as JSON
+  -h, --help         show this help`;
+
+interface Plan {
+  readonly batchSizes: number[];
+  readonly epochs: number;
+  readonly runs: number;
+  readonly workers: number;
+  readonly layers: string;
+  readonly modelName: string;
+  readonly data: string | undefined;
+  readonly json: string | undefined;
+  readonly help: boolean;
+}
+
+function parsePlan(argv: string[]): Plan {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'batch-size': { type: 'string' },
+        epochs: { type: 'string' },
+        runs: { type: 'string' },
+        workers: { type: 'string' },
+        model: { type: 'string' },
+        layers: { type: 'string' },
+        data: { type: 'string' },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
+  }
+  const raw = (flag: string) => values[flag] as string | undefined;
+  const integer = (flag: string, fallback: number, min: number, max: number) => {
+    const text = raw(flag);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new OptionError(`--${flag} must be an integer between ${min} and ${max}, got "${text}"`);
+    }
+    return value;
+  };
+  const workersText = raw('workers');
+  const batchText = raw('batch-size');
+  const batchSizes =
+    batchText === undefined
+      ? [128, 256]
+      : batchText.split(',').map((b) => checkNumber('batchSize', Number(b), '--batch-size', JSON.stringify(batchText)));
+  const model = raw('model');
+  const spec = raw('layers');
+  if (model !== undefined && spec !== undefined) throw new OptionError('give --model or --layers, not both');
+  if (model !== undefined && MODELS[model] === undefined) {
+    throw new OptionError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got "${model}"`);
+  }
+  for (const flag of ['data', 'json', 'layers']) {
+    if (raw(flag) === '') throw new OptionError(`--${flag} needs a value, got ""`);
+  }
+  return {
+    batchSizes,
+    epochs: integer('epochs', 4, 2, 1000),
+    runs: integer('runs', 3, 1, 100),
+    workers:
+      workersText === undefined ? 2 : checkNumber('workers', Number(workersText), '--workers', `"${workersText}"`),
+    layers: spec ?? MODELS[model ?? 'mlp'],
+    modelName: spec === undefined ? (model ?? 'mlp') : 'layers',
+    data: raw('data'),
+    json: raw('json'),
+    help: values.help === true,
+  };
+}
+
+/**
+ * The directory both sides read, found once so that both read the same files: --data, else where
+ * our loader looks ($FASHION_MNIST_DIR, ./data/fashion-mnist, Debian's), else our loader's
+ * verified download into ./data/fashion-mnist.
+ */
+async function dataDir(flag: string | undefined): Promise<string> {
+  const explicit = flag ?? (process.env.FASHION_MNIST_DIR || undefined);
+  const candidates = explicit !== undefined ? [explicit] : [LOCAL_DIR, DEBIAN_DIR];
+  const complete = (dir: string) =>
+    FASHION_MNIST_FILES.every((file) => existsSync(join(dir, `${file}.gz`)) || existsSync(join(dir, file)));
+  const found = candidates.find(complete);
+  if (found !== undefined) return resolve(found);
+  await loadFashionMnist({ dir: flag }); // says what is wrong with an explicit directory, or downloads
+  return resolve(LOCAL_DIR);
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/** A side's runs at one batch size: per-epoch seconds, and the final test accuracy of each run. */
+interface SideResult {
+  readonly runs: EpochRecord[][];
+  /** Median over all runs of the seconds of epochs 2..N. */
+  readonly secondsPerEpoch: number;
+  /** Median over the runs of the last epoch's test accuracy. */
+  readonly testAccuracy: number;
+}
+
+function summarize(runs: EpochRecord[][]): SideResult {
+  return {
+    runs,
+    secondsPerEpoch: median(runs.flatMap((epochs) => epochs.slice(1).map((e) => e.seconds))),
+    testAccuracy: median(runs.map((epochs) => epochs[epochs.length - 1].testAccuracy)),
+  };
+}
+
+/** The installed tfjs's version, without loading tfjs. */
+function tfjsVersion(): string {
+  return (createRequire(import.meta.url)('@tensorflow/tfjs/package.json') as { version: string }).version;
+}
+
+const pad = (value: string | number, width: number) => String(value).padStart(width);
+
+async function main(): Promise<void> {
+  const plan = parsePlan(process.argv.slice(2));
+  if (plan.help) {
+    console.log(USAGE);
+    return;
+  }
+  // Everything that can be wrong with the flags is found before the first run.
+  const ourFlags = ourModelFlags(plan.layers);
+  const python = await findTorchPython();
+  const torch = python === undefined ? undefined : await describeTorch(python, plan.layers, plan.workers);
+  const data = await dataDir(plan.data);
+  const schedule = DEFAULTS.schedule as LearningRateSchedule;
+  const base = { layers: plan.layers, epochs: plan.epochs, threads: plan.workers, data, schedule };
+  const settings = { ...base, learningRate: DEFAULTS.learningRate, seed: DEFAULTS.seed };
+
+  const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() };
+  const ours = { node: process.version, tfjs: tfjsVersion(), backend: 'wasm', workers: plan.workers, flags: ourFlags };
+  console.log(
+    `Peers: ${plan.layers} on Fashion-MNIST (${data}), ${plan.epochs} epochs per run, ` +
+      `Adam lr ${settings.learningRate} (${schedule}), seed ${settings.seed}; ${machine.cpu}, ${machine.cores} cores`,
+  );
+  console.log(
+    `  ours:    npm run train -- ${ourFlags.join(' ')} --workers ${plan.workers}: Node.js ${ours.node}, ` +
+      `tfjs ${ours.tfjs} on the ${ours.backend} backend, ${plan.workers} worker threads`,
+  );
+  if (torch === undefined) {
+    console.log(
+      '  PyTorch: skipped, no python3 with torch found (tried /usr/bin/python3, then python3 on PATH). ' +
+        "To compare: apt-get install -y python3-torch libopenblas0-pthread (Debian's; it runs with /usr/bin/python3).",
+    );
+  } else {
+    console.log(
+      `  PyTorch: ${torch.executable} bench/peers/torch_train.py --threads ${plan.workers}: Python ${torch.python}, ` +
+        `torch ${torch.torch}, BLAS ${torch.blas.name}${torch.blas.library ? ` (${torch.blas.library})` : ''}, ` +
+        `torch.set_num_threads(${torch.threads}), OPENBLAS_NUM_THREADS=${torch.openblasThreads ?? 'unset'}`,
+    );
+    if (torch.blas.name === 'reference') {
+      console.log(
+        '  WARNING: torch runs on the reference BLAS, several times slower than OpenBLAS: apt-get install -y libopenblas0-pthread',
+      );
+    }
+  }
+  console.log('Each epoch is training plus evaluating the 10,000 test images; runs alternate, ours first.\n');
+
+  const later = plan.epochs === 2 ? 'epoch 2' : `epochs 2-${plan.epochs}`;
+  const describeRun = (batchSize: number, run: number, side: string, epochs: EpochRecord[]) =>
+    console.log(
+      `batch ${batchSize}, run ${run}/${plan.runs}: ${side.padEnd(7)} ${epochs
+        .slice(1)
+        .map((e) => e.seconds.toFixed(2))
+        .join(' ')} s (${later}), test accuracy ${epochs[epochs.length - 1].testAccuracy.toFixed(4)}`,
+    );
+  const results: { batchSize: number; ours: SideResult; pytorch: SideResult | null; ratio: number | null }[] = [];
+  for (const batchSize of plan.batchSizes) {
+    const run: RunSettings = { ...settings, batchSize };
+    const ourRuns: EpochRecord[][] = [];
+    const torchRuns: EpochRecord[][] = [];
+    for (let r = 1; r <= plan.runs; r++) {
+      ourRuns.push(await runOurs(run));
+      describeRun(batchSize, r, 'ours', ourRuns[ourRuns.length - 1]);
+      if (python === undefined) continue;
+      torchRuns.push(await runTorch(python, run));
+      describeRun(batchSize, r, 'PyTorch', torchRuns[torchRuns.length - 1]);
+    }
+    const oursResult = summarize(ourRuns);
+    const torchResult = python === undefined ? null : summarize(torchRuns);
+    const ratio = torchResult === null ? null : torchResult.secondsPerEpoch / oursResult.secondsPerEpoch;
+    results.push({ batchSize, ours: oursResult, pytorch: torchResult, ratio });
+  }
+
+  console.log(
+    `\nSeconds per epoch, median of ${later} over ${plan.runs === 1 ? 'the run' : `${plan.runs} runs each`}; test accuracy after the last epoch:`,
+  );
+  console.log(
+    `${pad('batch', 5)} ${pad('ours', 6)} ${pad('PyTorch', 8)} ${pad('PyTorch/ours', 13)}   ${pad('test acc: ours', 14)} ${pad('PyTorch', 8)}`,
+  );
+  const dash = (value: string | undefined, width: number) => pad(value ?? '-', width);
+  for (const r of results) {
+    console.log(
+      `${pad(r.batchSize, 5)} ${pad(r.ours.secondsPerEpoch.toFixed(2), 6)} ${dash(r.pytorch?.secondsPerEpoch.toFixed(2), 8)} ` +
+        `${dash(r.ratio === null ? undefined : `${r.ratio.toFixed(2)}x`, 13)}   ${pad(r.ours.testAccuracy.toFixed(4), 14)} ` +
+        `${dash(r.pytorch?.testAccuracy.toFixed(4), 8)}`,
+    );
+  }
+  if (python !== undefined) console.log('PyTorch/ours above 1: ours is faster.');
+  if (plan.json) {
+    const pytorch: (TorchInfo & { script: string }) | null =
+      torch === undefined ? null : { ...torch, script: TORCH_SCRIPT };
+    const report = {
+      machine,
+      settings: { ...settings, runs: plan.runs, model: plan.modelName },
+      ours,
+      pytorch,
+      results,
+    };
+    writeFileSync(plan.json, `${JSON.stringify(report, null, 2)}\n`);
+    console.log(`\nWrote ${plan.json}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(isUserError(error) || error instanceof RunError ? `error: ${error.message}` : error);
+  process.exitCode = 1;
+});

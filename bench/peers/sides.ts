@@ -1,0 +1,176 @@
+/**
+ * The two sides of `npm run bench:peers`, each run as a user runs it: the project's own command
+ * line (`dist/scripts/train.js`), and a PyTorch script (`torch_train.py`, beside this file's
+ * source) with Debian's python3-torch. Both train the same network on the same files with the
+ * same recipe and report each epoch's seconds, training plus evaluating the test images.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { LearningRateSchedule } from '../../src/optimizer/schedule.js';
+import { OptionError } from '../../src/errors.js';
+import { buildNetwork } from '../../src/model/network.js';
+import { formatLayers, parseLayers, presetLayers } from '../../src/model/spec.js';
+
+/** Compiled to dist/bench/peers/; the scripts it runs are found from the repository's root. */
+const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+export const OUR_CLI = join(ROOT, 'dist', 'scripts', 'train.js');
+export const TORCH_SCRIPT = join(ROOT, 'bench', 'peers', 'torch_train.py');
+
+/** The tutorial's network in the project's layer grammar. */
+export const MLP_LAYERS = formatLayers(presetLayers('mlp', 10));
+export const CNN_LAYERS = formatLayers(presetLayers('cnn', 10));
+
+/** What both sides train: the same for each, per run. */
+export interface RunSettings {
+  /** The network, in the layer grammar both sides read (see torch_train.py's build_network). */
+  readonly layers: string;
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Our worker threads; PyTorch's torch.set_num_threads. */
+  readonly threads: number;
+  readonly learningRate: number;
+  readonly schedule: LearningRateSchedule;
+  readonly seed: number;
+  /** The directory with the four Fashion-MNIST files, passed to both. */
+  readonly data: string;
+}
+
+/** One epoch as both sides report it (the project's EpochLog). */
+export interface EpochRecord {
+  readonly epoch: number;
+  /** Training plus evaluating the 10,000 test images. */
+  readonly seconds: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+}
+
+/** A child process that failed: its last line of stderr says why. */
+export class RunError extends Error {
+  override readonly name = 'RunError';
+}
+
+/**
+ * The flags that make our command line train `layers`, checked first against Fashion-MNIST's
+ * shapes: a network it cannot train is an OptionError before anything runs.
+ */
+export function ourModelFlags(layers: string): string[] {
+  buildNetwork(parseLayers(layers, '--layers'), { height: 28, width: 28 }, 10, '--layers');
+  return ['--layers', layers];
+}
+
+/** One run of `node dist/scripts/train.js`; its epochs from the metrics.json it writes. */
+export async function runOurs(settings: RunSettings): Promise<EpochRecord[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'peers-ours-'));
+  try {
+    const out = join(dir, 'run');
+    const args = [
+      OUR_CLI,
+      ...ourModelFlags(settings.layers),
+      ...['--workers', String(settings.threads), '--epochs', String(settings.epochs)],
+      ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
+      ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
+      ...['--quiet', '--out', out],
+    ];
+    await run(process.execPath, args, 'our trainer');
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { epochs: EpochRecord[] };
+    return checkEpochs(metrics.epochs, settings.epochs, 'our trainer');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What the PyTorch side runs on, as `torch_train.py --describe` prints it. */
+export interface TorchInfo {
+  readonly python: string;
+  readonly executable: string;
+  readonly torch: string;
+  readonly blas: { readonly name: string; readonly library: string | null };
+  readonly threads: number;
+  readonly openblasThreads: string | null;
+  readonly layers: string;
+  readonly parameters: number;
+}
+
+/**
+ * A Python interpreter that imports torch: Debian's /usr/bin/python3 first (python3-torch is
+ * installed for it, and a `python3` earlier on PATH may be another one without torch), then
+ * `python3` on PATH. Undefined when neither has torch.
+ */
+export async function findTorchPython(): Promise<string | undefined> {
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    const probe = await capture(python, ['-c', 'import torch']).catch(() => undefined);
+    if (probe?.code === 0) return python;
+  }
+  return undefined;
+}
+
+/** What `python` would run `layers` on; a spec the script rejects is an OptionError with its message. */
+export async function describeTorch(python: string, layers: string, threads: number): Promise<TorchInfo> {
+  const { code, stdout, stderr } = await capture(python, [
+    TORCH_SCRIPT,
+    '--describe',
+    '--layers',
+    layers,
+    '--threads',
+    String(threads),
+  ]);
+  if (code !== 0) throw new OptionError(lastLine(stderr).replace(/^error: /, ''));
+  return JSON.parse(stdout) as TorchInfo;
+}
+
+/** One run of torch_train.py; its epochs from the JSON line it prints for each. */
+export async function runTorch(python: string, settings: RunSettings): Promise<EpochRecord[]> {
+  const args = [
+    TORCH_SCRIPT,
+    ...['--layers', settings.layers, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
+    ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
+    ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
+  ];
+  const { stdout } = await run(python, args, 'the PyTorch script');
+  const epochs = stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as EpochRecord);
+  return checkEpochs(epochs, settings.epochs, 'the PyTorch script');
+}
+
+function checkEpochs(epochs: EpochRecord[], expected: number, who: string): EpochRecord[] {
+  const ok =
+    epochs.length === expected &&
+    epochs.every((e, i) => e.epoch === i + 1 && e.seconds > 0 && Number.isFinite(e.testAccuracy));
+  if (!ok) throw new RunError(`${who} reported ${epochs.length} epochs, not the ${expected} asked for`);
+  return epochs;
+}
+
+interface Captured {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function capture(command: string, args: string[]): Promise<Captured> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/** Runs a command; one that fails is a RunError with its last line of stderr. */
+async function run(command: string, args: string[], who: string): Promise<Captured> {
+  const result = await capture(command, args);
+  if (result.code !== 0) throw new RunError(`${who} failed (exit code ${result.code}): ${lastLine(result.stderr)}`);
+  return result;
+}
+
+function lastLine(text: string): string {
+  return text.trimEnd().split('\n').pop() ?? '';
+}

@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findTorchPython, TORCH_SCRIPT } from '../dist/bench/peers/sides.js';
+import { paramLayout } from '../dist/src/model/layout.js';
+import { type CliResult, DEBIAN_DIR, ROOT, runNode, tempDir, tinyDataset } from './helpers.js';
+
+const PEERS_CLI = join(ROOT, 'dist', 'bench', 'peers.js');
+
+/**
+ * .ci/run installs python3-torch and sets this, so that in CI a missing torch fails the tests
+ * instead of skipping the PyTorch half of them.
+ */
+const TORCH_REQUIRED = process.env.PEERS_REQUIRE_TORCH === '1';
+const python = await findTorchPython();
+const NO_TORCH =
+  'skipped: no python3 with torch here (apt-get install -y python3-torch libopenblas0-pthread; .ci/run installs them)';
+
+if (python === undefined) console.warn(`test/peers.test.ts: the PyTorch tests are ${NO_TORCH}`);
+
+function runPython(args: string[]): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(python as string, [TORCH_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+const jsonLines = (stdout: string) =>
+  stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>);
+
+describe('npm run bench:peers', () => {
+  it.each([
+    [['--batch-size', '0'], /^error: --batch-size must be an integer between 1 and 1000000, got "0"$/],
+    [['--epochs', '1'], /^error: --epochs must be an integer between 2 and 1000, got "1"$/],
+    [['--wrokers', '2'], /^error: Unknown option '--wrokers' \(see --help\)$/],
+    [['--model', 'vgg'], /^error: --model must be one of mlp, cnn, got "vgg"$/],
+    [
+      ['--layers', 'conv2:32:3,pool,flatten,dense:10'],
+      /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense or dropout$/,
+    ],
+  ])('%j: one line on stderr, exit 1, before any run', async (args, message) => {
+    const { code, stdout, stderr } = await runNode(PEERS_CLI, args as string[]);
+    expect(code).toBe(1);
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(stderr.trimEnd()).toMatch(message as RegExp);
+    expect(stdout).toBe('');
+  });
+
+  it(`runs both sides in turn on the same data and reports each${python ? '' : ' (PyTorch side: ' + NO_TORCH + ')'}`, async () => {
+    // Tiny data: this checks what runs and what is reported, not how fast.
+    const json = join(tempDir(), 'peers.json');
+    const args = ['--data', tinyDataset(), '--batch-size', '4', '--epochs', '2', '--runs', '2', '--json', json];
+    const { code, stdout, stderr } = await runNode(PEERS_CLI, args);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    const [result] = report.results;
+    expect(result.batchSize).toBe(4);
+    expect(result.ours.runs).toHaveLength(2);
+    expect(result.ours.runs[0].map((e: { epoch: number }) => e.epoch)).toEqual([1, 2]);
+    const runLines = stdout.split('\n').filter((line) => line.startsWith('batch 4, run '));
+    if (python === undefined) {
+      expect(stdout).toMatch(/^ {2}PyTorch: skipped, .*apt-get install -y python3-torch libopenblas0-pthread/m);
+      expect(report.pytorch).toBeNull();
+      expect(result.pytorch).toBeNull();
+      expect(runLines.map((line) => line.split(':')[1].trim().split(' ')[0])).toEqual(['ours', 'ours']);
+    } else {
+      expect(report.pytorch.parameters).toBe(paramLayout([784, 128, 10]).count);
+      expect(result.pytorch.runs).toHaveLength(2);
+      expect(result.ratio).toBeCloseTo(result.pytorch.secondsPerEpoch / result.ours.secondsPerEpoch, 10);
+      // Alternating: ours, PyTorch, ours, PyTorch.
+      expect(runLines.map((line) => line.split(':')[1].trim().split(' ')[0])).toEqual([
+        'ours',
+        'PyTorch',
+        'ours',
+        'PyTorch',
+      ]);
+      expect(stdout).toMatch(/^ {4}4 +\d+\.\d\d +\d+\.\d\d +\d+\.\d\dx +[01]\.\d{4} +[01]\.\d{4}$/m);
+    }
+  });
+});
+
+describe.skipIf(python === undefined)(`the PyTorch peer, torch_train.py${python ? '' : ` (${NO_TORCH})`}`, () => {
+  it('builds the networks of the layer grammar with the parameter counts of their Keras twins', async () => {
+    const count = async (layers: string) => {
+      const { code, stdout } = await runPython(['--describe', '--layers', layers]);
+      expect(code).toBe(0);
+      return JSON.parse(stdout).parameters;
+    };
+    expect(await count('flatten,dense:128,dense:10')).toBe(paramLayout([784, 128, 10]).count);
+    expect(await count('flatten,dense:256,dense:128:relu,dense:10:softmax')).toBe(
+      paramLayout([784, 256, 128, 10]).count,
+    );
+    // 28 -conv3-> 26 -pool-> 13 -conv3-> 11 -pool-> 5: 320 + 18,496 + (5*5*64*128 + 128) + 1,290.
+    expect(await count('conv:32:3,pool,conv:64:3,pool,flatten,dense:128,dense:10')).toBe(225_034);
+    // Same padding keeps 28 -> 14 -> 7: 320 + 18,496 + (7*7*64*128 + 128) + 1,290.
+    expect(await count('conv:32:3:same:relu,pool:2,conv:64:3:same,pool,dropout:0.5,flatten,dense:128,dense:10')).toBe(
+      421_642,
+    );
+  });
+
+  it('says what BLAS torch runs on', async () => {
+    const { stdout } = await runPython(['--describe']);
+    const info = JSON.parse(stdout);
+    expect(info.openblasThreads).toBe('1');
+    expect(info.blas.name).not.toBe('reference');
+  });
+
+  it.each([
+    ['dense:128,dense:10', /^error: --layers: layer 1 "dense:128": dense needs a flat input: put flatten before it$/],
+    [
+      'flatten,dense:128',
+      /^error: --layers: layer 2 "dense:128": the last layer is the output: dense:10 with softmax$/,
+    ],
+    ['flatten,dense:0,dense:10', /^error: --layers: layer 2 "dense:0": UNITS must be an integer >= 1, got "0"$/],
+    ['conv:32:3:relu:same,flatten,dense:10', /^error: --layers: layer 1 .*expected conv:FILTERS:KERNEL/],
+    ['pool:29,flatten,dense:10', /^error: --layers: layer 1 "pool:29": a 29x29 pool does not fit the 28x28 input$/],
+    ['flatten,pool,dense:10', /^error: --layers: layer 2 "pool": needs an image input/],
+    ['dropout:1,flatten,dense:10', /^error: --layers: layer 1 "dropout:1": RATE must be a number in \[0, 1\)/],
+    ['flatten,lstm:4,dense:10', /^error: --layers: layer 2 "lstm:4": unknown layer "lstm"/],
+  ])('rejects --layers %s with one line and exit code 1', async (layers, message) => {
+    const { code, stdout, stderr } = await runPython(['--describe', '--layers', layers]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(stderr.trimEnd()).toMatch(message);
+  });
+
+  it('trains the MLP for an epoch on the real data: one JSON line, the accuracy of our first epoch', async () => {
+    // One thread: what is checked is the result, not the speed.
+    const { code, stdout } = await runPython(['--data', DEBIAN_DIR, '--epochs', '1', '--threads', '1']);
+    expect(code).toBe(0);
+    const [epoch, ...more] = jsonLines(stdout);
+    expect(more).toEqual([]);
+    expect(Object.keys(epoch).sort()).toEqual(['accuracy', 'epoch', 'loss', 'seconds', 'testAccuracy', 'testLoss']);
+    expect(epoch.epoch).toBe(1);
+    expect(epoch.seconds).toBeGreaterThan(0);
+    // Our trainer's first epoch at batch 128 reaches >= 0.83 (e2e test); the same recipe should too.
+    expect(epoch.testAccuracy).toBeGreaterThanOrEqual(0.83);
+    expect(epoch.accuracy).toBeGreaterThan(0.75);
+    expect(epoch.testLoss).toBeLessThan(0.5);
+  });
+
+  it('trains a CNN with every layer kind, two epochs on tiny data', async () => {
+    const layers = 'conv:4:3:same,pool,conv:4:3:valid:linear,pool:3,dropout:0.25,flatten,dense:8:relu,dense:10';
+    const { code, stdout, stderr } = await runPython([
+      '--data',
+      tinyDataset(),
+      '--layers',
+      layers,
+      '--epochs',
+      '2',
+      '--batch-size',
+      '5',
+      '--threads',
+      '1',
+      '--lr-schedule',
+      'constant',
+    ]);
+    expect(stderr).toMatch(/^torch .* BLAS: /);
+    expect(code).toBe(0);
+    const epochs = jsonLines(stdout);
+    expect(epochs.map((e) => e.epoch)).toEqual([1, 2]);
+    for (const e of epochs) {
+      expect(Number.isFinite(e.loss) && Number.isFinite(e.testLoss)).toBe(true);
+      expect(e.testAccuracy * 5).toBeCloseTo(Math.round(e.testAccuracy * 5), 10); // a count of 5 images
+    }
+  });
+});
+
+describe.runIf(TORCH_REQUIRED)('where torch is required (CI)', () => {
+  it('finds a python3 with torch', () => {
+    expect(python, 'PEERS_REQUIRE_TORCH=1 but no python3 imports torch').toBeDefined();
+  });
+});
