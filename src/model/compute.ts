@@ -1,38 +1,54 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { Strides } from './kernels-reference.js';
 import type { Shape } from './spec.js';
 
 /**
  * The activations (or their gradients) of a batch of `count` samples between two layers, in one or
- * both of two layouts: `rows`, `[count, ...shape]` (NHWC for images), which convolutions and
- * pooling work in; and `columns`, `[features, count]`, in which every matMul of a dense layer has
- * plain operands (transposed matMuls run ~10x slower on tfjs-wasm). A layer asks for the layout it
- * needs; the other is made from it once, by a transpose, and kept.
+ * more of three layouts, as the layers on both sides need them:
+ * - `rows`, `[count, ...shape]` (NHWC for images): what convolutions, pooling and a dense layer's
+ *   forward pass read;
+ * - `columns`, `[features, count]`, features in NHWC order: the transposed operand of a dense
+ *   layer's weight gradient, `X^T · dZ`, which keeps every matMul's operands plain (transposed
+ *   matMuls run ~10x slower on tfjs-wasm);
+ * - `planes`, `[channels, count, height, width]`: what a convolution's filter gradient builds its
+ *   transposed im2col from.
+ * A layer that can write a second layout for free while writing the first (pooling, the input
+ * gather) does so when the next layer wants it; otherwise a layout is made from another, once, by
+ * a transpose, and kept.
  */
 export class Activations {
   #rows: tf.Tensor | undefined;
   #columns: tf.Tensor | undefined;
+  #planes: tf.Tensor | undefined;
 
   private constructor(
     readonly count: number,
     readonly shape: Shape,
-    rows: tf.Tensor | undefined,
-    columns: tf.Tensor | undefined,
+    layouts: { rows?: tf.Tensor; columns?: tf.Tensor; planes?: tf.Tensor },
   ) {
-    this.#rows = rows;
-    this.#columns = columns;
+    this.#rows = layouts.rows;
+    this.#columns = layouts.columns;
+    this.#planes = layouts.planes;
   }
 
-  static ofRows(rows: tf.Tensor, shape: Shape, columns?: tf.Tensor): Activations {
-    return new Activations(rows.shape[0], shape, rows, columns);
+  static of(count: number, shape: Shape, layouts: { rows?: tf.Tensor; columns?: tf.Tensor; planes?: tf.Tensor }) {
+    return new Activations(count, shape, layouts);
+  }
+
+  static ofRows(rows: tf.Tensor, shape: Shape): Activations {
+    return new Activations(rows.shape[0], shape, { rows });
   }
 
   static ofColumns(columns: tf.Tensor, shape: Shape): Activations {
-    return new Activations(columns.shape[1] as number, shape, undefined, columns);
+    return new Activations(columns.shape[1] as number, shape, { columns });
   }
 
   get features(): number {
     return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  hasRows(): boolean {
+    return this.#rows !== undefined;
   }
 
   hasColumns(): boolean {
@@ -40,19 +56,54 @@ export class Activations {
   }
 
   rows(): tf.Tensor {
-    this.#rows ??= tf.reshape(tf.transpose(this.#columns as tf.Tensor), [this.count, ...this.shape]);
+    if (this.#rows === undefined) {
+      this.#rows =
+        this.#columns !== undefined
+          ? tf.reshape(tf.transpose(this.#columns), [this.count, ...this.shape])
+          : tf.transpose(this.#planes as tf.Tensor, [1, 2, 3, 0]);
+    }
     return this.#rows;
   }
 
   columns(): tf.Tensor {
-    this.#columns ??= tf.transpose(tf.reshape(this.#rows as tf.Tensor, [this.count, this.features]));
+    this.#columns ??= tf.transpose(tf.reshape(this.rows(), [this.count, this.features]));
     return this.#columns;
   }
 
-  /** The same values seen as another per-sample shape (a flatten or its inverse): no copy. */
+  /** Images only. One channel's planes are its rows, reshaped: no copy. */
+  planes(): tf.Tensor {
+    const [height, width, channels] = this.shape;
+    this.#planes ??=
+      channels === 1
+        ? tf.reshape(this.rows(), [1, this.count, height, width])
+        : tf.transpose(this.rows(), [3, 0, 1, 2]);
+    return this.#planes;
+  }
+
+  /**
+   * One of the layouts it has, as a tensor and the strides of element (sample, pixel, channel)
+   * in it (see kernels-reference.ts): rows if it has them, else columns, else planes. Vectors are
+   * 1 x 1 images of `features` channels.
+   */
+  strided(): { tensor: tf.Tensor; strides: Strides } {
+    const count = this.count;
+    const channels = this.shape.length === 3 ? this.shape[2] : this.features;
+    const pixels = this.features / channels;
+    if (this.#rows !== undefined) return { tensor: this.#rows, strides: { sB: this.features, sP: channels, sC: 1 } };
+    if (this.#columns !== undefined) {
+      return { tensor: this.#columns, strides: { sB: 1, sP: channels * count, sC: count } };
+    }
+    return { tensor: this.planes(), strides: { sB: pixels, sP: 1, sC: count * pixels } };
+  }
+
+  /**
+   * The same values seen as another per-sample shape (a flatten or its inverse): rows are
+   * reshaped, columns keep their order (features are in NHWC order either way); planes do not
+   * carry over. No copy.
+   */
   reshaped(shape: Shape): Activations {
     const rows = this.#rows === undefined ? undefined : tf.reshape(this.#rows, [this.count, ...shape]);
-    return new Activations(this.count, shape, rows, this.#columns);
+    return new Activations(this.count, shape, { rows, columns: this.#columns });
   }
 }
 
@@ -63,47 +114,12 @@ export interface StepContext {
   /** The run's seed and the 0-based global step: with the sample, they fix every dropout mask. */
   seed: number;
   step: number;
-  /** The shard's samples: training-image indices `order[start ... start + count)`. */
+  /**
+   * The shard's samples: training-image indices `order[start ... start + count)`; `start` is
+   * also the shard's position in the epoch, to which a convolution aligns its chunks.
+   */
   order: Int32Array | undefined;
   start: number;
-}
-
-/**
- * A view of a tensor's data where it lives in the wasm heap. `dataSync()` would copy it into a
- * fresh array on every call; the view costs nothing, and is read before the tensor is disposed.
- */
-export function heapView(tensor: tf.Tensor): Float32Array {
-  return (tf.backend() as BackendWasm).typedArrayFromHeap(tensor) as Float32Array;
-}
-
-/** Writes the sums of the rows of a `[units, count]` matrix into `out[offset...]` (float64 sums). */
-export function sumRows(values: Float32Array, units: number, count: number, out: Float32Array, offset: number): void {
-  for (let u = 0; u < units; u++) {
-    let sum = 0;
-    for (let r = u * count; r < (u + 1) * count; r++) sum += values[r];
-    out[offset + u] = sum;
-  }
-}
-
-/** Float64 accumulators for `sumColumns`, grown as needed rather than allocated per call. */
-let columnSums = new Float64Array(0);
-
-/** Writes the sums of the columns of a `[count, units]` matrix into `out[offset...]` (float64 sums). */
-export function sumColumns(
-  values: Float32Array,
-  count: number,
-  units: number,
-  out: Float32Array,
-  offset: number,
-): void {
-  if (columnSums.length < units) columnSums = new Float64Array(units);
-  const sums = columnSums;
-  sums.fill(0, 0, units);
-  for (let r = 0; r < count; r++) {
-    const at = r * units;
-    for (let u = 0; u < units; u++) sums[u] += values[at + u];
-  }
-  for (let u = 0; u < units; u++) out[offset + u] = sums[u];
 }
 
 /** Glorot-uniform: uniform in +-sqrt(6 / (fanIn + fanOut)), Keras's default for kernels. */

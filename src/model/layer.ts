@@ -36,8 +36,11 @@ export interface LayerKind<S extends LayerSpec> {
   /** Its parameters (a subarray of the flat vector) as Keras's weights, and back. */
   toKerasWeights(layer: PlacedLayer<S>, params: Float32Array): tf.Tensor[];
   fromKerasWeights(layer: PlacedLayer<S>, weights: readonly Float32Array[], params: Float32Array): void;
-  /** Its passes on a worker, with buffers for `rows` samples at most. */
-  compute(layer: PlacedLayer<S>, rows: number): LayerCompute;
+  /**
+   * Its passes on a worker, with buffers for `rows` samples at most; `next` is the layer its
+   * output goes to (past a flatten), which may want it in a second layout (see Activations).
+   */
+  compute(layer: PlacedLayer<S>, rows: number, next: PlacedLayer | undefined): LayerCompute;
 }
 
 /** A layer's work on a worker. Tensors it creates inside `forward`/`backward` belong to the step's tidy scope. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, heapView, type StepContext } from '../model/compute.js';
+import { Activations, type StepContext } from '../model/compute.js';
+import { emptyTensor, heapView } from '../model/kernels.js';
 import type { LayerCompute } from '../model/layer.js';
 import { kindOf, type Network } from '../model/network.js';
 
@@ -38,13 +39,8 @@ export class NetworkRunner {
   readonly #network: Network;
   readonly #layers: readonly LayerCompute[];
   readonly #pixels: number;
-  /** The batch's images, `[rows, pixels]`, and the same transposed, `[pixels, rows]`. */
-  readonly #inputs: Float32Array;
-  readonly #inputsT: Float32Array;
-  /** Whether the first layer with parameters is dense on the flattened image: then it wants `#inputsT`. */
+  /** Whether the first layer with parameters is dense on the flattened image: then it wants the columns layout too. */
   readonly #denseFirst: boolean;
-  /** d(summed loss)/d(logits), `[classes, rows]`. */
-  readonly #dLogits: Float32Array;
   readonly #context: StepContext = { grad: new Float32Array(0), seed: 0, step: 0, order: undefined, start: 0 };
 
   constructor(
@@ -52,13 +48,12 @@ export class NetworkRunner {
     readonly rows: number,
   ) {
     this.#network = network;
-    this.#layers = network.layers.map((layer) => kindOf(layer.spec).compute(layer, rows));
+    const { layers } = network;
+    // Each layer learns which layer its output goes to, past a flatten (which only reshapes).
+    const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
+    this.#layers = layers.map((layer, i) => kindOf(layer.spec).compute(layer, rows, consumer(i)));
     this.#pixels = network.input[0] * network.input[1];
-    this.#inputs = new Float32Array(rows * this.#pixels);
-    const [first, second] = network.layers;
-    this.#denseFirst = first.spec.kind === 'flatten' && second?.spec.kind === 'dense';
-    this.#inputsT = new Float32Array(this.#denseFirst ? rows * this.#pixels : 0);
-    this.#dLogits = new Float32Array(rows * network.classes);
+    this.#denseFirst = consumer(-1)?.spec.kind === 'dense';
   }
 
   /** Uploads the parameters, once per step: every shard of the step, and evaluation, use them. */
@@ -94,12 +89,9 @@ export class NetworkRunner {
     tf.tidy(() => {
       let activations = this.#gather(batch, this.#denseFirst);
       for (const layer of this.#layers) activations = layer.forward(activations, context);
-      score = this.#softmaxCrossEntropy(heapView(activations.columns()), batch);
-      const classes = this.#network.classes;
-      let gradient: Activations | undefined = Activations.ofColumns(
-        tf.tensor2d(this.#dLogits.subarray(0, classes * count), [classes, count]),
-        [classes],
-      );
+      const dLogits = emptyTensor([count, this.#network.classes]);
+      score = this.#softmaxCrossEntropy(heapView(activations.rows()), heapView(dLogits), batch);
+      let gradient: Activations | undefined = Activations.ofRows(dLogits, [this.#network.classes]);
       for (let l = this.#layers.length - 1; l >= 0 && gradient !== undefined; l--) {
         gradient = this.#layers[l].backward(gradient, context);
       }
@@ -118,57 +110,59 @@ export class NetworkRunner {
     return score;
   }
 
-  /** The batch's images as activations of shape `[height, width, 1]`, with the columns layout when asked. */
+  /**
+   * The batch's images, gathered straight into tensors' memory on the wasm heap (no JavaScript
+   * buffer, no copy), as activations of shape `[height, width, 1]`: rows, and with `columns` the
+   * transposed layout `[pixels, count]` too.
+   */
   #gather(batch: Batch, columns: boolean): Activations {
     const { images, order, start, end } = batch;
-    const inputs = this.#inputs;
-    const inputsT = this.#inputsT;
     const pixels = this.#pixels;
     const count = end - start;
+    const shape = this.#network.input;
+    const rowsTensor = emptyTensor([count, shape[0], shape[1], 1]);
+    const columnsTensor = columns ? emptyTensor([pixels, count]) : undefined;
+    const rows = heapView(rowsTensor);
+    const transposed = columnsTensor === undefined ? undefined : heapView(columnsTensor);
     // One loop per pixel type, so that each stays monomorphic for V8.
     const scale = images instanceof Uint8Array ? SCALE : undefined;
     for (let r = 0; r < count; r++) {
       const from = (order === undefined ? start + r : order[start + r]) * pixels;
       const to = r * pixels;
       if (scale !== undefined) {
-        for (let p = 0; p < pixels; p++) inputs[to + p] = scale[images[from + p]];
+        for (let p = 0; p < pixels; p++) rows[to + p] = scale[images[from + p]];
       } else {
-        for (let p = 0; p < pixels; p++) inputs[to + p] = images[from + p];
+        for (let p = 0; p < pixels; p++) rows[to + p] = images[from + p];
       }
-      if (columns) {
-        for (let p = 0; p < pixels; p++) inputsT[p * count + r] = inputs[to + p];
+      if (transposed !== undefined) {
+        for (let p = 0; p < pixels; p++) transposed[p * count + r] = rows[to + p];
       }
     }
-    const shape = this.#network.input;
-    const rows = tf.tensor4d(inputs.subarray(0, count * pixels), [count, shape[0], shape[1], 1]);
-    const transposed = columns ? tf.tensor2d(inputsT.subarray(0, count * pixels), [pixels, count]) : undefined;
-    return Activations.ofRows(rows, shape, transposed);
+    return Activations.of(count, shape, { rows: rowsTensor, columns: columnsTensor });
   }
 
   /**
-   * Softmax cross-entropy of logits laid out `[classes, count]`: returns the summed loss and the
+   * Softmax cross-entropy of logits laid out `[count, classes]`: returns the summed loss and the
    * count of correct answers, and writes softmax - one-hot (the summed loss's gradient) into
-   * `#dLogits`, in the same layout. Float64 arithmetic, float32 results.
+   * `dLogits`, in the same layout. Float64 arithmetic, float32 results.
    */
-  #softmaxCrossEntropy(logits: Float32Array, batch: Batch): BatchScore {
+  #softmaxCrossEntropy(logits: Float32Array, dLogits: Float32Array, batch: Batch): BatchScore {
     const count = batch.end - batch.start;
     const classes = this.#network.classes;
-    const dLogits = this.#dLogits;
     let lossSum = 0;
     let correct = 0;
     for (let r = 0; r < count; r++) {
       const label = batch.labels[batch.order === undefined ? batch.start + r : batch.order[batch.start + r]];
+      const row = r * classes;
       let best = 0;
-      for (let c = 1; c < classes; c++) if (logits[c * count + r] > logits[best * count + r]) best = c;
-      const max = logits[best * count + r];
+      for (let c = 1; c < classes; c++) if (logits[row + c] > logits[row + best]) best = c;
+      const max = logits[row + best];
       let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(logits[c * count + r] - max);
+      for (let c = 0; c < classes; c++) sum += Math.exp(logits[row + c] - max);
       const logSum = max + Math.log(sum);
-      lossSum += logSum - logits[label * count + r];
+      lossSum += logSum - logits[row + label];
       if (best === label) correct++;
-      for (let c = 0; c < classes; c++) {
-        dLogits[c * count + r] = Math.exp(logits[c * count + r] - logSum) - (c === label ? 1 : 0);
-      }
+      for (let c = 0; c < classes; c++) dLogits[row + c] = Math.exp(logits[row + c] - logSum) - (c === label ? 1 : 0);
     }
     return { lossSum, correct };
   }

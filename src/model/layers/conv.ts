@@ -1,19 +1,30 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, glorotUniform, heapView, type StepContext, sumColumns } from '../compute.js';
+import { Activations, glorotUniform, type StepContext } from '../compute.js';
+import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { ConvSpec, Shape } from '../spec.js';
 
 /**
  * A 2-D convolution, stride 1, NHWC. Its kernel is stored as Keras's, `[k, k, in, out]`, then the
- * bias. tfjs-wasm has no kernel for the filter gradient and a slow one for the input gradient, so
- * the backward pass takes other routes, both on XNNPACK's fast paths:
+ * bias. tfjs-wasm has no kernel for the filter gradient and a slow one (a naive loop, ~200 ms for
+ * 64 images) for the input gradient, so the backward pass takes other routes, each on XNNPACK's
+ * fast path:
  *
- *   forward   Z = conv2d(X, W) + b
- *   weights   dW = cols(X)^T · dZ        [k*k*in, count*h*w] x [count*h*w, out], a plain matMul whose
- *                                        result is already in Keras's layout; cols(X)^T is built
- *                                        in JavaScript (im2col, transposed)
- *   input     dX = conv2d(dZ, W')        W' = W rotated 180 degrees with in and out swapped, the
- *                                        padding mirrored: the transposed convolution, as a forward one
+ *   forward   A = act(conv2d(X, W) + b)      tf.fused.conv2d: bias and relu cost nothing there
+ *   weights   dW = cols(X)^T · dZ            a plain matMul whose result is Keras's layout; the
+ *                                            transposed im2col is built from the input's channel
+ *                                            planes by kernels.wat
+ *        or   dW^T = dZ^T · cols(X)          for a first layer with few inputs per output (k*k*in
+ *                                            <= out): XNNPACK packs the second operand, whose
+ *                                            cost grows with its width, so the narrower goes there
+ *   input     dX = conv2d(dZ, W')            W' = W rotated 180 degrees, in and out swapped, the
+ *                                            padding mirrored: the transposed convolution as a
+ *                                            forward one
+ *
+ * The filter gradient is summed over chunks of a fixed number of samples, aligned to the epoch's
+ * order, in float64: XNNPACK accumulates a product's inner dimension in float32, and over a whole
+ * shard (50,000 positions for 64 images of 28x28) the rounding depends on where the shard starts
+ * and ends, that is, on the worker count. Chunk by chunk, N workers do the arithmetic of 1.
  */
 export const conv: LayerKind<ConvSpec> = {
   outputShape(spec, input) {
@@ -62,8 +73,8 @@ export const conv: LayerKind<ConvSpec> = {
     params.set(bias, kernel.length);
   },
 
-  compute(layer, rows) {
-    return new ConvCompute(layer, rows);
+  compute(layer) {
+    return new ConvCompute(layer);
   },
 };
 
@@ -74,36 +85,57 @@ function paddingOf(spec: ConvSpec): [number, number] {
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
+/**
+ * Positions per chunk of the filter gradient's products: long enough for XNNPACK to run at full
+ * speed, short enough to keep float32 sums short. Samples per chunk are a power of two, at most
+ * 16, so that chunks align with shards whose sizes are multiples of 16 (a global batch of 128 on
+ * up to 8 workers): those give the same chunks, and the same sums, on any worker count.
+ */
+const CHUNK_POSITIONS = 4096;
+const MAX_CHUNK_SAMPLES = 16;
+
 class ConvCompute implements LayerCompute {
   readonly #layer: PlacedLayer<ConvSpec>;
   readonly #output: Shape;
-  readonly #kernelSize: number;
+  /** k * k * in: the inner dimension of the forward product, the rows of the filter gradient. */
+  readonly #taps: number;
+  /** dW^T = dZ^T · cols rather than dW = cols^T · dZ (see above). */
+  readonly #transposedFilterGradient: boolean;
+  readonly #chunk: number;
+  readonly #padding: [number, number];
+  /** The filter gradient, summed over chunks in float64, in Keras's layout. */
+  readonly #sums: Float64Array;
+  readonly #flippedValues: Float32Array;
   #weights: tf.Tensor4D | undefined;
-  #bias: tf.Tensor | undefined;
+  #bias: tf.Tensor1D | undefined;
   /** W rotated 180 degrees, in and out swapped: `[k, k, out, in]`. */
   #flipped: tf.Tensor4D | undefined;
-  readonly #flippedValues: Float32Array;
-  /** im2col of the input, transposed: `[k*k*in, rows*h*w]`, for the filter gradient. */
-  readonly #columns: Float32Array;
-  #input: tf.Tensor | undefined;
-  #preActivation: tf.Tensor | undefined;
+  /** Kept from the forward pass for the backward pass. */
+  #input: Activations | undefined;
+  #activations: tf.Tensor | undefined;
 
-  constructor(layer: PlacedLayer<ConvSpec>, rows: number) {
+  constructor(layer: PlacedLayer<ConvSpec>) {
     this.#layer = layer;
     this.#output = layer.output;
     const { kernel, filters } = layer.spec;
-    this.#kernelSize = kernel * kernel * layer.input[2] * filters;
-    this.#flippedValues = new Float32Array(layer.needsInputGradient ? this.#kernelSize : 0);
-    this.#columns = new Float32Array(kernel * kernel * layer.input[2] * rows * layer.output[0] * layer.output[1]);
+    this.#taps = kernel * kernel * layer.input[2];
+    this.#transposedFilterGradient = !layer.needsInputGradient && this.#taps <= filters;
+    const positions = layer.output[0] * layer.output[1];
+    this.#chunk = Math.min(MAX_CHUNK_SAMPLES, 2 ** Math.max(0, Math.floor(Math.log2(CHUNK_POSITIONS / positions))));
+    this.#padding = paddingOf(layer.spec);
+    this.#sums = new Float64Array(this.#taps * filters);
+    this.#flippedValues = new Float32Array(layer.needsInputGradient ? this.#taps * filters : 0);
   }
 
   prepare(params: Float32Array): void {
     const { kernel, filters } = this.#layer.spec;
     const channels = this.#layer.input[2];
     const at = this.#layer.offset;
-    const weights = params.subarray(at, at + this.#kernelSize);
+    const size = this.#taps * filters;
+    const weights = params.subarray(at, at + size);
+    // New tensors every step: XNNPACK keeps its packed copy of a filter under the tensor's id.
     this.#weights = tf.tensor4d(weights, [kernel, kernel, channels, filters]);
-    this.#bias = tf.tensor1d(params.subarray(at + this.#kernelSize, at + this.#kernelSize + filters));
+    this.#bias = tf.tensor1d(params.subarray(at + size, at + size + filters));
     if (this.#layer.needsInputGradient) {
       const flipped = this.#flippedValues;
       for (let y = 0; y < kernel; y++) {
@@ -124,109 +156,152 @@ class ConvCompute implements LayerCompute {
     this.#weights = this.#bias = this.#flipped = undefined;
   }
 
-  #convolve(x: tf.Tensor): tf.Tensor {
-    const [before, after] = paddingOf(this.#layer.spec);
-    const z = tf.add(
-      tf.conv2d(x as tf.Tensor4D, this.#weights as tf.Tensor4D, 1, [
-        [0, 0],
-        [before, after],
-        [before, after],
-        [0, 0],
-      ]),
-      this.#bias as tf.Tensor,
-    );
-    return z;
+  #apply(input: Activations): tf.Tensor {
+    return tf.fused.conv2d({
+      x: input.rows() as tf.Tensor4D,
+      filter: this.#weights as tf.Tensor4D,
+      strides: 1,
+      pad: this.#layer.spec.padding,
+      bias: this.#bias,
+      activation: this.#layer.spec.activation,
+    });
   }
 
   forward(input: Activations): Activations {
-    const x = input.rows();
-    const z = this.#convolve(x);
-    this.#input = x;
-    this.#preActivation = z;
-    return Activations.ofRows(this.#layer.spec.activation === 'relu' ? tf.relu(z) : z, this.#output);
+    const activations = this.#apply(input);
+    this.#input = input;
+    this.#activations = activations;
+    return Activations.ofRows(activations, this.#output);
   }
 
   backward(gradient: Activations, context: StepContext): Activations | undefined {
+    const input = this.#input as Activations;
+    const activations = this.#activations as tf.Tensor;
+    this.#input = this.#activations = undefined;
     const { kernel, filters, activation } = this.#layer.spec;
-    const x = this.#input as tf.Tensor;
-    const count = x.shape[0];
     const [height, width, channels] = this.#layer.input;
     const [outHeight, outWidth] = this.#output;
-    const upstream = gradient.rows();
-    const dz = activation === 'relu' ? tf.mul(upstream, tf.step(this.#preActivation as tf.Tensor)) : upstream;
-    const positions = count * outHeight * outWidth;
-    const columns = this.#columns.subarray(0, kernel * kernel * channels * positions);
-    im2colTransposed(
-      heapView(x),
-      { count, height, width, channels, kernel, outHeight, outWidth, pad: paddingOf(this.#layer.spec)[0] },
-      columns,
-    );
+    const positions = outHeight * outWidth;
+    const count = input.count;
+    const kernels = glueKernels();
+    const relu = activation === 'relu' ? 1 : 0;
+    const { tensor: upstream, strides } = gradient.strided();
+    const biasSums = emptyTensor([2 * filters]);
+    heapView64(biasSums).fill(0);
+    const sums = this.#sums.fill(0);
+    const [padTop] = this.#padding;
+    // Chunks of samples aligned to the epoch's order: the same chunks whatever the shard.
+    const chunks: [number, number][] = [];
+    for (let from = 0; from < count;) {
+      const to = Math.min(count, (Math.floor((context.start + from) / this.#chunk) + 1) * this.#chunk - context.start);
+      chunks.push([from, to]);
+      from = to;
+    }
+    let dz: tf.Tensor | undefined;
+    if (this.#transposedFilterGradient) {
+      // dW^T = dZ^T · cols, chunk by chunk: dZ^T is written per chunk, channel-major.
+      const rows = input.rows();
+      for (const [from, to] of chunks) {
+        const n = to - from;
+        const dzT = emptyTensor([filters, n * positions]);
+        const columns = emptyTensor([n * positions, this.#taps]);
+        kernels.activation_backward(
+          offsetOf(activations) + from * positions * filters * 4,
+          offsetOf(upstream) + from * strides.sB * 4,
+          offsetOf(dzT),
+          offsetOf(biasSums),
+          n,
+          positions,
+          filters,
+          relu,
+          strides.sB,
+          strides.sP,
+          strides.sC,
+          positions,
+          1,
+          n * positions,
+        );
+        kernels.im2col(
+          offsetOf(rows) + from * height * width * channels * 4,
+          offsetOf(columns),
+          n,
+          height,
+          width,
+          channels,
+          kernel,
+          padTop,
+          padTop,
+          outHeight,
+          outWidth,
+        );
+        const part = heapView(tf.matMul(dzT as tf.Tensor2D, columns as tf.Tensor2D));
+        for (let f = 0; f < filters; f++) {
+          for (let t = 0; t < this.#taps; t++) sums[t * filters + f] += part[f * this.#taps + t];
+        }
+      }
+    } else {
+      // dW = cols^T · dZ, chunk by chunk: dZ is written whole (NHWC), which the input gradient needs too.
+      dz = emptyTensor([count * positions, filters]);
+      kernels.activation_backward(
+        offsetOf(activations),
+        offsetOf(upstream),
+        offsetOf(dz),
+        offsetOf(biasSums),
+        count,
+        positions,
+        filters,
+        relu,
+        strides.sB,
+        strides.sP,
+        strides.sC,
+        positions * filters,
+        filters,
+        1,
+      );
+      const planes = input.planes();
+      for (const [from, to] of chunks) {
+        const n = to - from;
+        const columns = emptyTensor([this.#taps, n * positions]);
+        kernels.im2col_transposed(
+          offsetOf(planes) + from * height * width * 4,
+          offsetOf(columns),
+          n,
+          height,
+          width,
+          channels,
+          count * height * width,
+          kernel,
+          padTop,
+          padTop,
+          outHeight,
+          outWidth,
+        );
+        // A copy of the chunk's rows of dZ: the operand XNNPACK packs must be a tensor of its own.
+        const part = tf.slice(dz, [from * positions, 0], [n * positions, filters]);
+        const product = heapView(tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D));
+        for (let i = 0; i < sums.length; i++) sums[i] += product[i];
+      }
+    }
     const at = this.#layer.offset;
-    const dw = tf.matMul(
-      tf.tensor2d(columns, [kernel * kernel * channels, positions]),
-      tf.reshape(dz, [positions, filters]),
-    );
-    context.grad.set(heapView(dw), at);
-    sumColumns(heapView(dz), positions, filters, context.grad, at + this.#kernelSize);
-    this.#input = this.#preActivation = undefined;
+    context.grad.set(sums, at);
+    context.grad.set(heapView64(biasSums), at + this.#taps * filters);
     if (!this.#layer.needsInputGradient) return undefined;
-    const [before, after] = paddingOf(this.#layer.spec);
-    const dx = tf.conv2d(dz as tf.Tensor4D, this.#flipped as tf.Tensor4D, 1, [
-      [0, 0],
-      [kernel - 1 - before, kernel - 1 - after],
-      [kernel - 1 - before, kernel - 1 - after],
-      [0, 0],
-    ]);
+    const [before, after] = this.#padding;
+    const dx = tf.conv2d(
+      tf.reshape(dz as tf.Tensor, [count, outHeight, outWidth, filters]) as tf.Tensor4D,
+      this.#flipped as tf.Tensor4D,
+      1,
+      [
+        [0, 0],
+        [kernel - 1 - before, kernel - 1 - after],
+        [kernel - 1 - before, kernel - 1 - after],
+        [0, 0],
+      ],
+    );
     return Activations.ofRows(dx, this.#layer.input);
   }
 
   infer(input: Activations): Activations {
-    const z = this.#convolve(input.rows());
-    return Activations.ofRows(this.#layer.spec.activation === 'relu' ? tf.relu(z) : z, this.#output);
-  }
-}
-
-interface Geometry {
-  readonly count: number;
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  readonly kernel: number;
-  readonly outHeight: number;
-  readonly outWidth: number;
-  /** Padding above and left of the input. */
-  readonly pad: number;
-}
-
-/**
- * The im2col matrix of NHWC images, transposed: row `(ky * k + kx) * channels + c` holds, for every
- * output position `(n, oy, ox)` in order, the input value under kernel tap `(ky, kx)` of channel
- * `c`, or 0 in the padding.
- */
-function im2colTransposed(x: Float32Array, g: Geometry, out: Float32Array): void {
-  const { count, height, width, channels, kernel, outHeight, outWidth, pad } = g;
-  const positions = count * outHeight * outWidth;
-  for (let ky = 0; ky < kernel; ky++) {
-    for (let kx = 0; kx < kernel; kx++) {
-      for (let c = 0; c < channels; c++) {
-        const row = ((ky * kernel + kx) * channels + c) * positions;
-        let p = row;
-        for (let n = 0; n < count; n++) {
-          for (let oy = 0; oy < outHeight; oy++) {
-            const iy = oy + ky - pad;
-            if (iy < 0 || iy >= height) {
-              out.fill(0, p, p + outWidth);
-              p += outWidth;
-              continue;
-            }
-            const base = (n * height + iy) * width * channels + c;
-            for (let ox = 0; ox < outWidth; ox++) {
-              const ix = ox + kx - pad;
-              out[p++] = ix < 0 || ix >= width ? 0 : x[base + ix * channels];
-            }
-          }
-        }
-      }
-    }
+    return Activations.ofRows(this.#apply(input), this.#output);
   }
 }

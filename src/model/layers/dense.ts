@@ -1,19 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, glorotUniform, heapView, type StepContext, sumRows } from '../compute.js';
+import { Activations } from '../compute.js';
+import { emptyTensor, heapView } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { DenseSpec, Shape } from '../spec.js';
 
 /**
- * A fully connected layer. Its weights are stored `[outputs, inputs]` (PyTorch's Linear layout,
- * the transpose of Keras's kernel), then the bias: with activations in the columns layout
- * `[features, count]`, every matMul of its passes has plain operands:
+ * A fully connected layer. Its kernel is stored as Keras's, `[inputs, units]`, then the bias. With
+ * X the input in rows `[count, inputs]` and dZ the gradient at the pre-activations, every matMul
+ * has plain operands, and the operand XNNPACK packs (the second) is the kernel or a narrow `dZ`,
+ * never the wide input (packing costs grow with its width):
  *
- *   forward   Z = W · X^T + b            [out, in] x [in, count]
- *   weights   dW = dZ · X                [out, count] x [count, in]
- *   input     dX^T = W^T · dZ            [in, out] x [out, count]  (W^T made once per step)
+ *   forward   A = act(X · W + b)         tf.fused.matMul: bias and relu cost nothing there
+ *   weights   dW = X^T · dZ              X^T is the input's columns layout
+ *   input     dX^T = W · dZ^T            its gradient in columns layout `[inputs, count]`
  *
- * The softmax of the output layer is not applied here: the step driver computes the softmax
- * cross-entropy and its gradient from the logits, in JavaScript.
+ * The relu's backward pass and the bias gradient are a JavaScript loop over `[count, units]`,
+ * which writes dZ in both layouts. The softmax of the output layer is not applied here: the step
+ * driver computes the softmax cross-entropy and its gradient from the logits.
  */
 export const dense: LayerKind<DenseSpec> = {
   outputShape(spec, input) {
@@ -28,9 +31,14 @@ export const dense: LayerKind<DenseSpec> = {
   },
 
   initialize(layer, params, rng) {
+    // Drawn unit by unit, input by input: the order of the trainer's first versions, which stored
+    // the kernel transposed, so that a seed keeps giving the same initial weights.
     const inputs = layer.input[0];
     const { units } = layer.spec;
-    glorotUniform(params.subarray(0, inputs * units), inputs, units, () => rng.next());
+    const limit = Math.sqrt(6 / (inputs + units));
+    for (let o = 0; o < units; o++) {
+      for (let i = 0; i < inputs; i++) params[i * units + o] = (2 * rng.next() - 1) * limit;
+    }
   },
 
   kerasLayer(layer, inputShape) {
@@ -38,26 +46,20 @@ export const dense: LayerKind<DenseSpec> = {
   },
 
   toKerasWeights(layer, params) {
-    const inputs = layer.input[0];
-    const { units } = layer.spec;
-    const kernel = new Float32Array(inputs * units);
-    for (let o = 0; o < units; o++) {
-      for (let i = 0; i < inputs; i++) kernel[i * units + o] = params[o * inputs + i];
-    }
-    return [tf.tensor2d(kernel, [inputs, units]), tf.tensor1d(params.slice(inputs * units, (inputs + 1) * units))];
+    const size = layer.input[0] * layer.spec.units;
+    return [
+      tf.tensor2d(params.slice(0, size), [layer.input[0], layer.spec.units]),
+      tf.tensor1d(params.slice(size, size + layer.spec.units)),
+    ];
   },
 
-  fromKerasWeights(layer, [kernel, bias], params) {
-    const inputs = layer.input[0];
-    const { units } = layer.spec;
-    for (let o = 0; o < units; o++) {
-      for (let i = 0; i < inputs; i++) params[o * inputs + i] = kernel[i * units + o];
-    }
-    params.set(bias, inputs * units);
+  fromKerasWeights(_layer, [kernel, bias], params) {
+    params.set(kernel, 0);
+    params.set(bias, kernel.length);
   },
 
-  compute(layer) {
-    return new DenseCompute(layer);
+  compute(layer, rows) {
+    return new DenseCompute(layer, rows);
   },
 };
 
@@ -67,61 +69,83 @@ class DenseCompute implements LayerCompute {
   readonly #units: number;
   readonly #relu: boolean;
   readonly #output: Shape;
-  #weights: tf.Tensor | undefined;
-  #weightsT: tf.Tensor | undefined;
-  /** The bias as `[units, 1]` for the columns layout, and `[units]` for rows. */
-  #bias: tf.Tensor | undefined;
-  #biasRow: tf.Tensor | undefined;
+  readonly #biasSums: Float64Array;
+  #kernel: tf.Tensor2D | undefined;
+  #bias: tf.Tensor1D | undefined;
   /** Kept from the forward pass for the backward pass. */
   #input: Activations | undefined;
-  #preActivation: tf.Tensor | undefined;
+  #activations: tf.Tensor | undefined;
 
-  constructor(layer: PlacedLayer<DenseSpec>) {
+  constructor(layer: PlacedLayer<DenseSpec>, _rows: number) {
     this.#layer = layer;
     this.#inputs = layer.input[0];
     this.#units = layer.spec.units;
     this.#relu = layer.spec.activation === 'relu';
     this.#output = layer.output;
+    this.#biasSums = new Float64Array(this.#units);
   }
 
   prepare(params: Float32Array): void {
+    // New tensors every step: XNNPACK keeps its packed copy of a kernel under the tensor's id, so
+    // values written into an old one in place would be silently ignored.
     const at = this.#layer.offset;
-    const weights = params.subarray(at, at + this.#inputs * this.#units);
-    const bias = params.subarray(at + this.#inputs * this.#units, at + this.#layer.paramCount);
-    this.#weights = tf.tensor2d(weights, [this.#units, this.#inputs]);
-    this.#weightsT = tf.transpose(this.#weights);
-    this.#bias = tf.tensor2d(bias, [this.#units, 1]);
-    this.#biasRow = tf.reshape(this.#bias, [this.#units]);
+    const size = this.#inputs * this.#units;
+    this.#kernel = tf.tensor2d(params.subarray(at, at + size), [this.#inputs, this.#units]);
+    this.#bias = tf.tensor1d(params.subarray(at + size, at + size + this.#units));
   }
 
   release(): void {
-    tf.dispose([this.#weights, this.#weightsT, this.#bias, this.#biasRow].filter((t) => t !== undefined));
-    this.#weights = this.#weightsT = this.#bias = this.#biasRow = undefined;
+    tf.dispose([this.#kernel, this.#bias].filter((t) => t !== undefined));
+    this.#kernel = this.#bias = undefined;
+  }
+
+  #apply(input: Activations): tf.Tensor {
+    return tf.fused.matMul({
+      a: tf.reshape(input.rows(), [input.count, this.#inputs]) as tf.Tensor2D,
+      b: this.#kernel as tf.Tensor2D,
+      bias: this.#bias,
+      activation: this.#relu ? 'relu' : 'linear',
+    });
   }
 
   forward(input: Activations): Activations {
-    const z = tf.add(tf.matMul(this.#weights as tf.Tensor, input.columns()), this.#bias as tf.Tensor);
+    const activations = this.#apply(input);
     this.#input = input;
-    this.#preActivation = z;
-    return Activations.ofColumns(this.#relu ? tf.relu(z) : z, this.#output);
+    this.#activations = activations;
+    return Activations.ofRows(activations, this.#output);
   }
 
-  backward(gradient: Activations, context: StepContext): Activations | undefined {
+  backward(gradient: Activations, context: { grad: Float32Array }): Activations | undefined {
     const input = this.#input as Activations;
-    const upstream = gradient.columns();
-    const dz = this.#relu ? tf.mul(upstream, tf.step(this.#preActivation as tf.Tensor)) : upstream;
     const count = input.count;
+    const units = this.#units;
+    const { tensor: upstream, strides } = gradient.strided();
+    const dz = emptyTensor([count, units]);
+    const dzT = emptyTensor([units, count]);
+    // Views after the last allocation: a heap that grows detaches the views taken before.
+    const from = heapView(upstream);
+    const activations = heapView(this.#activations as tf.Tensor);
+    const rows = heapView(dz);
+    const columns = heapView(dzT);
+    const sums = this.#biasSums.fill(0);
+    for (let r = 0; r < count; r++) {
+      for (let u = 0; u < units; u++) {
+        const g = this.#relu && !(activations[r * units + u] > 0) ? 0 : from[r * strides.sB + u * strides.sC];
+        rows[r * units + u] = g;
+        columns[u * count + r] = g;
+        sums[u] += g;
+      }
+    }
     const at = this.#layer.offset;
-    context.grad.set(heapView(tf.matMul(dz, tf.reshape(input.rows(), [count, this.#inputs]))), at);
-    sumRows(heapView(dz), this.#units, count, context.grad, at + this.#inputs * this.#units);
-    this.#input = this.#preActivation = undefined;
+    const size = this.#inputs * units;
+    context.grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
+    context.grad.set(sums, at + size);
+    this.#input = this.#activations = undefined;
     if (!this.#layer.needsInputGradient) return undefined;
-    return Activations.ofColumns(tf.matMul(this.#weightsT as tf.Tensor, dz), this.#layer.input);
+    return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
   }
 
   infer(input: Activations): Activations {
-    const x = tf.reshape(input.rows(), [input.count, this.#inputs]);
-    const z = tf.add(tf.matMul(x, this.#weightsT as tf.Tensor), this.#biasRow as tf.Tensor);
-    return Activations.ofRows(this.#relu ? tf.relu(z) : z, this.#output);
+    return Activations.ofRows(this.#apply(input), this.#output);
   }
 }

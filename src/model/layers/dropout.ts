@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Activations, type StepContext } from '../compute.js';
+import { emptyTensor, heapView } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { DropoutSpec } from '../spec.js';
 
@@ -44,24 +45,28 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** The part of the mask's hash shared by every unit of one sample. */
+function sampleHash(seed: number, layer: number, step: number, sample: number): number {
+  return mix(mix(mix(mix(seed ^ 0x9e3779b9) ^ layer) ^ step) ^ sample);
+}
+
 /**
  * Whether `unit` of training image `sample` is kept at global step `step`, for the dropout layer at
  * network position `layer`: a pure function, so any worker, or a resumed run, draws the same mask.
  */
 export function keeps(rate: number, seed: number, layer: number, step: number, sample: number, unit: number): boolean {
-  let h = mix(seed ^ 0x9e3779b9);
-  h = mix(h ^ layer);
-  h = mix(h ^ step);
-  h = mix(h ^ sample);
-  return mix(h ^ Math.imul(unit, 0x9e3779b9)) >= rate * 4294967296;
+  return keepsUnit(rate, sampleHash(seed, layer, step, sample), unit);
+}
+
+function keepsUnit(rate: number, hash: number, unit: number): boolean {
+  return mix(hash ^ Math.imul(unit, 0x9e3779b9)) >= rate * 4294967296;
 }
 
 class DropoutCompute implements LayerCompute {
   readonly #layer: PlacedLayer<DropoutSpec>;
   readonly #features: number;
+  /** The step's mask, `[rows, features]`: 0 or 1 / (1 - rate). */
   readonly #mask: Float32Array;
-  #maskTensor: tf.Tensor | undefined;
-  #columns = false;
 
   constructor(layer: PlacedLayer<DropoutSpec>, rows: number) {
     this.#layer = layer;
@@ -77,32 +82,41 @@ class DropoutCompute implements LayerCompute {
     const { rate } = this.#layer.spec;
     const count = input.count;
     const features = this.#features;
-    // The mask goes in the layout the input already has: no transpose for it.
-    this.#columns = input.hasColumns();
-    const mask = this.#mask.subarray(0, count * features);
     const scale = 1 / (1 - rate);
     for (let r = 0; r < count; r++) {
       const sample = context.order === undefined ? context.start + r : context.order[context.start + r];
-      for (let u = 0; u < features; u++) {
-        const value = keeps(rate, context.seed, this.#layer.index, context.step, sample, u) ? scale : 0;
-        mask[this.#columns ? u * count + r : r * features + u] = value;
-      }
+      const hash = sampleHash(context.seed, this.#layer.index, context.step, sample);
+      for (let u = 0; u < features; u++) this.#mask[r * features + u] = keepsUnit(rate, hash, u) ? scale : 0;
     }
-    const shape = this.#columns ? [features, count] : [count, ...this.#layer.input];
-    this.#maskTensor = tf.tensor(mask, shape);
     return this.#apply(input);
   }
 
+  /** The values times the mask, in each layout they have (the mask is rows-major; columns read it transposed). */
   #apply(values: Activations): Activations {
-    const mask = this.#maskTensor as tf.Tensor;
-    return this.#columns
-      ? Activations.ofColumns(tf.mul(values.columns(), mask), this.#layer.output)
-      : Activations.ofRows(tf.mul(values.rows(), mask), this.#layer.output);
+    const count = values.count;
+    const features = this.#features;
+    const mask = this.#mask;
+    const rows = values.hasRows() ? emptyTensor([count, ...this.#layer.input]) : undefined;
+    const columns = values.hasColumns() ? emptyTensor([features, count]) : undefined;
+    if (rows !== undefined) {
+      const from = heapView(values.rows());
+      const to = heapView(rows);
+      for (let i = 0; i < count * features; i++) to[i] = from[i] * mask[i];
+    }
+    if (columns !== undefined) {
+      const from = heapView(values.columns());
+      const to = heapView(columns);
+      for (let u = 0; u < features; u++) {
+        for (let r = 0; r < count; r++) to[u * count + r] = from[u * count + r] * mask[r * features + u];
+      }
+    }
+    if (rows === undefined && columns === undefined)
+      return this.#apply(Activations.ofRows(values.rows(), values.shape));
+    return Activations.of(count, this.#layer.output, { rows, columns });
   }
 
   backward(gradient: Activations): Activations | undefined {
-    if (!this.#layer.needsInputGradient) return undefined;
-    return this.#apply(gradient);
+    return this.#layer.needsInputGradient ? this.#apply(gradient) : undefined;
   }
 
   infer(input: Activations): Activations {

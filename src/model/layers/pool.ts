@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, heapView } from '../compute.js';
+import { Activations } from '../compute.js';
+import { emptyTensor, glueKernels, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { PoolSpec, Shape } from '../spec.js';
 
 /**
  * Max pooling over `size x size` windows with stride `size`; a partial window at the right or
- * bottom edge is dropped, as Keras's `valid` pooling does. No parameters. tfjs-wasm's MaxPoolGrad
- * is a naive loop (~47 ms for 64 images after the first convolution, against 0.6 ms forward), so
- * the backward pass routes each gradient to the maximum of its window in JavaScript instead.
+ * bottom edge is dropped, as Keras's `valid` pooling does. No parameters. Both passes run in
+ * kernels.wat: tfjs-wasm's MaxPoolGrad is a naive loop (~30 ms for 64 images after the first
+ * convolution, against ~1.4 ms there), and the forward pass writes, in the same sweep, the second
+ * layout the next layer wants (channel planes for a convolution's filter gradient, columns for a
+ * dense layer's).
  */
 export const pool: LayerKind<PoolSpec> = {
   outputShape(spec, input) {
@@ -40,74 +43,97 @@ export const pool: LayerKind<PoolSpec> = {
 
   fromKerasWeights() {},
 
-  compute(layer, rows) {
-    return new PoolCompute(layer, rows);
+  compute(layer, _rows, next) {
+    return new PoolCompute(layer, next);
   },
 };
 
 class PoolCompute implements LayerCompute {
   readonly #layer: PlacedLayer<PoolSpec>;
   readonly #output: Shape;
-  /** The input's gradient, `[rows, h, w, c]`. */
-  readonly #gradient: Float32Array;
+  /** The layout the next layer wants besides rows. */
+  readonly #second: 'planes' | 'columns' | undefined;
   #input: tf.Tensor | undefined;
+  #pooled: tf.Tensor | undefined;
 
-  constructor(layer: PlacedLayer<PoolSpec>, rows: number) {
+  constructor(layer: PlacedLayer<PoolSpec>, next: PlacedLayer | undefined) {
     this.#layer = layer;
     this.#output = layer.output;
-    this.#gradient = new Float32Array(rows * layer.input.reduce((a, b) => a * b, 1));
+    this.#second = next?.spec.kind === 'conv' ? 'planes' : next?.spec.kind === 'dense' ? 'columns' : undefined;
   }
 
   prepare(): void {}
 
   release(): void {}
 
-  forward(input: Activations): Activations {
+  #pool(input: Activations, second: 'planes' | 'columns' | undefined): Activations {
     const x = input.rows();
-    this.#input = x;
-    return this.infer(input);
+    const count = input.count;
+    const [height, width, channels] = this.#layer.input;
+    const [outHeight, outWidth] = this.#output;
+    const pixels = outHeight * outWidth;
+    const pooled = emptyTensor([count, outHeight, outWidth, channels]);
+    const other =
+      second === 'planes'
+        ? emptyTensor([channels, count, outHeight, outWidth])
+        : second === 'columns'
+          ? emptyTensor([pixels * channels, count])
+          : undefined;
+    const [sB, sP, sC] =
+      second === 'planes'
+        ? [pixels, 1, count * pixels]
+        : second === 'columns'
+          ? [1, channels * count, count]
+          : [0, 0, 0];
+    glueKernels().pool_forward(
+      offsetOf(x),
+      offsetOf(pooled),
+      other === undefined ? 0 : offsetOf(other),
+      count,
+      height,
+      width,
+      channels,
+      this.#layer.spec.size,
+      sB,
+      sP,
+      sC,
+    );
+    this.#pooled = pooled;
+    return Activations.of(count, this.#output, { rows: pooled, [second ?? 'rows']: other ?? pooled });
+  }
+
+  forward(input: Activations): Activations {
+    this.#input = input.rows();
+    return this.#pool(input, this.#second);
   }
 
   backward(gradient: Activations): Activations | undefined {
     const x = this.#input as tf.Tensor;
-    this.#input = undefined;
+    const pooled = this.#pooled as tf.Tensor;
+    this.#input = this.#pooled = undefined;
     if (!this.#layer.needsInputGradient) return undefined;
-    const count = x.shape[0];
     const [height, width, channels] = this.#layer.input;
-    const [outHeight, outWidth] = this.#output;
-    const { size } = this.#layer.spec;
-    const values = heapView(x);
-    const upstream = heapView(gradient.rows());
-    const dx = this.#gradient.subarray(0, count * height * width * channels);
-    dx.fill(0);
-    let o = 0;
-    for (let n = 0; n < count; n++) {
-      for (let oy = 0; oy < outHeight; oy++) {
-        for (let ox = 0; ox < outWidth; ox++) {
-          const corner = ((n * height + oy * size) * width + ox * size) * channels;
-          for (let c = 0; c < channels; c++, o++) {
-            // The first maximum in row-major order wins ties, as TensorFlow's MaxPoolGrad does.
-            let best = corner + c;
-            let max = values[best];
-            for (let dy = 0; dy < size; dy++) {
-              for (let dx0 = 0; dx0 < size; dx0++) {
-                const at = corner + (dy * width + dx0) * channels + c;
-                if (values[at] > max) {
-                  max = values[at];
-                  best = at;
-                }
-              }
-            }
-            dx[best] += upstream[o];
-          }
-        }
-      }
-    }
-    return Activations.ofRows(tf.tensor4d(dx, [count, height, width, channels]), this.#layer.input);
+    const count = gradient.count;
+    const { tensor: upstream, strides } = gradient.strided();
+    const dx = emptyTensor([count, height, width, channels]);
+    glueKernels().pool_backward(
+      offsetOf(x),
+      offsetOf(pooled),
+      offsetOf(upstream),
+      offsetOf(dx),
+      count,
+      height,
+      width,
+      channels,
+      this.#layer.spec.size,
+      strides.sB,
+      strides.sP,
+      strides.sC,
+    );
+    return Activations.ofRows(dx, this.#layer.input);
   }
 
   infer(input: Activations): Activations {
-    const { size } = this.#layer.spec;
-    return Activations.ofRows(tf.maxPool(input.rows() as tf.Tensor4D, size, size, 'valid'), this.#output);
+    return this.#pool(input, undefined);
   }
 }

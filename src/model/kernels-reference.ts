@@ -1,0 +1,183 @@
+/**
+ * The readable definitions of the glue kernels that kernels.wat runs on tfjs-wasm's heap, one
+ * function each, on plain arrays with element (not byte) offsets. The WebAssembly twins do exactly
+ * this, in the same order, four channels at a time where the channels are contiguous; the tests
+ * check them bit for bit against these.
+ *
+ * Layouts, for n images of h x w pixels and c channels: NHWC, element (b, y, x, ch) at
+ * ((b * h + y) * w + x) * c + ch; strided, element (b, p, ch) with p = y * w + x at
+ * b * sB + p * sP + ch * sC (NHWC, the columns layout [features, n], or channel planes).
+ */
+
+export interface Strides {
+  readonly sB: number;
+  readonly sP: number;
+  readonly sC: number;
+}
+
+/**
+ * Max-pooling over size x size windows with stride size, dropping a partial window at the right or
+ * the bottom: x NHWC [n, h, w, c] -> out NHWC [n, h / size, w / size, c], and the same values in
+ * `out2` (strided) when given.
+ */
+export function poolForward(
+  x: Float32Array,
+  out: Float32Array,
+  out2: { values: Float32Array; strides: Strides } | undefined,
+  shape: { n: number; h: number; w: number; c: number; size: number },
+): void {
+  const { n, h, w, c, size } = shape;
+  const oh = Math.floor(h / size);
+  const ow = Math.floor(w / size);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ch = 0; ch < c; ch++) {
+          let max = x[((b * h + oy * size) * w + ox * size) * c + ch];
+          for (let dy = 0; dy < size; dy++) {
+            for (let dx = 0; dx < size; dx++) {
+              max = Math.max(max, x[((b * h + oy * size + dy) * w + ox * size + dx) * c + ch]);
+            }
+          }
+          out[o++] = max;
+          if (out2 !== undefined) {
+            const { sB, sP, sC } = out2.strides;
+            out2.values[b * sB + (oy * ow + ox) * sP + ch * sC] = max;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The backward pass of poolForward: each output gradient (dout, strided) goes to the first
+ * maximum of its window in row-major order, as TensorFlow's MaxPoolGrad does; every other input,
+ * those under a dropped partial window too, gets 0. dx is NHWC, written whole.
+ */
+export function poolBackward(
+  x: Float32Array,
+  pooled: Float32Array,
+  dout: { values: Float32Array; strides: Strides },
+  dx: Float32Array,
+  shape: { n: number; h: number; w: number; c: number; size: number },
+): void {
+  const { n, h, w, c, size } = shape;
+  const oh = Math.floor(h / size);
+  const ow = Math.floor(w / size);
+  const { sB, sP, sC } = dout.strides;
+  if (h % size !== 0 || w % size !== 0) dx.fill(0, 0, n * h * w * c);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ch = 0; ch < c; ch++) {
+          const max = pooled[o++];
+          const gradient = dout.values[b * sB + (oy * ow + ox) * sP + ch * sC];
+          let found = false;
+          for (let dy = 0; dy < size; dy++) {
+            for (let dxx = 0; dxx < size; dxx++) {
+              const at = ((b * h + oy * size + dy) * w + ox * size + dxx) * c + ch;
+              const hit: boolean = !found && x[at] === max;
+              dx[at] = hit ? gradient : 0;
+              found ||= hit;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * From the gradient at a layer's activations (da, strided) to the gradient at its
+ * pre-activations (dz, strided): da where the activation a (NHWC [n, hw, c]) is > 0, else 0, with
+ * `relu`; da as it is without. With `db`, each channel's values are added to db[ch] in float64,
+ * in order of b then p: the bias gradient.
+ */
+export function activationBackward(
+  a: Float32Array,
+  da: { values: Float32Array; strides: Strides },
+  dz: { values: Float32Array; strides: Strides },
+  db: Float64Array | undefined,
+  shape: { n: number; hw: number; c: number; relu: boolean },
+): void {
+  const { n, hw, c, relu } = shape;
+  const from = da.strides;
+  const to = dz.strides;
+  for (let b = 0; b < n; b++) {
+    for (let p = 0; p < hw; p++) {
+      for (let ch = 0; ch < c; ch++) {
+        let g = da.values[b * from.sB + p * from.sP + ch * from.sC];
+        if (relu && !(a[(b * hw + p) * c + ch] > 0)) g = 0;
+        dz.values[b * to.sB + p * to.sP + ch * to.sC] = g;
+        if (db !== undefined) db[ch] += g;
+      }
+    }
+  }
+}
+
+export interface ConvGeometry {
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  readonly k: number;
+  readonly padTop: number;
+  readonly padLeft: number;
+  readonly oh: number;
+  readonly ow: number;
+}
+
+/**
+ * im2col of a stride-1 k x k convolution: from x NHWC, one row per output position (b, oy, ox),
+ * of the k * k * c inputs under the kernel in Keras's order (ky, kx, ch); 0 in the padding.
+ */
+export function im2col(x: Float32Array, cols: Float32Array, g: ConvGeometry): void {
+  const { n, h, w, c, k, padTop, padLeft, oh, ow } = g;
+  let at = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ky = 0; ky < k; ky++) {
+          const iy = oy + ky - padTop;
+          for (let kx = 0; kx < k; kx++) {
+            const ix = ox + kx - padLeft;
+            const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+            for (let ch = 0; ch < c; ch++) cols[at++] = inside ? x[((b * h + iy) * w + ix) * c + ch] : 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The transpose of im2col, from channel planes (plane ch starts at ch * planeStride and holds
+ * [n][h][w]): one row per kernel tap (ky, kx, ch), of the n * oh * ow inputs under it.
+ */
+export function im2colTransposed(
+  planes: Float32Array,
+  cols: Float32Array,
+  g: ConvGeometry & { planeStride: number },
+): void {
+  const { n, h, w, c, k, padTop, padLeft, oh, ow, planeStride } = g;
+  let at = 0;
+  for (let ky = 0; ky < k; ky++) {
+    for (let kx = 0; kx < k; kx++) {
+      for (let ch = 0; ch < c; ch++) {
+        for (let b = 0; b < n; b++) {
+          for (let oy = 0; oy < oh; oy++) {
+            const iy = oy + ky - padTop;
+            for (let ox = 0; ox < ow; ox++) {
+              const ix = ox + kx - padLeft;
+              const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+              cols[at++] = inside ? planes[ch * planeStride + (b * h + iy) * w + ix] : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,143 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { readFileSync } from 'node:fs';
+
+/**
+ * The glue kernels of kernels.wat, instantiated on tfjs-wasm's own memory: their pointers are
+ * tensors' byte offsets (see `offsetOf`), and they read and write tensors in place. Each is the
+ * twin of the function of the same name in kernels-reference.ts (which documents the arguments),
+ * tested bit for bit.
+ */
+export interface GlueKernels {
+  pool_forward(
+    x: number,
+    out: number,
+    out2: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    size: number,
+    sB: number,
+    sP: number,
+    sC: number,
+  ): void;
+  pool_backward(
+    x: number,
+    pooled: number,
+    dout: number,
+    dx: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    size: number,
+    dB: number,
+    dP: number,
+    dC: number,
+  ): void;
+  activation_backward(
+    a: number,
+    da: number,
+    dz: number,
+    db: number,
+    n: number,
+    hw: number,
+    c: number,
+    relu: number,
+    dB: number,
+    dP: number,
+    dC: number,
+    zB: number,
+    zP: number,
+    zC: number,
+  ): void;
+  im2col(
+    x: number,
+    cols: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    k: number,
+    padTop: number,
+    padLeft: number,
+    oh: number,
+    ow: number,
+  ): void;
+  im2col_transposed(
+    planes: number,
+    cols: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    planeStride: number,
+    k: number,
+    padTop: number,
+    padLeft: number,
+    oh: number,
+    ow: number,
+  ): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+let loaded: { memory: WebAssembly.Memory; kernels: GlueKernels } | undefined;
+
+function wasmBackend(): BackendWasm {
+  const backend = tf.backend() as BackendWasm;
+  if (tf.getBackend() !== 'wasm') throw new Error(`the layers run on tfjs's wasm backend, not ${tf.getBackend()}`);
+  return backend;
+}
+
+/**
+ * The kernels, on the current wasm backend's memory. That memory is an internal of tfjs-wasm's
+ * Emscripten module (`asm.memory`, checked here, in tfjs 4.22); growing it keeps the same
+ * WebAssembly.Memory, so the instance stays valid for the backend's life.
+ */
+export function glueKernels(): GlueKernels {
+  const module = wasmBackend().wasm as unknown as { asm?: { memory?: unknown } };
+  const memory = module.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error(
+      "tfjs-backend-wasm's memory is not where version 4.22 keeps it (asm.memory): pin @tensorflow/tfjs-backend-wasm to 4.22",
+    );
+  }
+  if (loaded?.memory !== memory) {
+    compiled ??= new WebAssembly.Module(readFileSync(new URL('./kernels.wasm', import.meta.url)));
+    const instance = new WebAssembly.Instance(compiled, { env: { memory } });
+    loaded = { memory, kernels: instance.exports as unknown as GlueKernels };
+  }
+  return loaded.kernels;
+}
+
+/** A tensor's byte offset in the wasm heap: where the kernels find it. */
+export function offsetOf(tensor: tf.Tensor): number {
+  return wasmBackend().getMemoryOffset(tensor.dataId);
+}
+
+/**
+ * A float32 tensor whose memory is allocated on the wasm heap but not initialised (~5 us, where
+ * `tf.zeros` of the same size costs ~0.5 ms): for the kernels, or JavaScript, to fill. It belongs
+ * to the current tidy scope, as tfjs's own outputs do.
+ */
+export function emptyTensor(shape: readonly number[]): tf.Tensor {
+  return tf.engine().makeTensorFromTensorInfo(wasmBackend().makeOutput([...shape], 'float32'));
+}
+
+/**
+ * A view of a tensor's data where it lives in the wasm heap. `dataSync()` would copy it into a
+ * fresh array on every call; the view costs nothing. A view dies when the heap grows (its buffer
+ * is detached and writes through it are lost), so take it after the last allocation before use.
+ */
+export function heapView(tensor: tf.Tensor): Float32Array {
+  return wasmBackend().typedArrayFromHeap(tensor) as Float32Array;
+}
+
+/** The same memory as float64: for accumulators the kernels add to (`activation_backward`'s bias sums). */
+export function heapView64(tensor: tf.Tensor): Float64Array {
+  const offset = offsetOf(tensor);
+  if (offset % 8 !== 0) throw new Error(`a float64 accumulator at an odd heap offset (${offset})`);
+  const view = heapView(tensor);
+  return new Float64Array(view.buffer, offset, view.length / 2);
+}

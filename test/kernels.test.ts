@@ -1,0 +1,237 @@
+/**
+ * The WebAssembly glue kernels (src/model/kernels.wat), run on tfjs-wasm's heap, against their
+ * readable definitions (src/model/kernels-reference.ts): bit for bit, on shapes that take every
+ * path (channels a multiple of 4 and not, odd sizes that drop partial windows, padding on each side,
+ * strided layouts), with ties in the pooling windows.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../dist/src/model/kernels.js';
+import {
+  activationBackward,
+  im2col,
+  im2colTransposed,
+  poolBackward,
+  poolForward,
+  type Strides,
+} from '../dist/src/model/kernels-reference.js';
+
+beforeAll(async () => {
+  await tf.setBackend('wasm');
+});
+
+function generator(seed: number) {
+  let state = seed;
+  return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+/** Values in steps of 1/8 between -1 and 1: ties in pooling windows, zeros for the relu mask. */
+function values(length: number, seed: number): Float32Array {
+  const next = generator(seed);
+  return Float32Array.from({ length }, () => Math.round(next() * 16 - 8) / 8);
+}
+
+/** A tensor on the wasm heap holding `data`. */
+function onHeap(data: Float32Array): tf.Tensor {
+  const tensor = emptyTensor([data.length]);
+  heapView(tensor).set(data);
+  return tensor;
+}
+
+const bits = (a: Float32Array | Float64Array) => Array.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+
+/** The three layouts of (sample, pixel, channel) for n samples of `pixels` pixels and c channels. */
+const layouts = (n: number, pixels: number, c: number): Record<string, Strides> => ({
+  rows: { sB: pixels * c, sP: c, sC: 1 },
+  columns: { sB: 1, sP: c * n, sC: n },
+  planes: { sB: pixels, sP: 1, sC: n * pixels },
+});
+
+const POOLS = [
+  { n: 2, h: 6, w: 4, c: 8, size: 2 },
+  { n: 3, h: 7, w: 5, c: 6, size: 2 },
+  { n: 2, h: 9, w: 8, c: 3, size: 3 },
+  { n: 1, h: 5, w: 5, c: 1, size: 2 },
+];
+
+describe('pool_forward and pool_backward', () => {
+  for (const shape of POOLS) {
+    const { n, h, w, c, size } = shape;
+    const [oh, ow] = [Math.floor(h / size), Math.floor(w / size)];
+    for (const [layout, strides] of Object.entries(layouts(n, oh * ow, c))) {
+      it(`equal the reference bit for bit: ${n}x${h}x${w}x${c}, ${size}x${size} windows, second output and gradient as ${layout}`, () => {
+        tf.tidy(() => {
+          const x = values(n * h * w * c, h * 7 + c);
+          const gradient = values(n * oh * ow * c, w * 3 + c);
+          const xTensor = onHeap(x);
+          const gradientTensor = onHeap(gradient);
+          const pooled = emptyTensor([n * oh * ow * c]);
+          const second = emptyTensor([n * oh * ow * c]);
+          const dx = emptyTensor([n * h * w * c]);
+          heapView(dx).fill(NaN);
+          const kernels = glueKernels();
+          const { sB, sP, sC } = strides;
+          kernels.pool_forward(offsetOf(xTensor), offsetOf(pooled), offsetOf(second), n, h, w, c, size, sB, sP, sC);
+          kernels.pool_backward(
+            offsetOf(xTensor),
+            offsetOf(pooled),
+            offsetOf(gradientTensor),
+            offsetOf(dx),
+            n,
+            h,
+            w,
+            c,
+            size,
+            sB,
+            sP,
+            sC,
+          );
+
+          const expectedPooled = new Float32Array(n * oh * ow * c);
+          const expectedSecond = new Float32Array(n * oh * ow * c);
+          const expectedDx = new Float32Array(n * h * w * c).fill(NaN);
+          poolForward(x, expectedPooled, { values: expectedSecond, strides }, shape);
+          poolBackward(x, expectedPooled, { values: gradient, strides }, expectedDx, shape);
+          expect(bits(heapView(pooled))).toEqual(bits(expectedPooled));
+          expect(bits(heapView(second))).toEqual(bits(expectedSecond));
+          expect(bits(heapView(dx))).toEqual(bits(expectedDx));
+          // Each window's gradient went to one place: the sums match.
+          const sum = (a: Float32Array) => a.reduce((s, v) => s + v, 0);
+          expect(sum(expectedDx)).toBeCloseTo(sum(gradient), 4);
+        });
+      });
+    }
+  }
+
+  it('match tfjs maxPool, and route gradients as tfjs autodiff does (cpu backend), ties included', async () => {
+    const { n, h, w, c, size } = POOLS[1];
+    const x = values(n * h * w * c, 5);
+    const gradient = values(n * 3 * 2 * c, 6);
+    const pooled = new Float32Array(n * 3 * 2 * c);
+    const dx = new Float32Array(n * h * w * c);
+    poolForward(x, pooled, undefined, POOLS[1]);
+    poolBackward(x, pooled, { values: gradient, strides: layouts(n, 6, c).rows }, dx, POOLS[1]);
+    await tf.setBackend('cpu');
+    const [expectedPooled, expectedDx] = tf.tidy(() => {
+      const input = tf.tensor4d(x, [n, h, w, c]);
+      const pool = (t: tf.Tensor4D) => tf.maxPool(t, size, size, 'valid');
+      const back = tf.grad((t: tf.Tensor) =>
+        tf.sum(tf.mul(pool(t as tf.Tensor4D), tf.tensor4d(gradient, [n, 3, 2, c]))),
+      );
+      return [pool(input).dataSync(), back(input).dataSync()];
+    });
+    await tf.setBackend('wasm');
+    // + 0 makes -0 and 0 one value: tfjs sums the routed gradient onto a 0.
+    const plain = (a: ArrayLike<number>) => Array.from(a, (v) => v + 0);
+    expect(plain(pooled)).toEqual(plain(expectedPooled));
+    expect(plain(dx)).toEqual(plain(expectedDx));
+  });
+});
+
+describe('activation_backward', () => {
+  const [n, hw, c] = [3, 5, 6];
+  for (const relu of [true, false]) {
+    for (const [from, fromStrides] of Object.entries(layouts(n, hw, c))) {
+      for (const [to, toStrides] of Object.entries(layouts(n, hw, c))) {
+        it(`equals the reference bit for bit: ${relu ? 'relu' : 'linear'}, ${from} to ${to}, float64 bias sums`, () => {
+          tf.tidy(() => {
+            const a = values(n * hw * c, 11);
+            const da = values(n * hw * c, 12);
+            const aTensor = onHeap(a);
+            const daTensor = onHeap(da);
+            const dz = emptyTensor([n * hw * c]);
+            const db = emptyTensor([2 * c]);
+            heapView64(db).fill(0.25);
+            glueKernels().activation_backward(
+              offsetOf(aTensor),
+              offsetOf(daTensor),
+              offsetOf(dz),
+              offsetOf(db),
+              n,
+              hw,
+              c,
+              relu ? 1 : 0,
+              fromStrides.sB,
+              fromStrides.sP,
+              fromStrides.sC,
+              toStrides.sB,
+              toStrides.sP,
+              toStrides.sC,
+            );
+            const expectedDz = new Float32Array(n * hw * c);
+            const expectedDb = new Float64Array(c).fill(0.25);
+            activationBackward(
+              a,
+              { values: da, strides: fromStrides },
+              { values: expectedDz, strides: toStrides },
+              expectedDb,
+              { n, hw, c, relu },
+            );
+            expect(bits(heapView(dz))).toEqual(bits(expectedDz));
+            expect(bits(heapView64(db))).toEqual(bits(expectedDb));
+            if (relu) expect(expectedDz.filter((v, i) => v === 0 && da[i] !== 0).length).toBeGreaterThan(0);
+          });
+        });
+      }
+    }
+  }
+});
+
+describe('im2col and im2col_transposed', () => {
+  const GEOMETRIES = [
+    { n: 2, h: 5, w: 6, c: 1, k: 3, padTop: 1, padLeft: 1, oh: 5, ow: 6 },
+    { n: 2, h: 7, w: 5, c: 3, k: 3, padTop: 0, padLeft: 0, oh: 5, ow: 3 },
+    { n: 1, h: 6, w: 9, c: 2, k: 2, padTop: 0, padLeft: 0, oh: 6, ow: 9 },
+    { n: 3, h: 4, w: 11, c: 5, k: 5, padTop: 2, padLeft: 2, oh: 4, ow: 11 },
+  ];
+  for (const g of GEOMETRIES) {
+    it(`equal the reference bit for bit: ${g.n}x${g.h}x${g.w}x${g.c}, ${g.k}x${g.k} kernel, padding ${g.padTop}`, () => {
+      tf.tidy(() => {
+        const x = values(g.n * g.h * g.w * g.c, g.h + g.k);
+        const columns = g.n * g.oh * g.ow * g.k * g.k * g.c;
+        const xTensor = onHeap(x);
+        const cols = emptyTensor([columns]);
+        glueKernels().im2col(
+          offsetOf(xTensor),
+          offsetOf(cols),
+          g.n,
+          g.h,
+          g.w,
+          g.c,
+          g.k,
+          g.padTop,
+          g.padLeft,
+          g.oh,
+          g.ow,
+        );
+        const expected = new Float32Array(columns);
+        im2col(x, expected, g);
+        expect(bits(heapView(cols))).toEqual(bits(expected));
+
+        // The transposed one, from planes with a gap after each (a chunk of a larger batch).
+        const planeStride = (g.n + 1) * g.h * g.w;
+        const planes = values(g.c * planeStride, g.w + g.k);
+        const planesTensor = onHeap(planes);
+        const colsT = emptyTensor([columns]);
+        glueKernels().im2col_transposed(
+          offsetOf(planesTensor),
+          offsetOf(colsT),
+          g.n,
+          g.h,
+          g.w,
+          g.c,
+          planeStride,
+          g.k,
+          g.padTop,
+          g.padLeft,
+          g.oh,
+          g.ow,
+        );
+        const expectedT = new Float32Array(columns);
+        im2colTransposed(planes, expectedT, { ...g, planeStride });
+        expect(bits(heapView(colsT))).toEqual(bits(expectedT));
+      });
+    });
+  }
+});
