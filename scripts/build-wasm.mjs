@@ -9,7 +9,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sources = ['src/optimizer/adam.wat', 'src/model/kernels.wat'];
 const assembler = await wabt();
 for (const source of sources) {
-  const module = assembler.parseWat(source, readFileSync(join(root, source), 'utf8'), { simd: true, threads: true, bulk_memory: true });
+  const module = assembler.parseWat(source, readFileSync(join(root, source), 'utf8'), {
+    simd: true,
+    threads: true,
+    bulk_memory: true,
+  });
   const binary = module.toBinary({}).buffer;
   new WebAssembly.Module(binary); // V8 validates it here, with the features Node will run it with
   const target = join(root, 'dist', source.replace(/\.wat$/, '.wasm'));
