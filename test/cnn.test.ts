@@ -6,12 +6,15 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { trainWithFaults } from '../dist/src/coordinator/trainer.js';
 import {
   createTrainerThread,
   type Dataset,
+  InterruptedError,
   loadFashionMnist,
   loadModel,
   OptionError,
+  readCheckpoint,
   train,
   UnsupportedLayerError,
 } from '../dist/src/index.js';
@@ -93,6 +96,34 @@ describe('a CNN trained data-parallel', () => {
     const [a, b] = [await run(2), await run(2)];
     expect(maxRelativeDifference(weightsOf(a.model), weightsOf(b.model))).toBe(0);
     expect(a.history.map(({ seconds: _, ...rest }) => rest)).toEqual(b.history.map(({ seconds: _, ...rest }) => rest));
+  });
+});
+
+describe('a CNN through checkpoints and failures', () => {
+  const settings = () => ({ data: subset(1280, 500), model: SMALL_CNN, workers: 2, epochs: 2, batchSize: 64, seed: 4 });
+
+  it("resumes mid-epoch from a checkpoint, and recovers from a worker that throws, with the clean run's weights, bit for bit", async () => {
+    const options = settings();
+    const clean = weightsOf((await train(options)).model);
+    const dir = tempDir();
+    // Asked to stop before it starts, the run stops after its first step, and checkpoints there.
+    const stopped = await train({ ...options, checkpointDir: dir, interrupt: AbortSignal.abort() }).catch(
+      (e: unknown) => e,
+    );
+    expect(stopped).toBeInstanceOf(InterruptedError);
+    const checkpoint = await readCheckpoint(dir);
+    expect([checkpoint.epochsDone, checkpoint.stepsDone]).toEqual([0, 1]);
+    expect(checkpoint.config.model).toBe(
+      'conv:8:3:same,pool,conv:8:3:valid,pool,flatten,dense:32,dropout:0.5,dense:10',
+    );
+    const resumed = await train({ data: options.data, resume: checkpoint });
+    expect(maxRelativeDifference(weightsOf(resumed.model), clean)).toBe(0);
+    const lines: string[] = [];
+    const recovered = await trainWithFaults({ ...options, onLog: (line) => void lines.push(line) }, [
+      { rank: 1, step: 25, kind: 'throw' },
+    ]);
+    expect(lines.filter((line) => line.includes('restarting the workers'))).toHaveLength(1);
+    expect(maxRelativeDifference(weightsOf(recovered.model), clean)).toBe(0);
   });
 });
 

@@ -10,11 +10,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../dist/src/model/kernels.js';
 import {
   activationBackward,
+  bytesToFloats,
   im2col,
   im2colTransposed,
   poolBackward,
   poolForward,
   type Strides,
+  transpose,
 } from '../dist/src/model/kernels-reference.js';
 
 beforeAll(async () => {
@@ -231,6 +233,41 @@ describe('im2col and im2col_transposed', () => {
         const expectedT = new Float32Array(columns);
         im2colTransposed(planes, expectedT, { ...g, planeStride });
         expect(bits(heapView(colsT))).toEqual(bits(expectedT));
+      });
+    });
+  }
+});
+
+describe('bytes_to_floats and transpose', () => {
+  it("scale every grey level as the tutorial's images / 255 does, bit for bit", () => {
+    tf.tidy(() => {
+      // Every byte value, then more, so that both the 16-at-a-time loop and its tail run.
+      const bytes = Uint8Array.from({ length: 256 + 37 }, (_, i) => i % 256);
+      const staging = emptyTensor([Math.ceil(bytes.length / 4)]);
+      new Uint8Array(heapView(staging).buffer, offsetOf(staging), bytes.length).set(bytes);
+      const floats = emptyTensor([bytes.length]);
+      glueKernels().bytes_to_floats(offsetOf(staging), offsetOf(floats), bytes.length);
+      const expected = new Float32Array(bytes.length);
+      bytesToFloats(bytes, expected);
+      expect(bits(heapView(floats))).toEqual(bits(expected));
+      expect(expected[255]).toBe(1);
+    });
+  });
+
+  for (const [rows, cols] of [
+    [8, 12],
+    [7, 5],
+    [128, 784],
+  ]) {
+    it(`transpose a ${rows} x ${cols} matrix bit for bit`, () => {
+      tf.tidy(() => {
+        const src = values(rows * cols, rows + cols);
+        const srcTensor = onHeap(src);
+        const dst = emptyTensor([rows * cols]);
+        glueKernels().transpose(offsetOf(srcTensor), offsetOf(dst), rows, cols);
+        const expected = new Float32Array(rows * cols);
+        transpose(src, expected, rows, cols);
+        expect(bits(heapView(dst))).toEqual(bits(expected));
       });
     });
   }

@@ -181,3 +181,15 @@ export function im2colTransposed(
     }
   }
 }
+
+/** Grey levels to floats in [0, 1], as the tutorial's images / 255 (the float32 nearest the quotient). */
+export function bytesToFloats(bytes: Uint8Array, floats: Float32Array): void {
+  for (let i = 0; i < bytes.length; i++) floats[i] = bytes[i] / 255;
+}
+
+/** src `[rows, cols]` -> dst `[cols, rows]`. */
+export function transpose(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  }
+}

@@ -79,6 +79,8 @@ export interface GlueKernels {
     oh: number,
     ow: number,
   ): void;
+  bytes_to_floats(bytes: number, floats: number, length: number): void;
+  transpose(src: number, dst: number, rows: number, cols: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -140,4 +142,9 @@ export function heapView64(tensor: tf.Tensor): Float64Array {
   if (offset % 8 !== 0) throw new Error(`a float64 accumulator at an odd heap offset (${offset})`);
   const view = heapView(tensor);
   return new Float64Array(view.buffer, offset, view.length / 2);
+}
+
+/** The wasm heap as bytes, for copying data into a tensor's memory with a native `set`. */
+export function heapBytes(tensor: tf.Tensor, length: number): Uint8Array {
+  return new Uint8Array(heapView(tensor).buffer, offsetOf(tensor), length);
 }

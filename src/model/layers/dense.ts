@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Activations } from '../compute.js';
-import { emptyTensor, heapView } from '../kernels.js';
+import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { DenseSpec, Shape } from '../spec.js';
 
@@ -14,8 +14,8 @@ import type { DenseSpec, Shape } from '../spec.js';
  *   weights   dW = X^T · dZ              X^T is the input's columns layout
  *   input     dX^T = W · dZ^T            its gradient in columns layout `[inputs, count]`
  *
- * The relu's backward pass and the bias gradient are a JavaScript loop over `[count, units]`,
- * which writes dZ in both layouts. The softmax of the output layer is not applied here: the step
+ * The relu's backward pass and the bias gradient run in kernels.wat, which writes dZ in both
+ * layouts. The softmax of the output layer is not applied here: the step
  * driver computes the softmax cross-entropy and its gradient from the logits.
  */
 export const dense: LayerKind<DenseSpec> = {
@@ -69,7 +69,6 @@ class DenseCompute implements LayerCompute {
   readonly #units: number;
   readonly #relu: boolean;
   readonly #output: Shape;
-  readonly #biasSums: Float64Array;
   #kernel: tf.Tensor2D | undefined;
   #bias: tf.Tensor1D | undefined;
   /** Kept from the forward pass for the backward pass. */
@@ -82,7 +81,6 @@ class DenseCompute implements LayerCompute {
     this.#units = layer.spec.units;
     this.#relu = layer.spec.activation === 'relu';
     this.#output = layer.output;
-    this.#biasSums = new Float64Array(this.#units);
   }
 
   prepare(params: Float32Array): void {
@@ -122,24 +120,34 @@ class DenseCompute implements LayerCompute {
     const { tensor: upstream, strides } = gradient.strided();
     const dz = emptyTensor([count, units]);
     const dzT = emptyTensor([units, count]);
-    // Views after the last allocation: a heap that grows detaches the views taken before.
-    const from = heapView(upstream);
-    const activations = heapView(this.#activations as tf.Tensor);
-    const rows = heapView(dz);
-    const columns = heapView(dzT);
-    const sums = this.#biasSums.fill(0);
-    for (let r = 0; r < count; r++) {
-      for (let u = 0; u < units; u++) {
-        const g = this.#relu && !(activations[r * units + u] > 0) ? 0 : from[r * strides.sB + u * strides.sC];
-        rows[r * units + u] = g;
-        columns[u * count + r] = g;
-        sums[u] += g;
-      }
-    }
+    const biasSums = emptyTensor([2 * units]);
+    heapView64(biasSums).fill(0);
+    // Vectors are 1 x 1 images of `units` channels: dZ once in rows with the bias sums, once in columns.
+    const kernels = glueKernels();
+    const relu = this.#relu ? 1 : 0;
+    const a = offsetOf(this.#activations as tf.Tensor);
+    const { sB, sC } = strides;
+    kernels.activation_backward(
+      a,
+      offsetOf(upstream),
+      offsetOf(dz),
+      offsetOf(biasSums),
+      count,
+      1,
+      units,
+      relu,
+      sB,
+      0,
+      sC,
+      units,
+      0,
+      1,
+    );
+    kernels.activation_backward(a, offsetOf(upstream), offsetOf(dzT), 0, count, 1, units, relu, sB, 0, sC, 1, 0, count);
     const at = this.#layer.offset;
     const size = this.#inputs * units;
     context.grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
-    context.grad.set(sums, at + size);
+    context.grad.set(heapView64(biasSums), at + size);
     this.#input = this.#activations = undefined;
     if (!this.#layer.needsInputGradient) return undefined;
     return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
