@@ -42,7 +42,7 @@ export interface SharedState {
   readonly order: Int32Array;
   /** Barrier and progress words (see CTRL_*). */
   readonly control: Int32Array;
-  /** How many times each injected fault (StepsTask.faults) has fired, across restarted workers. */
+  /** How many times each injected fault (see Fault) has fired, across restarted workers. */
   readonly faultsInjected: Int32Array;
 }
 
@@ -55,13 +55,16 @@ export interface ModelShape {
 }
 
 /**
- * A failure to inject, for testing fault handling only: worker `rank` throws, exits or hangs at
- * the start of global step `step` (0-based), the first `times` times it gets there.
+ * A failure to inject, for testing fault handling only: worker `rank` throws, exits or hangs once
+ * the run has taken `step` steps, the first `times` times it gets there: at the start of the next
+ * step, or, with `phase: 'evaluation'`, in the evaluation that follows them (after an epoch).
  */
 export interface Fault {
   readonly rank: number;
   readonly step: number;
   readonly kind: 'throw' | 'exit' | 'hang';
+  /** @default 'step' */
+  readonly phase?: 'step' | 'evaluation';
   /** @default 1 */
   readonly times?: number;
 }
@@ -82,7 +85,12 @@ export const CTRL_NONFINITE_STEP = 6;
 export const CTRL_STOP_REQUEST = 7;
 /** The request as the last worker at a step's end saw it: every worker reads the same decision. */
 export const CTRL_STOP_DECISION = 8;
-export const CONTROL_WORDS = 9;
+/**
+ * Tasks of the current run that have begun, counted by the workers: the coordinator's watchdog
+ * times steps only once every worker has one, since starting (loading tfjs-wasm) is not a step.
+ */
+export const CTRL_TASKS_STARTED = 9;
+export const CONTROL_WORDS = 10;
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;
@@ -125,12 +133,16 @@ export interface StepsTask {
   readonly faults: readonly Fault[];
 }
 
-/** Evaluate test images `[start, end)` with the current parameters. */
+/** Evaluate test images `[start, end)` with the current parameters, as worker `rank`. */
 export interface EvaluateTask {
   readonly kind: 'evaluate';
   readonly shared: SharedState;
+  readonly rank: number;
   readonly start: number;
   readonly end: number;
+  /** Steps the run has taken: which faults aimed at evaluation fire. */
+  readonly stepsTaken: number;
+  readonly faults: readonly Fault[];
 }
 
 export type Task = StepsTask | EvaluateTask;

@@ -46,6 +46,37 @@ describe('worker failures', () => {
     expect(retries[2]).toMatch(/^epoch 2: worker 1 hung: no step finished in 1\.5 s \(step 22 of the epoch\);/);
   });
 
+  it('a worker that hangs or exits while evaluating is replaced and the evaluation runs again: the same results', async () => {
+    const clean = await run();
+    const lines: string[] = [];
+    const faulty = await run({ stepTimeoutMs: 1500, onLog: (line) => void lines.push(line) }, [
+      { rank: 1, step: 50, phase: 'evaluation', kind: 'hang' },
+      { rank: 0, step: 100, phase: 'evaluation', kind: 'exit' },
+    ]);
+    expect(weightsOf(faulty)).toEqual(weightsOf(clean));
+    const scores = (result: typeof clean) => result.history.map((h) => [h.testLoss, h.testAccuracy]);
+    expect(scores(faulty)).toEqual(scores(clean));
+    const retries = lines.filter((l) => l.includes('restarting the workers'));
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toBe(
+      'epoch 1: worker 1 hung: its part of the evaluation did not finish in 1.5 s; ' +
+        'restarting the workers and evaluating again (retry 1 of 3)',
+    );
+    expect(retries[1]).toMatch(
+      /^epoch 2: worker 0 failed in the evaluation: .*; restarting the workers and evaluating again \(retry 1 of 3\)$/,
+    );
+  });
+
+  it('gives up on an evaluation that keeps failing, naming the worker', async () => {
+    const error = await run({ epochs: 1, maxRetries: 1 }, [
+      { rank: 1, step: 50, phase: 'evaluation', kind: 'throw', times: 2 },
+    ]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkerError);
+    expect((error as Error).message).toBe(
+      'epoch 1: worker 1 failed in the evaluation: injected fault in evaluation (2 failures in a row; giving up)',
+    );
+  });
+
   it('gives up after maxRetries failures in a row, naming the worker and the step; the last checkpoint stays intact', async () => {
     const dir = tempDir();
     const error = await run({ checkpointDir: dir, checkpointEvery: 1, maxRetries: 2 }, [

@@ -72,7 +72,10 @@ export interface TrainOptions {
   interrupt?: AbortSignal;
   /** Worker failures in a row (throw, exit, hang) survived by restarting the workers. @default 3 */
   maxRetries?: number;
-  /** A step taking longer than this means a worker hung. @default 60000 */
+  /**
+   * A step, or a worker's part of an evaluation, taking longer than this means a worker hung. The
+   * time new workers take to start (loading tfjs-wasm) does not count. @default 60000
+   */
   stepTimeoutMs?: number;
 }
 

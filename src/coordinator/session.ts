@@ -9,6 +9,7 @@ import {
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_REQUEST,
+  CTRL_TASKS_STARTED,
   type EvaluateResult,
   type Fault,
   type SharedState,
@@ -27,6 +28,12 @@ import type { TrainConfig } from './config.js';
 import { DEFAULTS } from './options.js';
 
 const WORKER_FILE = new URL('../worker/worker.js', import.meta.url).href;
+
+/**
+ * How long new workers may take to start (each loads tfjs and its wasm module: about half a second
+ * here, several on a loaded machine) before they count as hung, when `stepTimeoutMs` is shorter.
+ */
+const START_TIMEOUT_MS = 60_000;
 
 /** Sums over the workers of the epoch so far. */
 export interface EpochTotals {
@@ -67,6 +74,13 @@ export interface SessionOptions {
   readonly initialParams?: Float32Array;
   /** For tests of fault handling only: failures to inject into the workers. */
   readonly faults?: readonly Fault[];
+}
+
+export interface EvaluateOptions {
+  /** Aborts at once: the promise rejects with AbortError. */
+  readonly signal?: AbortSignal;
+  /** A worker whose part of the evaluation takes longer than this hung. @default DEFAULTS.stepTimeoutMs */
+  readonly stepTimeoutMs?: number;
 }
 
 /**
@@ -149,7 +163,7 @@ export class Session {
     options.stop?.addEventListener('abort', onStop);
     if (options.stop?.aborted) onStop();
     try {
-      await this.#runTogether(tasks, options.signal, options.stepTimeoutMs ?? DEFAULTS.stepTimeoutMs);
+      await this.#runTogether(tasks, 'steps', options);
     } finally {
       options.stop?.removeEventListener('abort', onStop);
     }
@@ -159,14 +173,22 @@ export class Session {
   }
 
   /** Mean loss and accuracy on the test split, sharded across the workers. */
-  async evaluate(signal?: AbortSignal): Promise<{ testLoss: number; testAccuracy: number }> {
+  async evaluate(options: EvaluateOptions = {}): Promise<{ testLoss: number; testAccuracy: number }> {
     const { test } = this.shared;
     const workers = this.#config.workers;
     const tasks: Task[] = Array.from({ length: workers }, (_, rank) => {
       const { start, end } = shardOf(0, test.count, rank, workers);
-      return { kind: 'evaluate', shared: this.shared, start, end };
+      return {
+        kind: 'evaluate',
+        shared: this.shared,
+        rank,
+        start,
+        end,
+        stepsTaken: this.#globalStep,
+        faults: this.#faults,
+      };
     });
-    const results = (await this.#runTogether(tasks, signal, undefined)) as EvaluateResult[];
+    const results = (await this.#runTogether(tasks, 'evaluation', options)) as EvaluateResult[];
     const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
     const correct = results.reduce((sum, r) => sum + r.correct, 0);
     return { testLoss: lossSum / test.count, testAccuracy: correct / test.count };
@@ -268,21 +290,27 @@ export class Session {
   }
 
   /**
-   * Runs one task per worker, all at once: epoch tasks wait for each other at barriers, so they must
+   * Runs one task per worker, all at once: step tasks wait for each other at barriers, so they must
    * all be running. If one fails, or the caller aborts, the others are stopped at their next
-   * barrier; if no step ends within `stepTimeoutMs`, a worker hung. Either way the promise rejects
-   * with the first real error (or an AbortError), never hangs.
+   * barrier. A watchdog calls a worker hung when, once every worker has started its task, no step
+   * ends (in an evaluation: no worker finishes its part) within `stepTimeoutMs`; starting is not a
+   * step, and new workers get START_TIMEOUT_MS for it. Either way the promise rejects with the
+   * first real error (or an AbortError), never hangs.
    */
   async #runTogether(
     tasks: Task[],
-    signal: AbortSignal | undefined,
-    stepTimeoutMs: number | undefined,
+    phase: 'steps' | 'evaluation',
+    options: { signal?: AbortSignal; stepTimeoutMs?: number },
   ): Promise<(EvaluateResult | undefined)[]> {
+    const { signal } = options;
+    const stepTimeoutMs = options.stepTimeoutMs ?? DEFAULTS.stepTimeoutMs;
     const { control } = this.shared;
     const onAbort = () => requestStop(control);
     signal?.addEventListener('abort', onAbort);
     const pending = new Set(tasks.map((_, rank) => rank));
     let watchdog: NodeJS.Timeout | undefined;
+    let grace: NodeJS.Timeout | undefined;
+    Atomics.store(control, CTRL_TASKS_STARTED, 0);
     try {
       const all = Promise.allSettled(
         tasks.map((task, rank) =>
@@ -300,29 +328,36 @@ export class Session {
         ),
       );
       const hang = new Promise<never>((_, reject) => {
-        if (stepTimeoutMs === undefined) return;
-        let lastSteps = -1;
-        let lastChange = performance.now();
+        const seconds = (ms: number) => `${ms / 1000} s`;
+        const startTimeoutMs = Math.max(stepTimeoutMs, START_TIMEOUT_MS);
+        const submitted = performance.now();
+        let lastProgress = -1;
+        let lastChange = 0;
         watchdog = setInterval(
           () => {
+            const now = performance.now();
             const steps = Atomics.load(control, CTRL_STEPS_DONE);
-            if (steps !== lastSteps) {
-              lastSteps = steps;
-              lastChange = performance.now();
-              return;
+            let hung: (ranks: number[]) => string;
+            if (Atomics.load(control, CTRL_TASKS_STARTED) < tasks.length) {
+              if (now - submitted < startTimeoutMs) return;
+              hung = () => `the workers did not all start within ${seconds(startTimeoutMs)}`;
+            } else {
+              const progress = steps + tasks.length - pending.size;
+              if (progress !== lastProgress) {
+                lastProgress = progress;
+                lastChange = now;
+                return;
+              }
+              if (now - lastChange < stepTimeoutMs) return;
+              hung = (ranks) =>
+                phase === 'steps'
+                  ? `worker ${ranks.join(', ')} hung: no step finished in ${seconds(stepTimeoutMs)} (step ${steps + 1} of the epoch)`
+                  : `worker ${ranks.join(', ')} hung: its part of the evaluation did not finish in ${seconds(stepTimeoutMs)}`;
             }
-            if (performance.now() - lastChange < stepTimeoutMs) return;
             clearInterval(watchdog);
             requestStop(control);
-            // The others stop at their next barrier; whoever is still running after that hung.
-            setTimeout(() => {
-              const ranks = [...pending];
-              reject(
-                new WorkerError(
-                  `worker ${ranks.join(', ')} hung: no step finished in ${stepTimeoutMs / 1000} s (step ${steps + 1} of the epoch)`,
-                ),
-              );
-            }, 1000);
+            // The others stop at their next barrier; whoever is still running a step's time later hung.
+            grace = setTimeout(() => reject(new WorkerError(hung([...pending]))), stepTimeoutMs);
           },
           Math.min(1000, stepTimeoutMs / 4),
         );
@@ -340,12 +375,16 @@ export class Session {
           );
         }
         const cause = failures.find((e) => e.message !== StoppedError.MESSAGE) ?? failures[0];
-        const step = Atomics.load(control, CTRL_STEPS_DONE) + 1;
-        throw new WorkerError(`worker ${cause.rank} failed at step ${step} of the epoch: ${cause.message}`, { cause });
+        const where =
+          phase === 'steps'
+            ? `at step ${Atomics.load(control, CTRL_STEPS_DONE) + 1} of the epoch`
+            : 'in the evaluation';
+        throw new WorkerError(`worker ${cause.rank} failed ${where}: ${cause.message}`, { cause });
       }
       return settled.map((s) => (s as PromiseFulfilledResult<EvaluateResult | undefined>).value);
     } finally {
       clearInterval(watchdog);
+      clearTimeout(grace);
       signal?.removeEventListener('abort', onAbort);
     }
   }

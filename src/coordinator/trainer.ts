@@ -76,6 +76,7 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
   if (resume !== undefined) session.resume(resume);
   const steps = session.stepsPerEpoch;
   const history: EpochLog[] = [...(resume?.history ?? [])];
+  const retrying = (epoch: number, doing: string): RetryOptions => ({ maxRetries, epoch, doing, onLog: options.onLog });
   options.onLog?.(describeRun(config, data.train.count, resume));
   /** Saves the run as it stands between steps; `epochsDone` epochs are finished and evaluated. */
   const checkpoint = (epochsDone: number): string | undefined =>
@@ -116,14 +117,10 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
       try {
         while (step < steps) {
           const end = Math.min(steps, step + CHUNK_STEPS);
-          step += await runChunk(session, step, end, {
-            signal,
-            interrupt,
-            maxRetries,
-            stepTimeoutMs,
-            epoch,
-            onLog: options.onLog,
-          });
+          const first = step;
+          step += await withRetries(session, retrying(epoch, `running steps ${first + 1}-${end}`), () =>
+            session.runSteps(first, end, { signal, stop: interrupt, stepTimeoutMs }),
+          );
           if (interrupt?.aborted) {
             throw new InterruptedError({ epoch, step, checkpoint: checkpoint(epoch - 1) });
           }
@@ -133,7 +130,9 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
       }
       report();
       const { loss, accuracy } = progress();
-      const test = await session.evaluate(signal);
+      const test = await withRetries(session, retrying(epoch, 'evaluating'), () =>
+        session.evaluate({ signal, stepTimeoutMs }),
+      );
       const log: EpochLog = { epoch, loss, accuracy, ...test, seconds: (performance.now() - epochStarted) / 1000 };
       history.push(log);
       await options.onEpochEnd?.(log);
@@ -231,29 +230,25 @@ function describeRun(config: TrainConfig, images: number, resume: Checkpoint | u
   return `${where}${note}: ${settings}`;
 }
 
-interface ChunkOptions {
-  readonly signal?: AbortSignal;
-  readonly interrupt?: AbortSignal;
+interface RetryOptions {
   readonly maxRetries: number;
-  readonly stepTimeoutMs: number;
   readonly epoch: number;
+  /** What runs again after a failure, for the log: `running steps 1-200`, `evaluating`. */
+  readonly doing: string;
   readonly onLog?: (line: string) => void;
 }
 
 /**
- * Runs steps `[first, end)`. When a worker throws, exits or hangs, every worker is replaced, the
- * state goes back to the chunk's start and the chunk runs again: the result is bit for bit that of
- * a run without the failure. `maxRetries` failures in a row end the run with the last one.
+ * Runs a chunk of steps, or an evaluation. When a worker throws, exits or hangs, every worker is
+ * replaced, the state goes back to what it was before and the work runs again: the result is bit
+ * for bit that of a run without the failure. `maxRetries` failures in a row end the run with the
+ * last one.
  */
-async function runChunk(session: Session, first: number, end: number, options: ChunkOptions): Promise<number> {
+async function withRetries<T>(session: Session, options: RetryOptions, run: () => Promise<T>): Promise<T> {
   const snapshot = session.snapshot();
   for (let failures = 1; ; failures++) {
     try {
-      return await session.runSteps(first, end, {
-        signal: options.signal,
-        stop: options.interrupt,
-        stepTimeoutMs: options.stepTimeoutMs,
-      });
+      return await run();
     } catch (error) {
       if (!(error instanceof WorkerError)) throw error;
       if (failures > options.maxRetries) {
@@ -262,7 +257,7 @@ async function runChunk(session: Session, first: number, end: number, options: C
         });
       }
       options.onLog?.(
-        `epoch ${options.epoch}: ${error.message}; restarting the workers and running steps ${first + 1}-${end} again (retry ${failures} of ${options.maxRetries})`,
+        `epoch ${options.epoch}: ${error.message}; restarting the workers and ${options.doing} again (retry ${failures} of ${options.maxRetries})`,
       );
       await session.restore(snapshot);
     }

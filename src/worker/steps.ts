@@ -118,7 +118,7 @@ export function runSteps(task: StepsTask): void {
         task.totalSteps,
       );
       kernelStep.scale = 1 / batchCount;
-      if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1);
+      if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1, 'step');
       const t0 = performance.now();
       let prepared = false;
       for (
@@ -173,12 +173,14 @@ export function runSteps(task: StepsTask): void {
   }
 }
 
-/** For tests of fault handling: fails as `task.faults` says, at the start of global step `globalStep`. */
-function injectFaults(task: StepsTask, globalStep: number): void {
+/** For tests of fault handling: fails as `task.faults` says, when the run has taken `stepsTaken` steps. */
+function injectFaults(task: StepsTask | EvaluateTask, stepsTaken: number, phase: 'step' | 'evaluation'): void {
   task.faults.forEach((fault, i) => {
-    if (fault.rank !== task.rank || fault.step !== globalStep) return;
+    if (fault.rank !== task.rank || fault.step !== stepsTaken || (fault.phase ?? 'step') !== phase) return;
     if (Atomics.add(task.shared.faultsInjected, i, 1) >= (fault.times ?? 1)) return;
-    if (fault.kind === 'throw') throw new Error(`injected fault at step ${globalStep + 1}`);
+    if (fault.kind === 'throw') {
+      throw new Error(phase === 'step' ? `injected fault at step ${stepsTaken + 1}` : 'injected fault in evaluation');
+    }
     if (fault.kind === 'exit') process.exit(3);
     // A hang: blocked for good, as a worker stuck in native code would be.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
@@ -188,6 +190,7 @@ function injectFaults(task: StepsTask, globalStep: number): void {
 /** Scores test images `[start, end)` with the current parameters, in chunks of EVAL_ROWS. */
 export function runEvaluate(task: EvaluateTask): EvaluateResult {
   const { shared, start, end } = task;
+  if (task.faults.length > 0) injectFaults(task, task.stepsTaken, 'evaluation');
   evalRunner = runnerFor(evalRunner, shared.model, EVAL_ROWS);
   const { runner } = evalRunner;
   const { images, labels } = shared.test;
