@@ -81,17 +81,40 @@ export function osThreads(): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
 }
 
+/** How long `settledOsThreads` waits for the count to settle; a leaked thread costs a test this long. */
+const SETTLE_LIMIT_MS = 60_000;
+
 /**
- * The thread count once it stops changing: a terminated worker's OS thread is joined a moment after
- * `terminate()` resolves. With `expected`, returns as soon as the count is that.
+ * The thread count once it has settled: a terminated worker's OS thread ends a moment after
+ * `terminate()` resolves, several moments on a loaded machine. Without `expected`, returns once the
+ * count has stayed the same for 10 polls in a row (200 ms); with it, as soon as the count is that.
+ * Either way it gives up after SETTLE_LIMIT_MS and returns the count as it is, so that a leaked
+ * thread shows as a count that never came back.
  */
 export async function settledOsThreads(expected?: number): Promise<number> {
+  const deadline = performance.now() + SETTLE_LIMIT_MS;
   let last = osThreads();
-  for (let i = 0; i < 50 && last !== expected; i++) {
+  let unchanged = 0;
+  while (last !== expected && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
     const now = osThreads();
-    if (now === last && expected === undefined) return now;
+    unchanged = now === last ? unchanged + 1 : 0;
     last = now;
+    if (expected === undefined && unchanged === 10) break;
   }
   return last;
+}
+
+/**
+ * Blocks this thread, its event loop included, until `condition()` holds, looking every 10 ms;
+ * false if it did not within `limitMs` (a bound that turns a deadlock into a failed test).
+ */
+export function blockUntil(condition: () => boolean, limitMs: number): boolean {
+  const deadline = performance.now() + limitMs;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    Atomics.wait(sleeper, 0, 0, 10);
+  }
+  return true;
 }
