@@ -7,8 +7,11 @@ import {
   type Dataset,
   InterruptedError,
   loadFashionMnist,
+  NonFiniteError,
   OptionError,
+  WorkerError,
 } from '../dist/src/index.js';
+import { createTrainerThreadWithFaults } from '../dist/src/thread/trainer-thread.js';
 import { blockUntil, DEBIAN_DIR, settledOsThreads, tempDir } from './helpers.js';
 
 let data: Dataset;
@@ -65,6 +68,15 @@ describe('createTrainerThread', () => {
     expect({ epoch, step, checkpoint }).toEqual({ epoch: 1, step: 1, checkpoint: join(dir, 'checkpoint.bin') });
     expect(message).toBe(`training was interrupted at epoch 1, step 1; checkpoint written to ${checkpoint}`);
 
+    // Interrupted after the call: the signal's listener carries it to the thread, which sees it
+    // before the first step ends (the call's message comes first, and its workers are still starting).
+    const later = new AbortController();
+    const running = trainer.train({ data, workers: 2, epochs: 2, checkpointDir: dir, interrupt: later.signal });
+    later.abort();
+    const interruptedLater = await running.catch((e: unknown) => e);
+    expect(interruptedLater).toBeInstanceOf(InterruptedError);
+    expect([(interruptedLater as InterruptedError).epoch, (interruptedLater as InterruptedError).step]).toEqual([1, 1]);
+
     const controller = new AbortController();
     const run = trainer.train({
       data,
@@ -80,5 +92,44 @@ describe('createTrainerThread', () => {
     await expect(run).rejects.toThrow(AbortError);
     expect(await settledOsThreads(threadsBefore)).toBe(threadsBefore);
     await expect(trainer.train({ data })).rejects.toThrow(/closed/);
+  });
+
+  it("rebuilds WorkerError and NonFiniteError on the caller's side, with their messages", async () => {
+    const count = 3200;
+    const slice = {
+      ...data,
+      train: {
+        images: data.train.images.subarray(0, count * 784),
+        labels: data.train.labels.subarray(0, count),
+        count,
+      },
+    };
+    const faulty = await createTrainerThreadWithFaults([{ rank: 1, step: 0, kind: 'throw', times: 2 }]);
+    try {
+      const failed = await faulty
+        .train({ data: slice, workers: 2, epochs: 1, batchSize: 64, maxRetries: 1 })
+        .catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(WorkerError);
+      expect((failed as Error).message).toBe(
+        'epoch 1: worker 1 failed at step 1 of the epoch: injected fault at step 1 (2 failures in a row; giving up)',
+      );
+      expect((failed as Error).stack).toContain('(in the trainer thread)');
+    } finally {
+      await faulty.close();
+    }
+    const images = Float32Array.from(slice.train.images, (v) => v / 255);
+    images[700 * 784 + 300] = NaN;
+    const trainer = await createTrainerThread();
+    try {
+      const diverged = await trainer
+        .train({ data: { ...slice, train: { ...slice.train, images } }, workers: 2, epochs: 1, batchSize: 64 })
+        .catch((e: unknown) => e);
+      expect(diverged).toBeInstanceOf(NonFiniteError);
+      expect((diverged as Error).message).toMatch(
+        /^training diverged: the loss became NaN or infinite at epoch 1, step \d+; no model was saved\. Lower the learning rate \(--lr\)$/,
+      );
+    } finally {
+      await trainer.close();
+    }
   });
 });

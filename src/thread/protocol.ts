@@ -5,6 +5,7 @@
  */
 import type { BatchProgress, EpochLog, TrainConfig } from '../coordinator/config.js';
 import type { TrainOptions } from '../coordinator/options.js';
+import type { Fault } from '../protocol.js';
 
 /**
  * The options without what cannot cross a thread: the callbacks and signals, and a tf.Sequential
@@ -40,12 +41,13 @@ export interface ThreadTrainResult {
   readonly config: TrainConfig;
 }
 
-/** The API the thread exposes. `events` says which callbacks the caller has. */
+/** The API the thread exposes. `events` says which callbacks the caller has; `faults` are for tests only. */
 export interface TrainerThreadApi {
   train(
     options: PlainTrainOptions,
     events: { epoch: boolean; batch: boolean; log: boolean },
     onEvent: (event: TrainerEvent) => void,
+    faults: readonly Fault[],
   ): Promise<ThreadTrainResult>;
   abort(): void;
   interrupt(): void;

@@ -6,6 +6,7 @@ import { modelArtifacts, modelFromArtifacts } from '../model/files.js';
 import type { TrainOptions } from '../coordinator/options.js';
 import type { TrainResult } from '../coordinator/trainer.js';
 import { AbortError, fromWireError, type WireError } from '../errors.js';
+import type { Fault } from '../protocol.js';
 import type { ModelArtifacts, PlainTrainOptions, TrainerEvent, TrainerThreadApi } from './protocol.js';
 
 /** Training on a thread of its own, so that the caller's event loop stays free. */
@@ -22,7 +23,15 @@ export interface TrainerThread {
 const THREAD_FILE = new URL('./thread-main.js', import.meta.url);
 
 /** Starts a trainer thread: the coordinator runs there, its workers are that thread's children. */
-export async function createTrainerThread(): Promise<TrainerThread> {
+export function createTrainerThread(): Promise<TrainerThread> {
+  return createTrainerThreadWithFaults([]);
+}
+
+/**
+ * `createTrainerThread`, whose runs have failures injected into their workers (see trainWithFaults):
+ * for the tests of errors that cross the thread only, and not part of the package's entry point.
+ */
+export async function createTrainerThreadWithFaults(faults: readonly Fault[]): Promise<TrainerThread> {
   const worker = new Worker(THREAD_FILE);
   const remote: Remote<TrainerThreadApi> = wrap<TrainerThreadApi>(nodeEndpoint(worker));
   let closed = false;
@@ -60,6 +69,7 @@ export async function createTrainerThread(): Promise<TrainerThread> {
           plain,
           { epoch: onEpochEnd !== undefined, batch: onBatchEnd !== undefined, log: onLog !== undefined },
           onEvent,
+          faults,
         );
         // After the call: the thread handles messages in order, so the run exists when this arrives.
         if (interrupt?.aborted) onInterrupt();
