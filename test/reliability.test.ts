@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  DataError,
   type Dataset,
   InterruptedError,
   loadFashionMnist,
+  NonFiniteError,
   readCheckpoint,
   train,
   WorkerError,
@@ -141,17 +143,76 @@ describe('checkpoints', () => {
     }
   });
 
-  it('refuses a damaged checkpoint and settings that contradict it', async () => {
+  it("refuses a damaged checkpoint, settings that contradict it, and data other than its run's", async () => {
     const dir = tempDir();
     await run({ epochs: 1, checkpointDir: dir, checkpointEvery: 1 });
+    const path = join(dir, 'checkpoint.bin');
+    const bytes = readFileSync(path);
     const checkpoint = await readCheckpoint(dir);
     await expect(train({ data: slice, resume: checkpoint, batchSize: 32, seed: 2 })).rejects.toThrow(
       'a resumed run keeps the settings of its checkpoint; drop batchSize, seed',
     );
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(join(dir, 'checkpoint.bin'), readFileSync(join(dir, 'checkpoint.bin')).subarray(0, 1000));
-    await expect(readCheckpoint(dir)).rejects.toThrow(
-      /checkpoint\.bin: not a usable checkpoint \(1000 bytes, expected \d+\)/,
+    const count = 3100;
+    const fewerImages = {
+      ...slice,
+      train: {
+        images: slice.train.images.subarray(0, count * 784),
+        labels: slice.train.labels.subarray(0, count),
+        count,
+      },
+    };
+    const moreClasses = { ...slice, classNames: [...slice.classNames, 'Hat'] };
+    for (const data of [fewerImages, moreClasses]) {
+      const error = await train({ data, resume: checkpoint }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as Error).message).toBe(
+        'the checkpoint was made on 3200 training images and 101770 parameters; resume it with the same data and model',
+      );
+    }
+    // The file: a 9-byte magic, the header's length (4 bytes), the header, the arrays.
+    const damaged: [Buffer, string][] = [
+      [Buffer.concat([Buffer.from('FMNISTCK1'), bytes.subarray(9)]), 'wrong magic'],
+      [bytes.subarray(0, 13 + 20), 'truncated header'],
+      [bytes.subarray(0, bytes.length - 4), `${bytes.length - 4} bytes, expected ${bytes.length}`],
+    ];
+    for (const [content, why] of damaged) {
+      writeFileSync(path, content);
+      await expect(readCheckpoint(dir)).rejects.toThrow(`${path}: not a usable checkpoint (${why})`);
+    }
+  });
+
+  it('builds no model from non-finite parameters: a checkpoint damaged where a weight is, resumed after its last step', async () => {
+    const dir = tempDir();
+    // One step per epoch, and asked to stop: the checkpoint comes after that step, before the
+    // evaluation, so the resumed run takes no step whose loss could be NaN.
+    const count = 64;
+    const tiny = {
+      ...slice,
+      train: {
+        images: slice.train.images.subarray(0, count * 784),
+        labels: slice.train.labels.subarray(0, count),
+        count,
+      },
+    };
+    const stopped = await train({
+      data: tiny,
+      workers: 2,
+      epochs: 1,
+      batchSize: count,
+      checkpointDir: dir,
+      interrupt: AbortSignal.abort(),
+    }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(InterruptedError);
+    const path = join(dir, 'checkpoint.bin');
+    const bytes = readFileSync(path);
+    bytes.writeFloatLE(NaN, 13 + bytes.readUInt32LE(9) + 4 * 1000);
+    writeFileSync(path, bytes);
+    const checkpoint = await readCheckpoint(dir);
+    expect([checkpoint.epochsDone, checkpoint.stepsDone, checkpoint.params[1000]]).toEqual([0, 1, NaN]);
+    const error = await train({ data: tiny, resume: checkpoint }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NonFiniteError);
+    expect((error as Error).message).toBe(
+      'training diverged: the parameters are NaN or infinite; no model was saved. Lower the learning rate (--lr)',
     );
   });
 });

@@ -64,13 +64,10 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
   const data = options.data ?? (await loadFashionMnist({ dir: options.dataDir }));
   throwIfAborted(signal);
   checkDataset(data);
-  const { network, initialParams } = placeModel(choice, data);
+  const { network, initialParams } = placeResumable(choice, data, resume);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
   if (resume !== undefined && (resume.trainCount !== data.train.count || resume.params.length !== network.paramCount)) {
-    throw new DataError(
-      `the checkpoint was made on ${resume.trainCount} training images and ${resume.params.length} parameters; ` +
-        'resume it with the same data and model',
-    );
+    throw otherData(resume);
   }
   const session = new Session({ data, config, network, initialParams, faults });
   if (resume !== undefined) session.resume(resume);
@@ -212,6 +209,32 @@ function placeModel(choice: ModelChoice, data: Dataset): { network: Network; ini
       return { network, initialParams: params };
     }
   }
+}
+
+/**
+ * placeModel, for a run that may be resumed. A resumed run's model is its checkpoint's, which fitted
+ * the checkpoint's data: when it does not fit these (another class count, say), the data is what
+ * differs, and the error says so rather than blame a model the caller did not give.
+ */
+function placeResumable(
+  choice: ModelChoice,
+  data: Dataset,
+  resume: Checkpoint | undefined,
+): ReturnType<typeof placeModel> {
+  try {
+    return placeModel(choice, data);
+  } catch (error) {
+    throw resume !== undefined && error instanceof OptionError ? otherData(resume, error) : error;
+  }
+}
+
+/** A checkpoint resumed on data other than its run's. */
+function otherData(resume: Checkpoint, cause?: Error): DataError {
+  return new DataError(
+    `the checkpoint was made on ${resume.trainCount} training images and ${resume.params.length} parameters; ` +
+      'resume it with the same data and model',
+    { cause },
+  );
 }
 
 /** The first line of a run's log: what it trains, how, and, when resumed, from where. */
