@@ -11,6 +11,9 @@ import { readCheckpoint } from '../src/coordinator/checkpoint.js';
 import { writeReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
 
+/** The process that started this one (under `npm run train`, npm's shell), as it was at the start. */
+const PARENT = process.ppid;
+
 async function main(): Promise<void> {
   const args = parseTrainArgs(process.argv.slice(2));
   if (args.help) {
@@ -57,6 +60,18 @@ async function run(args: TrainArgs): Promise<void> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // `npm run train` runs this under `sh -c`, and a SIGTERM to npm (docker stop, systemd, a CI
+  // timeout, kill) ends npm and the shell without passing it on: this process is left to a new
+  // parent. That is taken as the SIGTERM it did not get. Checked twice a second, at no cost.
+  const watchParent = setInterval(() => {
+    if (process.ppid === PARENT) return;
+    clearInterval(watchParent);
+    if (interrupter.signal.aborted) return;
+    process.stderr.write(
+      '\nthe parent process exited (as npm does on SIGTERM): finishing the current step and writing a checkpoint\n',
+    );
+    interrupter.abort();
+  }, 500).unref();
   let latest: BatchProgress | undefined;
   const result = await train({
     ...args.options,

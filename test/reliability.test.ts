@@ -14,7 +14,7 @@ import {
   WorkerError,
 } from '../dist/src/index.js';
 import { trainWithFaults } from '../dist/src/coordinator/trainer.js';
-import { DEBIAN_DIR, runNode, tempDir, TRAIN_CLI } from './helpers.js';
+import { DEBIAN_DIR, ROOT, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
 let slice: Dataset;
 
@@ -295,5 +295,56 @@ describe('signals (a real child process)', () => {
     expect(stderr).toMatch(/^SIG(INT|TERM) again: exiting now$/m);
     expect(stderr).not.toContain('Interrupted at');
     expect(readdirSync(out)).toEqual([]);
+  });
+});
+
+/** The pid of the process whose command line has every one of `words`, if one runs. */
+function findProcess(words: string[]): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = (() => {
+      try {
+        return readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      } catch {
+        return [];
+      }
+    })();
+    if (words.every((word) => args.includes(word))) return Number(entry);
+  }
+  return undefined;
+}
+
+describe('SIGTERM to npm run train (a real process tree: npm, its shell, the trainer)', () => {
+  it('the trainer sees npm go, finishes its step, writes a checkpoint and exits; the run resumes', async () => {
+    const out = join(tempDir(), 'run');
+    const npm = spawn('npm', ['run', 'train', '--', '--epochs', '2', '--data', DEBIAN_DIR, '--out', out], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    npm.stderr.on('data', (chunk) => (stderr += chunk));
+    const training = new Promise<void>((resolve) => {
+      npm.stdout.on('data', (chunk) => {
+        stdout += chunk;
+        if (/^Training on /m.test(stdout)) resolve();
+      });
+    });
+    // 'close' waits for every holder of the child's pipes: the trainer, even once npm is gone.
+    const closed = new Promise<void>((resolve) => npm.on('close', () => resolve()));
+    await training;
+    const trainer = findProcess(['dist/scripts/train.js', '--out', out]);
+    expect(trainer).toBeDefined();
+    expect(trainer).not.toBe(npm.pid);
+    npm.kill('SIGTERM');
+    await closed;
+    expect(stderr).toContain('the parent process exited (as npm does on SIGTERM): finishing the current step');
+    expect(stderr).toMatch(/^Interrupted at epoch \d+, step \d+; checkpoint: .*checkpoint\.bin$/m);
+    expect(existsSync(`/proc/${trainer}`) ? procStatus(trainer as number).state : 'gone').toMatch(/^(gone|Z)$/);
+    const checkpoint = await readCheckpoint(out);
+    expect(checkpoint.config.epochs).toBe(2);
+    const resumed = await runNode(TRAIN_CLI, ['--resume', out, '--data', DEBIAN_DIR, '--quiet']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/^Test accuracy: 0\.\d{4}$/m);
   });
 });
