@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   });
   console.log(report.table);
   console.log(
-    `Wrote ${report.files.map((f) => join(out, f)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`,
+    `Wrote ${report.files.map((f) => join(out, f.name)).join(', ')} (${report.gridWrong} of the ${report.gridIndices.length} pictured are wrong)`,
   );
 }
 

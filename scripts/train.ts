@@ -6,9 +6,9 @@ import { formatBytes, progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { resolveOptions } from '../src/coordinator/options.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
-import { writeFileAtomically } from '../src/files.js';
+import { saveError, writeFilesAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
-import { writeReport } from '../src/report/report.js';
+import { drawReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
 
 /** The process that started this one (under `npm run train`, npm's shell), as it was at the start. */
@@ -94,7 +94,13 @@ async function run(args: TrainArgs): Promise<void> {
       say(progressLine(latest, log));
     },
   });
-  await saveModel(result.model, args.out);
+  // The results, in this order. A failure (a full disk) is one line saying what was saved.
+  await saveModel(result.model, args.out).catch((error: unknown) => {
+    throw saveError(args.out, error, {
+      saved: [],
+      notSaved: ['the model (model.json, weights.bin)', 'metrics.json', 'the pictures', 'report.json'],
+    });
+  });
   const metrics = {
     testAccuracy: result.testAccuracy,
     testLoss: result.testLoss,
@@ -102,9 +108,12 @@ async function run(args: TrainArgs): Promise<void> {
     config: { ...result.config, learningRate: result.config.adam.learningRate, data: args.data ?? null },
     epochs: result.history,
   };
-  writeFileAtomically(join(args.out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+  writeFilesAtomically(args.out, [{ name: 'metrics.json', data: `${JSON.stringify(metrics, null, 2)}\n` }], {
+    saved: ['model.json', 'weights.bin'],
+    after: ['the pictures', 'report.json'],
+  });
   say(`Saved the model (model.json, weights.bin) and metrics.json in ${args.out} (${result.wallSeconds.toFixed(1)} s)`);
-  const report = await writeReport({
+  const report = drawReport({
     model: result.model,
     test: data.test,
     height: data.height,
@@ -112,13 +121,13 @@ async function run(args: TrainArgs): Promise<void> {
     classNames: data.classNames,
     history: result.history,
     seed: result.config.seed,
-    dir: args.out,
   });
+  writeFilesAtomically(args.out, report.files, { saved: ['model.json', 'weights.bin', 'metrics.json'] });
   say(report.table);
   say(
     `Pictures: ${report.files
-      .filter((f) => f.endsWith('.png'))
-      .map((f) => join(args.out, f))
+      .filter((f) => f.name.endsWith('.png'))
+      .map((f) => join(args.out, f.name))
       .join(', ')}`,
   );
   say(`Test loss: ${result.testLoss.toFixed(4)}`);

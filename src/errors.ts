@@ -64,6 +64,14 @@ export class InterruptedError extends Error {
   }
 }
 
+/**
+ * Results could not be written (a full disk, say): the message says in one line what was saved and
+ * what was not. Thrown by the command line's writers, not by the library.
+ */
+export class SaveError extends Error {
+  override readonly name = 'SaveError';
+}
+
 /** The classes above whose one argument is the message, by name, to rebuild them when they cross a thread. */
 const MESSAGE_CLASSES = { OptionError, DataError, AbortError, WorkerError, NonFiniteError } as const;
 
@@ -105,11 +113,14 @@ export function quoteUntrusted(text: string): string {
 }
 
 /** True for the errors a user causes: the command line prints their message alone. */
-export function isUserError(error: unknown): error is OptionError | DataError | AbortError | NonFiniteError {
+export function isUserError(
+  error: unknown,
+): error is OptionError | DataError | AbortError | NonFiniteError | SaveError {
   return (
     error instanceof OptionError ||
     error instanceof DataError ||
     error instanceof AbortError ||
-    error instanceof NonFiniteError
+    error instanceof NonFiniteError ||
+    error instanceof SaveError
   );
 }

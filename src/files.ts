@@ -1,7 +1,7 @@
 import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { DataError, quoteUntrusted } from './errors.js';
+import { DataError, quoteUntrusted, SaveError } from './errors.js';
 
 /**
  * Writes a file under a temporary name, flushes it to disk, and renames it into place: readers see
@@ -37,6 +37,54 @@ export function writeFileAtomically(path: string, chunks: readonly Uint8Array[] 
     rmSync(temporary, { force: true });
     throw error;
   }
+}
+
+/** A file to write: its name, and its text or bytes. */
+export interface OutputFile {
+  readonly name: string;
+  readonly data: string | readonly Uint8Array[];
+}
+
+export interface WriteFilesOptions {
+  /** What was saved before these files, for the message of a failure. */
+  readonly saved?: readonly string[];
+  /** What would have been written after these files, for the message of a failure. */
+  readonly after?: readonly string[];
+}
+
+/**
+ * Writes `files` into `dir` one after the other, each atomically. When one cannot be written (a
+ * full disk, say), throws a SaveError that says in one line what was saved and what was not; none
+ * is left half written.
+ */
+export function writeFilesAtomically(dir: string, files: readonly OutputFile[], options: WriteFilesOptions = {}): void {
+  const saved = [...(options.saved ?? [])];
+  for (const [i, file] of files.entries()) {
+    try {
+      writeFileAtomically(join(dir, file.name), file.data);
+    } catch (error) {
+      throw saveError(dir, error, {
+        saved,
+        notSaved: [...files.slice(i).map((f) => f.name), ...(options.after ?? [])],
+      });
+    }
+    saved.push(file.name);
+  }
+}
+
+/** The one-line error for results that could not all be written into `dir`. */
+export function saveError(
+  dir: string,
+  error: unknown,
+  files: { readonly saved: readonly string[]; readonly notSaved: readonly string[] },
+): SaveError {
+  // Node's message is `ENOSPC: no space left on device, write`: the code and what it means.
+  const why = error instanceof Error ? error.message.split(',')[0] : String(error);
+  return new SaveError(
+    `cannot write ${files.notSaved[0]} in ${dir} (${why}); saved: ${files.saved.join(', ') || 'nothing'}; ` +
+      `not saved: ${files.notSaved.join(', ')}`,
+    { cause: error },
+  );
 }
 
 /** Characters no file name of ours holds, and a message must not print: NUL, line breaks, terminal escapes. */

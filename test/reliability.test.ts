@@ -1,13 +1,14 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   DataError,
   type Dataset,
   InterruptedError,
   loadFashionMnist,
+  loadModel,
   NonFiniteError,
   readCheckpoint,
   train,
@@ -346,5 +347,46 @@ describe('SIGTERM to npm run train (a real process tree: npm, its shell, the tra
     const resumed = await runNode(TRAIN_CLI, ['--resume', out, '--data', DEBIAN_DIR, '--quiet']);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/^Test accuracy: 0\.\d{4}$/m);
+  });
+});
+
+describe('a full disk (a small tmpfs, which the test mounts: it runs as root, as CI does)', () => {
+  let disk: string;
+  beforeAll(() => {
+    disk = tempDir();
+  });
+  afterEach(() => {
+    execFileSync('umount', [disk]);
+  });
+  afterAll(() => {
+    rmdirSync(disk);
+  });
+  const trainOnto = (size: string) => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk]);
+    return runNode(TRAIN_CLI, ['--epochs', '1', '--data', DEBIAN_DIR, '--out', join(disk, 'run'), '--quiet']);
+  };
+
+  it('with room for the model (407 kB) but not the pictures: says so in one line, exits 1, leaves the whole model and no part of a picture', async () => {
+    const out = join(disk, 'run');
+    const result = await trainOnto('512k');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `error: cannot write predictions.png in ${out} (ENOSPC: no space left on device); ` +
+        'saved: model.json, weights.bin, metrics.json; ' +
+        'not saved: predictions.png, confusion-matrix.png, learning-curves.png, report.json\n',
+    );
+    expect(readdirSync(out).sort()).toEqual(['metrics.json', 'model.json', 'weights.bin']);
+    expect((await loadModel(out)).countParams()).toBe(101_770);
+    expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).testAccuracy).toBeGreaterThan(0.8);
+  });
+
+  it('without room for the model: saved nothing, and --out is gone again', async () => {
+    const result = await trainOnto('256k');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `error: cannot write the model (model.json, weights.bin) in ${join(disk, 'run')} (ENOSPC: no space left on device); ` +
+        'saved: nothing; not saved: the model (model.json, weights.bin), metrics.json, the pictures, report.json\n',
+    );
+    expect(readdirSync(disk)).toEqual([]);
   });
 });

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { EpochLog } from '../coordinator/config.js';
-import { writeFileAtomically } from '../files.js';
+import { type OutputFile, writeFilesAtomically } from '../files.js';
 import { modelInput } from '../model/keras.js';
 import { Rng } from '../rng.js';
 import type { Split } from '../data/dataset.js';
@@ -30,7 +29,6 @@ export interface ReportOptions {
   readonly history?: readonly EpochLog[];
   /** Chooses the grid's images. */
   readonly seed: number;
-  readonly dir: string;
 }
 
 export interface Report {
@@ -39,7 +37,8 @@ export interface Report {
   readonly gridIndices: number[];
   readonly gridWrong: number;
   readonly table: string;
-  readonly files: string[];
+  /** The pictures and report.json, in the order they are written. */
+  readonly files: OutputFile[];
 }
 
 /** The model's class for every image of a split: predict in batches of 1000 on the main thread. */
@@ -53,14 +52,12 @@ function predictClasses(model: tf.LayersModel, split: Split, height: number, wid
 }
 
 /**
- * Pictures of what the model does on the test split, written into `dir`: 100 random test images
- * with their predicted class (mistakes in red, with the true class), the confusion matrix, the
- * learning curves, and report.json with the numbers behind them. Each file is renamed into place:
- * `dir` may be a model directory from elsewhere, and a symbolic link planted there under one of
- * these names is replaced, never written through.
+ * Pictures of what the model does on the test split, drawn in memory: 100 random test images with
+ * their predicted class (mistakes in red, with the true class), the confusion matrix, the learning
+ * curves, and report.json with the numbers behind them.
  */
-export async function writeReport(options: ReportOptions): Promise<Report> {
-  const { model, test, height, width, classNames, dir } = options;
+export function drawReport(options: ReportOptions): Report {
+  const { model, test, height, width, classNames } = options;
   const predicted = predictClasses(model, test, height, width);
   const classification = classify(predicted, test.labels, classNames.length);
   const order = Int32Array.from({ length: test.count }, (_, i) => i);
@@ -82,13 +79,12 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
     };
   });
   const gridWrong = items.filter((item) => item.red).length;
-  await mkdir(dir, { recursive: true });
-  const files: string[] = [REPORT_FILES.predictions, REPORT_FILES.confusion];
-  writeFileAtomically(join(dir, REPORT_FILES.predictions), [drawImageGrid(items, { columns: 10, side: width }).png]);
-  writeFileAtomically(join(dir, REPORT_FILES.confusion), [drawConfusionMatrix(classification, classNames)]);
+  const files: OutputFile[] = [
+    { name: REPORT_FILES.predictions, data: [drawImageGrid(items, { columns: 10, side: width }).png] },
+    { name: REPORT_FILES.confusion, data: [drawConfusionMatrix(classification, classNames)] },
+  ];
   if (options.history !== undefined && options.history.length > 0) {
-    writeFileAtomically(join(dir, REPORT_FILES.curves), [drawLearningCurves(options.history)]);
-    files.push(REPORT_FILES.curves);
+    files.push({ name: REPORT_FILES.curves, data: [drawLearningCurves(options.history)] });
   }
   const json = {
     accuracy: classification.accuracy,
@@ -97,7 +93,19 @@ export async function writeReport(options: ReportOptions): Promise<Report> {
     perClass: classification.perClass,
     grid: { seed: options.seed, indices: gridIndices, wrong: gridWrong },
   };
-  writeFileAtomically(join(dir, REPORT_FILES.json), `${JSON.stringify(json)}\n`);
-  files.push(REPORT_FILES.json);
+  files.push({ name: REPORT_FILES.json, data: `${JSON.stringify(json)}\n` });
   return { classification, gridIndices, gridWrong, table: perClassTable(classification, classNames), files };
+}
+
+/**
+ * `drawReport`, written into `dir`, each file renamed into place as the model is: a failure (a full
+ * disk) is a SaveError that says what was saved, and leaves no file half written. `dir` may be a
+ * model directory from elsewhere, and a symbolic link planted there under one of these names is
+ * replaced, never written through.
+ */
+export async function writeReport(options: ReportOptions & { readonly dir: string }): Promise<Report> {
+  const report = drawReport(options);
+  await mkdir(options.dir, { recursive: true });
+  writeFilesAtomically(options.dir, report.files);
+  return report;
 }
