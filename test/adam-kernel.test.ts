@@ -55,4 +55,26 @@ describe('AdamKernel (WebAssembly SIMD all-reduce + Adam)', () => {
     expect(memory.grads.byteOffset % 16).toBe(0);
     expect(memory.memory.buffer).toBeInstanceOf(SharedArrayBuffer);
   });
+
+  it('says, as the reference does, when a reduced gradient is NaN or infinite, in the paired and the odd lanes', () => {
+    for (const [index, value] of [
+      [0, NaN],
+      [3, Infinity],
+      [4, -Infinity],
+    ] as const) {
+      const memory = createOptimizerMemory(5, 2);
+      const kernel = new AdamKernel(memory, ADAM_DEFAULTS);
+      memory.grads.fill(0.5);
+      memory.grads[memory.slotLength + index] = value;
+      const reference = { params: new Float32Array(5), m: new Float32Array(5), v: new Float32Array(5) };
+      const source = { slots: memory.grads, slotLength: memory.slotLength, slotCount: 2, scale: 1 };
+      const step = { t: 1, learningRate: 0.001 };
+      expect(kernel.update({ lo: 0, hi: 5 }, { ...step, scale: 1 })).toBe(true);
+      expect(adamUpdate(reference, source, { lo: 0, hi: 5 }, step, ADAM_DEFAULTS)).toBe(true);
+      // Not in the slice: not seen.
+      const other = index === 4 ? { lo: 0, hi: 4 } : { lo: index + 1, hi: 5 };
+      expect(kernel.update(other, { ...step, scale: 1 })).toBe(false);
+      expect(adamUpdate(reference, source, other, step, ADAM_DEFAULTS)).toBe(false);
+    }
+  });
 });

@@ -207,7 +207,7 @@ describe('train() as a library', () => {
     const error = await train({ data, workers: 2, epochs: 2, batchSize: 64 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NonFiniteError);
     expect((error as Error).message).toMatch(
-      /^training diverged: the loss became NaN or infinite at epoch 1, step ([1-9]|[12]\d|3[0-2]); no model was saved\. Lower the learning rate \(--lr\)$/,
+      /^training diverged: the loss or its gradient became NaN or infinite at epoch 1, step ([1-9]|[12]\d|3[0-2]); no model was saved\. Lower the learning rate \(--lr\)$/,
     );
   });
 

@@ -126,7 +126,7 @@ describe('createTrainerThread', () => {
         .catch((e: unknown) => e);
       expect(diverged).toBeInstanceOf(NonFiniteError);
       expect((diverged as Error).message).toMatch(
-        /^training diverged: the loss became NaN or infinite at epoch 1, step \d+; no model was saved\. Lower the learning rate \(--lr\)$/,
+        /^training diverged: the loss or its gradient became NaN or infinite at epoch 1, step \d+; no model was saved\. Lower the learning rate \(--lr\)$/,
       );
     } finally {
       await trainer.close();

@@ -370,7 +370,7 @@ export class Session {
         if (nonFinite > 0) {
           const epoch = Math.floor(this.#globalStep / this.stepsPerEpoch) + 1;
           throw new NonFiniteError(
-            `training diverged: the loss became NaN or infinite at epoch ${epoch}, step ${nonFinite}; ` +
+            `training diverged: the loss or its gradient became NaN or infinite at epoch ${epoch}, step ${nonFinite}; ` +
               'no model was saved. Lower the learning rate (--lr)',
           );
         }

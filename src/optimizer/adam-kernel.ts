@@ -55,7 +55,7 @@ type AdamExport = (
   c2: number,
   alpha: number,
   epsilon: number,
-) => void;
+) => number;
 
 /** A step of the kernel: Adam's step, and the factor that turns the summed slots into the mean gradient. */
 export interface KernelStep extends AdamStep {
@@ -80,11 +80,14 @@ export class AdamKernel {
     this.#adam = instance.exports.adam as AdamExport;
   }
 
-  /** One Adam step on the parameters of `range`, with the gradient `step.scale` times the sum of the slots. */
-  update(range: ParamRange, step: KernelStep): void {
+  /**
+   * One Adam step on the parameters of `range`, with the gradient `step.scale` times the sum of the
+   * slots. Returns true when a reduced gradient was NaN or infinite, as `adamUpdate` does.
+   */
+  update(range: ParamRange, step: KernelStep): boolean {
     const { params, m, v, grads, slotLength, slotCount } = this.#memory;
     const { beta1, beta2, epsilon } = this.#config;
-    this.#adam(
+    const nonFinite = this.#adam(
       params.byteOffset,
       m.byteOffset,
       v.byteOffset,
@@ -101,5 +104,6 @@ export class AdamKernel {
       adamAlpha(this.#config, step),
       epsilon,
     );
+    return nonFinite !== 0;
   }
 }

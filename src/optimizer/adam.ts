@@ -49,8 +49,10 @@ export function adamAlpha(config: AdamConfig, step: AdamStep): number {
  *   v = beta2 v + (1 - beta2) g^2
  *   p = p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)
  *
- * Arithmetic is float64, state is stored as float32 like the tfjs/Keras variables. This is the
- * readable reference; training runs `AdamKernel`, its bit-identical twin in WebAssembly SIMD.
+ * Arithmetic is float64, state is stored as float32 like the tfjs/Keras variables. Returns true
+ * when a reduced gradient was NaN or infinite: training diverged (the forward pass may hide it,
+ * e.g. a fused relu turns a NaN into 0, but the gradients do not). This is the readable reference;
+ * training runs `AdamKernel`, its bit-identical twin in WebAssembly SIMD.
  */
 export function adamUpdate(
   state: AdamState,
@@ -58,16 +60,19 @@ export function adamUpdate(
   range: ParamRange,
   step: AdamStep,
   config: AdamConfig,
-): void {
+): boolean {
   const { params, m, v } = state;
   const { beta1, beta2, epsilon } = config;
   const alpha = adamAlpha(config, step);
+  let nonFinite = false;
   for (let i = range.lo; i < range.hi; i++) {
     const g = reducedGradient(gradient, i);
+    if (!Number.isFinite(g)) nonFinite = true;
     const mi = beta1 * m[i] + (1 - beta1) * g;
     const vi = beta2 * v[i] + (1 - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     params[i] -= (alpha * mi) / (Math.sqrt(vi) + epsilon);
   }
+  return nonFinite;
 }

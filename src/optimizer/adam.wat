@@ -8,7 +8,8 @@
 ;;   m[i] = m'; v[i] = v';  params[i] = params[i] - (alpha * m') / (sqrt(v') + epsilon)
 ;;
 ;; Every array is float32 in the shared memory; `params`, `m`, `v`, `slots` are byte offsets,
-;; `stride` the bytes from one slot to the next, `lo`/`hi` element indices.
+;; `stride` the bytes from one slot to the next, `lo`/`hi` element indices. It returns 1 when a
+;; reduced gradient g is NaN or infinite (training diverged), else 0.
 (module
   (memory (import "env" "memory") 1 65536 shared)
   (func (export "adam")
@@ -16,11 +17,12 @@
     (param $lo i32) (param $hi i32)
     (param $scale f64) (param $beta1 f64) (param $c1 f64) (param $beta2 f64) (param $c2 f64)
     (param $alpha f64) (param $epsilon f64)
+    (result i32)
     (local $i i32) (local $at i32) (local $k i32) (local $slot i32)
     (local $g v128) (local $mi v128) (local $vi v128)
     (local $sg f64) (local $smi f64) (local $svi f64)
     (local $xscale v128) (local $xbeta1 v128) (local $xc1 v128) (local $xbeta2 v128) (local $xc2 v128)
-    (local $xalpha v128) (local $xepsilon v128)
+    (local $xalpha v128) (local $xepsilon v128) (local $bad v128) (local $sbad i32)
     (local.set $xscale (f64x2.splat (local.get $scale)))
     (local.set $xbeta1 (f64x2.splat (local.get $beta1)))
     (local.set $xc1 (f64x2.splat (local.get $c1)))
@@ -46,6 +48,8 @@
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br $sum)))
         (local.set $g (f64x2.mul (local.get $g) (local.get $xscale)))
+        ;; g - g is NaN exactly when g is NaN or infinite.
+        (local.set $bad (v128.or (local.get $bad) (f64x2.ne (f64x2.sub (local.get $g) (local.get $g)) (f64x2.sub (local.get $g) (local.get $g)))))
         (local.set $mi
           (f64x2.add
             (f64x2.mul (local.get $xbeta1) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $m) (local.get $at)))))
@@ -81,6 +85,7 @@
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br $tail_sum)))
         (local.set $sg (f64.mul (local.get $sg) (local.get $scale)))
+        (local.set $sbad (f64.ne (f64.sub (local.get $sg) (local.get $sg)) (f64.sub (local.get $sg) (local.get $sg))))
         (local.set $smi
           (f64.add
             (f64.mul (local.get $beta1) (f64.promote_f32 (f32.load (i32.add (local.get $m) (local.get $at)))))
@@ -97,5 +102,6 @@
               (f64.promote_f32 (f32.load (i32.add (local.get $params) (local.get $at))))
               (f64.div
                 (f64.mul (local.get $alpha) (local.get $smi))
-                (f64.add (f64.sqrt (local.get $svi)) (local.get $epsilon)))))))))
+                (f64.add (f64.sqrt (local.get $svi)) (local.get $epsilon))))))))
+    (i32.or (local.get $sbad) (v128.any_true (local.get $bad))))
 )

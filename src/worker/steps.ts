@@ -155,7 +155,10 @@ export function runSteps(task: StepsTask): void {
         k < workers;
         k = Atomics.add(control, CTRL_NEXT_SLICE, 1)
       ) {
-        adam.update(slices[k], kernelStep);
+        if (adam.update(slices[k], kernelStep)) {
+          Atomics.compareExchange(control, CTRL_NONFINITE_STEP, 0, step + 1);
+          throw new Error(`a gradient is NaN or infinite at step ${step + 1} (slice ${k})`);
+        }
       }
       const t3 = performance.now();
       barrier(control, parties, CTRL_NEXT_SHARD, true);
