@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../dist/src/model/kernels.js';
 import {
   activationBackward,
+  biasRows,
   bytesToFloats,
   im2col,
   im2colTransposed,
@@ -133,49 +134,75 @@ describe('pool_forward and pool_backward', () => {
 
 describe('activation_backward', () => {
   const [n, hw, c] = [3, 5, 6];
+  const all = layouts(n, hw, c);
   for (const relu of [true, false]) {
-    for (const [from, fromStrides] of Object.entries(layouts(n, hw, c))) {
-      for (const [to, toStrides] of Object.entries(layouts(n, hw, c))) {
-        it(`equals the reference bit for bit: ${relu ? 'relu' : 'linear'}, ${from} to ${to}, float64 bias sums`, () => {
-          tf.tidy(() => {
-            const a = values(n * hw * c, 11);
-            const da = values(n * hw * c, 12);
-            const aTensor = onHeap(a);
-            const daTensor = onHeap(da);
-            const dz = emptyTensor([n * hw * c]);
-            const db = emptyTensor([2 * c]);
-            heapView64(db).fill(0.25);
-            glueKernels().activation_backward(
-              offsetOf(aTensor),
-              offsetOf(daTensor),
-              offsetOf(dz),
-              offsetOf(db),
-              n,
-              hw,
-              c,
-              relu ? 1 : 0,
-              fromStrides.sB,
-              fromStrides.sP,
-              fromStrides.sC,
-              toStrides.sB,
-              toStrides.sP,
-              toStrides.sC,
-            );
-            const expectedDz = new Float32Array(n * hw * c);
-            const expectedDb = new Float64Array(c).fill(0.25);
-            activationBackward(
-              a,
-              { values: da, strides: fromStrides },
-              { values: expectedDz, strides: toStrides },
-              expectedDb,
-              { n, hw, c, relu },
-            );
-            expect(bits(heapView(dz))).toEqual(bits(expectedDz));
-            expect(bits(heapView64(db))).toEqual(bits(expectedDb));
-            if (relu) expect(expectedDz.filter((v, i) => v === 0 && da[i] !== 0).length).toBeGreaterThan(0);
+    for (const [of, aStrides] of Object.entries({ rows: all.rows, columns: all.columns })) {
+      for (const [from, fromStrides] of Object.entries(all)) {
+        for (const [to, toStrides] of Object.entries(all)) {
+          it(`equals the reference bit for bit: ${relu ? 'relu' : 'linear'}, activations in ${of}, ${from} to ${to}, float64 bias sums`, () => {
+            tf.tidy(() => {
+              const a = values(n * hw * c, 11);
+              const da = values(n * hw * c, 12);
+              const aTensor = onHeap(a);
+              const daTensor = onHeap(da);
+              const dz = emptyTensor([n * hw * c]);
+              const db = emptyTensor([2 * c]);
+              heapView64(db).fill(0.25);
+              glueKernels().activation_backward(
+                offsetOf(aTensor),
+                offsetOf(daTensor),
+                offsetOf(dz),
+                offsetOf(db),
+                n,
+                hw,
+                c,
+                relu ? 1 : 0,
+                aStrides.sB,
+                aStrides.sP,
+                aStrides.sC,
+                fromStrides.sB,
+                fromStrides.sP,
+                fromStrides.sC,
+                toStrides.sB,
+                toStrides.sP,
+                toStrides.sC,
+              );
+              const expectedDz = new Float32Array(n * hw * c);
+              const expectedDb = new Float64Array(c).fill(0.25);
+              activationBackward(
+                { values: a, strides: aStrides },
+                { values: da, strides: fromStrides },
+                { values: expectedDz, strides: toStrides },
+                expectedDb,
+                { n, hw, c, relu },
+              );
+              expect(bits(heapView(dz))).toEqual(bits(expectedDz));
+              expect(bits(heapView64(db))).toEqual(bits(expectedDb));
+              if (relu) expect(expectedDz.filter((v, i) => v === 0 && da[i] !== 0).length).toBeGreaterThan(0);
+            });
           });
-        });
+        }
       }
+    }
+  }
+});
+
+describe('bias_rows', () => {
+  for (const [rows, cols] of [
+    [5, 8],
+    [3, 7],
+  ]) {
+    for (const relu of [true, false]) {
+      it(`equals the reference bit for bit: ${rows} x ${cols}, ${relu ? 'relu' : 'linear'}`, () => {
+        tf.tidy(() => {
+          const z = values(rows * cols, rows * cols);
+          const bias = values(rows, rows + 1);
+          const zTensor = onHeap(z);
+          glueKernels().bias_rows(offsetOf(zTensor), offsetOf(onHeap(bias)), rows, cols, relu ? 1 : 0);
+          biasRows(z, bias, rows, cols, relu);
+          expect(bits(heapView(zTensor))).toEqual(bits(z));
+        });
+      });
     }
   }
 });

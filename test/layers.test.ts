@@ -61,6 +61,18 @@ const CASES: Case[] = [
     height: 4,
     width: 4,
   },
+  {
+    name: 'dense layers wider than the shard (their forward pass in columns), the last in rows',
+    layers: 'flatten,dense:8,dense:7:linear,dense:3',
+    height: 4,
+    width: 3,
+  },
+  {
+    name: 'a pool into a dense layer wider than the shard',
+    layers: 'conv:2:3:same,pool,flatten,dense:9,dense:3',
+    height: 6,
+    width: 6,
+  },
 ];
 
 /** A deterministic generator for the fixtures. */

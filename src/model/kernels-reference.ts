@@ -92,12 +92,12 @@ export function poolBackward(
 
 /**
  * From the gradient at a layer's activations (da, strided) to the gradient at its
- * pre-activations (dz, strided): da where the activation a (NHWC [n, hw, c]) is > 0, else 0, with
+ * pre-activations (dz, strided): da where the activation (a, strided) is > 0, else 0, with
  * `relu`; da as it is without. With `db`, each channel's values are added to db[ch] in float64,
  * in order of b then p: the bias gradient.
  */
 export function activationBackward(
-  a: Float32Array,
+  a: { values: Float32Array; strides: Strides },
   da: { values: Float32Array; strides: Strides },
   dz: { values: Float32Array; strides: Strides },
   db: Float64Array | undefined,
@@ -110,7 +110,7 @@ export function activationBackward(
     for (let p = 0; p < hw; p++) {
       for (let ch = 0; ch < c; ch++) {
         let g = da.values[b * from.sB + p * from.sP + ch * from.sC];
-        if (relu && !(a[(b * hw + p) * c + ch] > 0)) g = 0;
+        if (relu && !(a.values[b * a.strides.sB + p * a.strides.sP + ch * a.strides.sC] > 0)) g = 0;
         dz.values[b * to.sB + p * to.sP + ch * to.sC] = g;
         if (db !== undefined) db[ch] += g;
       }
@@ -191,5 +191,15 @@ export function bytesToFloats(bytes: Uint8Array, floats: Float32Array): void {
 export function transpose(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  }
+}
+
+/** A bias per row, and the relu, in place: z `[rows, cols]`, z[r][c] = act(z[r][c] + bias[r]) (float32 sums). */
+export function biasRows(z: Float32Array, bias: Float32Array, rows: number, cols: number, relu: boolean): void {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const v = Math.fround(z[r * cols + c] + bias[r]);
+      z[r * cols + c] = relu ? Math.max(v, 0) : v;
+    }
   }
 }

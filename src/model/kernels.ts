@@ -45,6 +45,9 @@ export interface GlueKernels {
     hw: number,
     c: number,
     relu: number,
+    aB: number,
+    aP: number,
+    aC: number,
     dB: number,
     dP: number,
     dC: number,
@@ -81,6 +84,7 @@ export interface GlueKernels {
   ): void;
   bytes_to_floats(bytes: number, floats: number, length: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
+  bias_rows(z: number, bias: number, rows: number, cols: number, relu: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;

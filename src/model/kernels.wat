@@ -178,18 +178,20 @@
   )
 
   ;; From the gradient at a layer's activations to the gradient at its pre-activations: da
-  ;; (strided dB, dP, dC) where the activation a (NHWC, [n, hw, c]) is > 0, else 0, when relu is 1;
-  ;; da as it is when relu is 0. Written to dz (strided zB, zP, zC), and, when db is not 0, added
+  ;; (strided dB, dP, dC) where the activation a (strided aB, aP, aC) is > 0, else 0, when relu is
+  ;; 1; da as it is when relu is 0. Written to dz (strided zB, zP, zC), and, when db is not 0, added
   ;; per channel into db, float64 [c], in order of b then p (the bias gradient).
   (func (export "activation_backward")
     (param $a i32) (param $da i32) (param $dz i32) (param $db i32)
     (param $n i32) (param $hw i32) (param $c i32) (param $relu i32)
+    (param $aB i32) (param $aP i32) (param $aC i32)
     (param $dB i32) (param $dP i32) (param $dC i32) (param $zB i32) (param $zP i32) (param $zC i32)
     (local $b i32) (local $p i32) (local $ch i32) (local $lanes i32) (local $vector i32)
     (local $ga i32) (local $za i32) (local $aa i32) (local $sums i32)
     (local $g v128) (local $gf f32)
     (local.set $lanes (i32.and (local.get $c) (i32.const -4)))
-    (local.set $vector (i32.and (i32.eq (local.get $dC) (i32.const 1)) (i32.eq (local.get $zC) (i32.const 1))))
+    (local.set $vector (i32.and (i32.and (i32.eq (local.get $dC) (i32.const 1)) (i32.eq (local.get $zC) (i32.const 1)))
+      (i32.eq (local.get $aC) (i32.const 1))))
     (if (i32.eqz (local.get $vector)) (then (local.set $lanes (i32.const 0))))
     (local.set $b (i32.const 0))
     (block $bEnd (loop $bLoop (br_if $bEnd (i32.ge_u (local.get $b) (local.get $n)))
@@ -197,7 +199,7 @@
       (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $hw)))
         (local.set $ga (i32.add (local.get $da) (i32.shl (i32.add (i32.mul (local.get $b) (local.get $dB)) (i32.mul (local.get $p) (local.get $dP))) (i32.const 2))))
         (local.set $za (i32.add (local.get $dz) (i32.shl (i32.add (i32.mul (local.get $b) (local.get $zB)) (i32.mul (local.get $p) (local.get $zP))) (i32.const 2))))
-        (local.set $aa (i32.add (local.get $a) (i32.shl (i32.mul (i32.add (i32.mul (local.get $b) (local.get $hw)) (local.get $p)) (local.get $c)) (i32.const 2))))
+        (local.set $aa (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $b) (local.get $aB)) (i32.mul (local.get $p) (local.get $aP))) (i32.const 2))))
         (local.set $ch (i32.const 0))
         (block $vEnd (loop $vLoop (br_if $vEnd (i32.ge_u (local.get $ch) (local.get $lanes)))
           (local.set $g (v128.load (i32.add (local.get $ga) (i32.shl (local.get $ch) (i32.const 2)))))
@@ -214,7 +216,7 @@
         (block $sEnd (loop $sLoop (br_if $sEnd (i32.ge_u (local.get $ch) (local.get $c)))
           (local.set $gf (f32.load (i32.add (local.get $ga) (i32.shl (i32.mul (local.get $ch) (local.get $dC)) (i32.const 2)))))
           (if (i32.and (local.get $relu)
-                (i32.eqz (f32.gt (f32.load (i32.add (local.get $aa) (i32.shl (local.get $ch) (i32.const 2)))) (f32.const 0))))
+                (i32.eqz (f32.gt (f32.load (i32.add (local.get $aa) (i32.shl (i32.mul (local.get $ch) (local.get $aC)) (i32.const 2)))) (f32.const 0))))
             (then (local.set $gf (f32.const 0))))
           (f32.store (i32.add (local.get $za) (i32.shl (i32.mul (local.get $ch) (local.get $zC)) (i32.const 2))) (local.get $gf))
           (if (local.get $db) (then
@@ -383,5 +385,32 @@
               (f32.load (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2)))))
             (local.set $c (i32.add (local.get $c) (i32.const 1))) (br $cLoop2)))
           (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop2)))))
+  )
+
+  ;; A bias per row, and the relu when relu is 1, in place: z [rows, cols], z[r][c] = act(z[r][c]
+  ;; + bias[r]). For a dense layer computed in the columns layout, where tfjs's fused matMul would
+  ;; add its bias along the wrong axis.
+  (func (export "bias_rows") (param $z i32) (param $bias i32) (param $rows i32) (param $cols i32) (param $relu i32)
+    (local $r i32) (local $c i32) (local $at i32) (local $b v128) (local $bf f32) (local $v v128) (local $vf f32) (local $lanes i32)
+    (local.set $lanes (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $at (local.get $z))
+    (local.set $r (i32.const 0))
+    (block $rEnd (loop $rLoop (br_if $rEnd (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $bf (f32.load (i32.add (local.get $bias) (i32.shl (local.get $r) (i32.const 2)))))
+      (local.set $b (f32x4.splat (local.get $bf)))
+      (local.set $c (i32.const 0))
+      (block $vEnd (loop $vLoop (br_if $vEnd (i32.ge_u (local.get $c) (local.get $lanes)))
+        (local.set $v (f32x4.add (v128.load (local.get $at)) (local.get $b)))
+        (if (local.get $relu) (then (local.set $v (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0)))))
+        (v128.store (local.get $at) (local.get $v))
+        (local.set $at (i32.add (local.get $at) (i32.const 16)))
+        (local.set $c (i32.add (local.get $c) (i32.const 4))) (br $vLoop)))
+      (block $sEnd (loop $sLoop (br_if $sEnd (i32.ge_u (local.get $c) (local.get $cols)))
+        (local.set $vf (f32.add (f32.load (local.get $at)) (local.get $bf)))
+        (if (local.get $relu) (then (local.set $vf (f32.max (local.get $vf) (f32.const 0)))))
+        (f32.store (local.get $at) (local.get $vf))
+        (local.set $at (i32.add (local.get $at) (i32.const 4)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1))) (br $sLoop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
   )
 )

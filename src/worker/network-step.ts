@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Activations, type StepContext } from '../model/compute.js';
+import type { Strides } from '../model/kernels-reference.js';
 import { emptyTensor, glueKernels, heapBytes, heapView, offsetOf } from '../model/kernels.js';
 import type { LayerCompute } from '../model/layer.js';
 import { kindOf, type Network } from '../model/network.js';
@@ -87,7 +88,8 @@ export class NetworkRunner {
       let activations = this.#gather(batch, this.#denseFirst);
       for (const layer of this.#layers) activations = layer.forward(activations, context);
       const dLogits = emptyTensor([count, this.#network.classes]);
-      score = this.#softmaxCrossEntropy(heapView(activations.rows()), heapView(dLogits), batch);
+      const logits = activations.strided();
+      score = this.#softmaxCrossEntropy(heapView(logits.tensor), logits.strides, heapView(dLogits), batch);
       let gradient: Activations | undefined = Activations.ofRows(dLogits, [this.#network.classes]);
       for (let l = this.#layers.length - 1; l >= 0 && gradient !== undefined; l--) {
         gradient = this.#layers[l].backward(gradient, context);
@@ -142,27 +144,30 @@ export class NetworkRunner {
   }
 
   /**
-   * Softmax cross-entropy of logits laid out `[count, classes]`: returns the summed loss and the
-   * count of correct answers, and writes softmax - one-hot (the summed loss's gradient) into
-   * `dLogits`, in the same layout. Float64 arithmetic, float32 results.
+   * Softmax cross-entropy of the logits (rows or columns, as `strides` say): returns the summed
+   * loss and the count of correct answers, and writes softmax - one-hot (the summed loss's
+   * gradient) into `dLogits`, `[count, classes]`. Float64 arithmetic, float32 results.
    */
-  #softmaxCrossEntropy(logits: Float32Array, dLogits: Float32Array, batch: Batch): BatchScore {
+  #softmaxCrossEntropy(logits: Float32Array, strides: Strides, dLogits: Float32Array, batch: Batch): BatchScore {
     const count = batch.end - batch.start;
     const classes = this.#network.classes;
+    const { sB, sC } = strides;
     let lossSum = 0;
     let correct = 0;
     for (let r = 0; r < count; r++) {
       const label = batch.labels[batch.order === undefined ? batch.start + r : batch.order[batch.start + r]];
-      const row = r * classes;
+      const at = r * sB;
       let best = 0;
-      for (let c = 1; c < classes; c++) if (logits[row + c] > logits[row + best]) best = c;
-      const max = logits[row + best];
+      for (let c = 1; c < classes; c++) if (logits[at + c * sC] > logits[at + best * sC]) best = c;
+      const max = logits[at + best * sC];
       let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(logits[row + c] - max);
+      for (let c = 0; c < classes; c++) sum += Math.exp(logits[at + c * sC] - max);
       const logSum = max + Math.log(sum);
-      lossSum += logSum - logits[row + label];
+      lossSum += logSum - logits[at + label * sC];
       if (best === label) correct++;
-      for (let c = 0; c < classes; c++) dLogits[row + c] = Math.exp(logits[row + c] - logSum) - (c === label ? 1 : 0);
+      for (let c = 0; c < classes; c++) {
+        dLogits[r * classes + c] = Math.exp(logits[at + c * sC] - logSum) - (c === label ? 1 : 0);
+      }
     }
     return { lossSum, correct };
   }
