@@ -187,11 +187,13 @@
     (param $aB i32) (param $aP i32) (param $aC i32)
     (param $dB i32) (param $dP i32) (param $dC i32) (param $zB i32) (param $zP i32) (param $zC i32)
     (local $b i32) (local $p i32) (local $ch i32) (local $lanes i32) (local $vector i32)
-    (local $ga i32) (local $za i32) (local $aa i32) (local $sums i32)
+    (local $ga i32) (local $za i32) (local $aa i32) (local $sums i32) (local $zStride i32) (local $at i32)
     (local $g v128) (local $gf f32)
     (local.set $lanes (i32.and (local.get $c) (i32.const -4)))
-    (local.set $vector (i32.and (i32.and (i32.eq (local.get $dC) (i32.const 1)) (i32.eq (local.get $zC) (i32.const 1)))
-      (i32.eq (local.get $aC) (i32.const 1))))
+    ;; Four channels at a time when they are contiguous in da and a; dz then takes them as one
+    ;; store when its channels are contiguous too, as four lanes otherwise (channel planes).
+    (local.set $vector (i32.and (i32.eq (local.get $dC) (i32.const 1)) (i32.eq (local.get $aC) (i32.const 1))))
+    (local.set $zStride (i32.shl (local.get $zC) (i32.const 2)))
     (if (i32.eqz (local.get $vector)) (then (local.set $lanes (i32.const 0))))
     (local.set $b (i32.const 0))
     (block $bEnd (loop $bLoop (br_if $bEnd (i32.ge_u (local.get $b) (local.get $n)))
@@ -206,7 +208,14 @@
           (if (local.get $relu) (then
             (local.set $g (v128.and (local.get $g)
               (f32x4.gt (v128.load (i32.add (local.get $aa) (i32.shl (local.get $ch) (i32.const 2)))) (v128.const f32x4 0 0 0 0))))))
-          (v128.store (i32.add (local.get $za) (i32.shl (local.get $ch) (i32.const 2))) (local.get $g))
+          (local.set $at (i32.add (local.get $za) (i32.mul (local.get $ch) (local.get $zStride))))
+          (if (i32.eq (local.get $zC) (i32.const 1))
+            (then (v128.store (local.get $at) (local.get $g)))
+            (else
+              (f32.store (local.get $at) (f32x4.extract_lane 0 (local.get $g)))
+              (f32.store (i32.add (local.get $at) (local.get $zStride)) (f32x4.extract_lane 1 (local.get $g)))
+              (f32.store (i32.add (local.get $at) (i32.shl (local.get $zStride) (i32.const 1))) (f32x4.extract_lane 2 (local.get $g)))
+              (f32.store (i32.add (local.get $at) (i32.mul (local.get $zStride) (i32.const 3))) (f32x4.extract_lane 3 (local.get $g)))))
           (if (local.get $db) (then
             (local.set $sums (i32.add (local.get $db) (i32.shl (local.get $ch) (i32.const 3))))
             (v128.store (local.get $sums) (f64x2.add (v128.load (local.get $sums)) (f64x2.promote_low_f32x4 (local.get $g))))
@@ -299,8 +308,12 @@
                 (else
                   (local.set $src (i32.add (local.get $plane) (i32.shl (i32.add
                     (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $iy)) (local.get $w)) (local.get $shift)) (i32.const 2))))
-                  (memory.fill (local.get $dst) (i32.const 0) (i32.shl (local.get $lo) (i32.const 2)))
-                  (local.set $ox (local.get $lo))
+                  ;; The padding at either end is a value or two: stored one by one, a memory.fill
+                  ;; call per row costs more than the row.
+                  (local.set $ox (i32.const 0))
+                  (block $zEnd (loop $zLoop (br_if $zEnd (i32.ge_s (local.get $ox) (local.get $lo)))
+                    (f32.store (i32.add (local.get $dst) (i32.shl (local.get $ox) (i32.const 2))) (f32.const 0))
+                    (local.set $ox (i32.add (local.get $ox) (i32.const 1))) (br $zLoop)))
                   (block $vEnd (loop $vLoop (br_if $vEnd (i32.gt_s (i32.add (local.get $ox) (i32.const 4)) (local.get $hi)))
                     (v128.store (i32.add (local.get $dst) (i32.shl (local.get $ox) (i32.const 2)))
                       (v128.load (i32.add (local.get $src) (i32.shl (local.get $ox) (i32.const 2)))))
@@ -309,8 +322,9 @@
                     (f32.store (i32.add (local.get $dst) (i32.shl (local.get $ox) (i32.const 2)))
                       (f32.load (i32.add (local.get $src) (i32.shl (local.get $ox) (i32.const 2)))))
                     (local.set $ox (i32.add (local.get $ox) (i32.const 1))) (br $sLoop)))
-                  (memory.fill (i32.add (local.get $dst) (i32.shl (local.get $hi) (i32.const 2))) (i32.const 0)
-                    (i32.shl (i32.sub (local.get $ow) (local.get $hi)) (i32.const 2)))))
+                  (block $z2End (loop $z2Loop (br_if $z2End (i32.ge_s (local.get $ox) (local.get $ow)))
+                    (f32.store (i32.add (local.get $dst) (i32.shl (local.get $ox) (i32.const 2))) (f32.const 0))
+                    (local.set $ox (i32.add (local.get $ox) (i32.const 1))) (br $z2Loop)))))
               (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $ow) (i32.const 2))))
               (local.set $oy (i32.add (local.get $oy) (i32.const 1))) (br $yLoop)))
             (local.set $b (i32.add (local.get $b) (i32.const 1))) (br $bLoop)))

@@ -282,8 +282,10 @@ class ConvCompute implements LayerCompute {
           outHeight,
           outWidth,
         );
-        // A copy of the chunk's rows of dZ: the operand XNNPACK packs must be a tensor of its own.
-        const part = tf.slice(dz, [from * positions, 0], [n * positions, filters]);
+        // A copy of the chunk's rows of dZ: the operand XNNPACK packs must be a tensor of its own
+        // (tf.slice would do, but on wasm it first copies the whole of dZ out of the heap).
+        const part = emptyTensor([n * positions, filters]);
+        heapView(part).set(heapView(dz).subarray(from * positions * filters, to * positions * filters));
         const product = heapView(tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D));
         for (let i = 0; i < sums.length; i++) sums[i] += product[i];
       }
