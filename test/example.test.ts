@@ -17,3 +17,19 @@ describe('examples/embed.ts', () => {
     expect(existsSync(join(out, 'model.json'))).toBe(true);
   });
 });
+
+describe('examples/sequential.ts', () => {
+  it('trains a tf.sequential CNN through the public API, and the same model object then predicts', async () => {
+    const { code, stdout, stderr } = await runNode(join(ROOT, 'dist', 'examples', 'sequential.js'), []);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(
+      /^Training on 6000 images with 2 workers: model conv:16:3:same,pool,flatten,dropout:0\.25,dense:10,/m,
+    );
+    expect(stdout).toMatch(
+      /^trained conv:16:3:same,pool,flatten,dropout:0\.25,dense:10: test accuracy 0\.(7|8)\d{3}$/m,
+    );
+    // The first test image is an ankle boot, which such a model gets right.
+    expect(stdout).toMatch(/^the first test image is a Ankle boot; it is labelled Ankle boot$/m);
+  });
+});
