@@ -36,6 +36,36 @@ const cases: [string, () => string[], RegExp][] = [
   ],
   ['an unknown flag', () => ['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
   [
+    '--model vgg',
+    () => ['--model', 'vgg'],
+    /^error: --model must be mlp or cnn, got "vgg"; for other models, use --layers$/,
+  ],
+  [
+    '--layers with an unknown layer',
+    () => ['--layers', 'conv2:32:3,flatten,dense:10'],
+    /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense or dropout$/,
+  ],
+  [
+    '--layers that do not fit the images',
+    () => ['--layers', 'conv:8:5,pool:8,pool:8,flatten,dense:10'],
+    /^error: --layers: pool:8 at position 3 needs an input of at least 8x8, got 3x3x8$/,
+  ],
+  [
+    '--layers without the output layer',
+    () => ['--layers', 'conv:8:3,flatten,dense:32'],
+    /^error: --layers: the last layer must be dense:10 with softmax \(one unit per class\), got dense:32$/,
+  ],
+  [
+    '--model and --layers',
+    () => ['--model', 'cnn', '--layers', 'flatten,dense:10'],
+    /^error: give --model or --layers, not both$/,
+  ],
+  [
+    '--hidden with --model cnn',
+    () => ['--model', 'cnn', '--hidden', '64'],
+    /^error: --hidden applies to --model mlp only; write the layers in --layers instead$/,
+  ],
+  [
     'a data directory that does not exist',
     () => ['--data', '/nonexistent/fashion'],
     /^error: data directory "\/nonexistent\/fashion" does not exist or is not a directory$/,
