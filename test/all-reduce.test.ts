@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/optimizer/adam.js';
 import { reducedGradient } from '../dist/src/optimizer/all-reduce.js';
-import { paramLayout } from '../dist/src/model/layout.js';
+import { buildNetwork } from '../dist/src/model/network.js';
+import { parseLayers } from '../dist/src/model/spec.js';
 import { paramSliceOf, shardOf } from '../dist/src/sharding.js';
+
+/** The parameter count of dense layers of these widths on 28x28 images: weights and biases. */
+function denseParams(widths: readonly number[]): number {
+  const spec = ['flatten', ...widths.slice(1).map((w) => `dense:${w}`)].join(',');
+  return buildNetwork(parseLayers(spec, 'test'), { height: 28, width: 28 }, widths.at(-1) as number, 'test').paramCount;
+}
 
 describe('the all-reduce', () => {
   // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
@@ -44,7 +51,7 @@ describe('sharding', () => {
   });
 
   it('gives every parameter to exactly one worker', () => {
-    const { count } = paramLayout([784, 128, 10]);
+    const count = denseParams([784, 128, 10]);
     expect(count).toBe(101_770);
     for (const workers of [1, 2, 3, 8, 64]) {
       const owners = new Uint8Array(count);

@@ -3,8 +3,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findTorchPython, TORCH_SCRIPT } from '../dist/bench/peers/sides.js';
-import { paramLayout } from '../dist/src/model/layout.js';
+import { buildNetwork } from '../dist/src/model/network.js';
+import { parseLayers } from '../dist/src/model/spec.js';
 import { type CliResult, DEBIAN_DIR, ROOT, runNode, tempDir, tinyDataset } from './helpers.js';
+
+/** The parameter count of dense layers of these widths on 28x28 images: weights and biases. */
+function denseParams(widths: readonly number[]): number {
+  const spec = ['flatten', ...widths.slice(1).map((w) => `dense:${w}`)].join(',');
+  return buildNetwork(parseLayers(spec, 'test'), { height: 28, width: 28 }, widths.at(-1) as number, 'test').paramCount;
+}
 
 const PEERS_CLI = join(ROOT, 'dist', 'bench', 'peers.js');
 
@@ -74,7 +81,7 @@ describe('npm run bench:peers', () => {
       expect(result.pytorch).toBeNull();
       expect(runLines.map((line) => line.split(':')[1].trim().split(' ')[0])).toEqual(['ours', 'ours']);
     } else {
-      expect(report.pytorch.parameters).toBe(paramLayout([784, 128, 10]).count);
+      expect(report.pytorch.parameters).toBe(denseParams([784, 128, 10]));
       expect(result.pytorch.runs).toHaveLength(2);
       expect(result.ratio).toBeCloseTo(result.pytorch.secondsPerEpoch / result.ours.secondsPerEpoch, 10);
       // Alternating: ours, PyTorch, ours, PyTorch.
@@ -96,10 +103,8 @@ describe.skipIf(python === undefined)(`the PyTorch peer, torch_train.py${python 
       expect(code).toBe(0);
       return JSON.parse(stdout).parameters;
     };
-    expect(await count('flatten,dense:128,dense:10')).toBe(paramLayout([784, 128, 10]).count);
-    expect(await count('flatten,dense:256,dense:128:relu,dense:10:softmax')).toBe(
-      paramLayout([784, 256, 128, 10]).count,
-    );
+    expect(await count('flatten,dense:128,dense:10')).toBe(denseParams([784, 128, 10]));
+    expect(await count('flatten,dense:256,dense:128:relu,dense:10:softmax')).toBe(denseParams([784, 256, 128, 10]));
     // 28 -conv3-> 26 -pool-> 13 -conv3-> 11 -pool-> 5: 320 + 18,496 + (5*5*64*128 + 128) + 1,290.
     expect(await count('conv:32:3,pool,conv:64:3,pool,flatten,dense:128,dense:10')).toBe(225_034);
     // Same padding keeps 28 -> 14 -> 7: 320 + 18,496 + (7*7*64*128 + 128) + 1,290.
