@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
-import { createSession } from '../src/coordinator/trainer.js';
+import { createSession } from '../src/coordinator/node-platform.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';

@@ -4,6 +4,7 @@ import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js'
 import { prepareOutputDir } from '../src/cli/output.js';
 import { formatBytes, progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
+import { nodePlatform } from '../src/coordinator/node-platform.js';
 import { resolveOptions } from '../src/coordinator/options.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
@@ -44,7 +45,7 @@ async function run(args: TrainArgs): Promise<void> {
     },
   });
   const resume = args.resume === undefined ? undefined : await readCheckpoint(args.resume);
-  const { epochs } = resume?.config ?? resolveOptions(args.options);
+  const { epochs } = resume?.config ?? resolveOptions(args.options, nodePlatform.cores);
   // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
   // (files are written atomically and synchronously, so none is ever half written).
   const interrupter = new AbortController();

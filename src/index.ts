@@ -3,7 +3,7 @@
  * each worker computes gradients of dense and convolutional networks with tfjs on WebAssembly, a
  * coordinator all-reduces them and applies Adam.
  */
-export { train } from './coordinator/trainer.js';
+export { train } from './coordinator/node-platform.js';
 export type { TrainResult } from './coordinator/trainer.js';
 export { DEFAULTS } from './coordinator/options.js';
 export type { TrainOptions } from './coordinator/options.js';

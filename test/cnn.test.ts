@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainWithFaults } from '../dist/src/coordinator/trainer.js';
+import { trainWithFaults } from '../dist/src/coordinator/node-platform.js';
 import {
   createTrainerThread,
   type Dataset,

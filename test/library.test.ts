@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createSession } from '../dist/src/coordinator/trainer.js';
+import { createSession } from '../dist/src/coordinator/node-platform.js';
 import {
   AbortError,
   DataError,

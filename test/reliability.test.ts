@@ -14,7 +14,7 @@ import {
   train,
   WorkerError,
 } from '../dist/src/index.js';
-import { trainWithFaults } from '../dist/src/coordinator/trainer.js';
+import { trainWithFaults } from '../dist/src/coordinator/node-platform.js';
 import { DEBIAN_DIR, ROOT, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
 let slice: Dataset;

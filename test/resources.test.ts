@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createSession } from '../dist/src/coordinator/trainer.js';
+import { createSession } from '../dist/src/coordinator/node-platform.js';
 import { type Dataset, loadFashionMnist } from '../dist/src/index.js';
 import { TIMING_STEPS, TIMING_TENSORS, TIMING_WORDS } from '../dist/src/protocol.js';
 import { DEBIAN_DIR } from './helpers.js';

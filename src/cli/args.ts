@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
   checkHidden,
@@ -31,7 +32,7 @@ test images after every epoch, and saves it. The default model is the tutorial's
 Flatten -> Dense(128, relu) -> Dense(10, softmax).
 
 Flags:
-  --workers N       worker threads computing gradients (default: ${defaultWorkers()}, the number of cores)
+  --workers N       worker threads computing gradients (default: ${defaultWorkers(availableParallelism())}, the number of cores)
   --epochs N        passes over the 60,000 training images (default: ${DEFAULTS.epochs})
   --batch-size N    global batch: samples per step over all workers (default: ${DEFAULTS.batchSize})
   --lr X            Adam's initial learning rate (default: ${DEFAULTS.learningRate})

@@ -1,5 +1,4 @@
 import type * as tf from '@tensorflow/tfjs';
-import { availableParallelism } from 'node:os';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
 import { type LayerSpec, parseLayers, type Preset, PRESETS } from '../model/spec.js';
@@ -11,7 +10,7 @@ import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 export interface TrainOptions {
   /**
    * Worker threads computing gradients.
-   * @default os.availableParallelism()
+   * @default the cores: os.availableParallelism() in Node, navigator.hardwareConcurrency in a browser
    */
   workers?: number;
   /** @default 10 */
@@ -97,9 +96,9 @@ export const DEFAULTS = {
   stepTimeoutMs: 60_000,
 } as const;
 
-/** One worker per core. */
-export function defaultWorkers(): number {
-  return Math.min(availableParallelism(), LIMITS.workers.max);
+/** One worker per core, within the limit. */
+export function defaultWorkers(cores: number): number {
+  return Math.min(cores, LIMITS.workers.max);
 }
 
 interface Limit {
@@ -203,10 +202,13 @@ export type ResolvedOptions = Omit<TrainConfig, 'model'> & {
   stepTimeoutMs: number;
 };
 
-/** Defaults in one place, each option checked, before any worker starts. */
-export function resolveOptions(options: TrainOptions): ResolvedOptions {
+/**
+ * Defaults in one place, each option checked, before any worker starts. `cores`, the platform's,
+ * gives the default worker count: one per core.
+ */
+export function resolveOptions(options: TrainOptions, cores: number): ResolvedOptions {
   return {
-    workers: checkNumber('workers', options.workers ?? defaultWorkers()),
+    workers: checkNumber('workers', options.workers ?? defaultWorkers(cores)),
     epochs: checkNumber('epochs', options.epochs ?? DEFAULTS.epochs),
     batchSize: checkNumber('batchSize', options.batchSize ?? DEFAULTS.batchSize),
     seed: checkNumber('seed', options.seed ?? DEFAULTS.seed),

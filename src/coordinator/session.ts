@@ -1,5 +1,3 @@
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
 import { type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, NonFiniteError, WorkerError } from '../errors.js';
 import { initializeParams, type Network } from '../model/network.js';
@@ -26,8 +24,7 @@ import { requestStop, StoppedError } from '../stop.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { DEFAULTS } from './options.js';
-
-const WORKER_FILE = new URL('../worker/worker.js', import.meta.url).href;
+import type { Platform, WorkerPool } from './platform.js';
 
 /**
  * How long new workers may take to start (each loads tfjs and its wasm module: about half a second
@@ -65,6 +62,8 @@ export interface RunStepsOptions {
 }
 
 export interface SessionOptions {
+  /** Where the workers come from, and how many cores they share. */
+  readonly platform: Pick<Platform, 'cores' | 'createPool'>;
   /** Checked already (see checkDataset). */
   readonly data: Dataset;
   readonly config: TrainConfig;
@@ -86,7 +85,7 @@ export interface EvaluateOptions {
 /**
  * One training run's workers and shared memory: the step loop's engine, used by `train()` and by
  * the benchmarks. It owns the seeded generator (initial weights first, then every shuffle), Adam's
- * step counter, and the Piscina pool, which it keeps until `close()` (or replaces, in `restore`).
+ * step counter, and the worker pool, which it keeps until `close()` (or replaces, in `restore`).
  */
 export class Session {
   readonly shared: SharedState;
@@ -95,30 +94,21 @@ export class Session {
   readonly #config: TrainConfig;
   readonly #rng: Rng;
   readonly #faults: readonly Fault[];
-  #pool: Piscina<Task, EvaluateResult | undefined>;
+  readonly #platform: SessionOptions['platform'];
+  #pool: WorkerPool;
   /** Steps taken so far: Adam's t before the next step, and the schedule's position. */
   #globalStep = 0;
-  readonly #cores = availableParallelism();
 
   constructor(options: SessionOptions) {
     const { config, faults = [] } = options;
+    this.#platform = options.platform;
     this.#config = config;
     this.#faults = faults;
     this.#rng = new Rng(config.seed);
     this.network = options.network;
     this.shared = createSharedState(options, this.#rng, faults.length);
     this.stepsPerEpoch = Math.ceil(options.data.train.count / config.batchSize);
-    this.#pool = this.#createPool();
-  }
-
-  #createPool(): Piscina<Task, EvaluateResult | undefined> {
-    return new Piscina({
-      filename: WORKER_FILE,
-      minThreads: this.#config.workers,
-      maxThreads: this.#config.workers,
-      // Workers keep tfjs, its wasm module and their buffers between tasks; none may exit when idle.
-      idleTimeout: Infinity,
-    });
+    this.#pool = this.#platform.createPool(config.workers);
   }
 
   /** Shuffles the training order for a new epoch and zeroes the epoch's totals and step counter. */
@@ -147,7 +137,7 @@ export class Session {
       shared: this.shared,
       rank,
       workers,
-      parties: Math.min(workers, this.#cores),
+      parties: Math.min(workers, this.#platform.cores),
       batchSize,
       seed: this.#config.seed,
       firstStep,
@@ -245,7 +235,7 @@ export class Session {
    */
   async restore(snapshot: Snapshot): Promise<void> {
     const old = this.#pool;
-    this.#pool = this.#createPool();
+    this.#pool = this.#platform.createPool(this.#config.workers);
     await old.destroy().catch(() => undefined);
     this.#load(snapshot);
   }
@@ -308,8 +298,8 @@ export class Session {
     const onAbort = () => requestStop(control);
     signal?.addEventListener('abort', onAbort);
     const pending = new Set(tasks.map((_, rank) => rank));
-    let watchdog: NodeJS.Timeout | undefined;
-    let grace: NodeJS.Timeout | undefined;
+    let watchdog: ReturnType<typeof setInterval> | undefined;
+    let grace: ReturnType<typeof setTimeout> | undefined;
     Atomics.store(control, CTRL_TASKS_STARTED, 0);
     try {
       const all = Promise.allSettled(

@@ -1,14 +1,14 @@
 import type * as tf from '@tensorflow/tfjs';
 import { checkDataset, type Dataset } from '../data/dataset.js';
-import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
 import { buildNetwork, type Network } from '../model/network.js';
 import { formatLayers, presetLayers } from '../model/spec.js';
 import type { Fault } from '../protocol.js';
-import { type Checkpoint, writeCheckpoint } from './checkpoint.js';
+import type { Checkpoint } from './checkpoint.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 import { type ModelChoice, resolveOptions, type TrainOptions } from './options.js';
+import type { Platform } from './platform.js';
 import { Session, throwIfAborted } from './session.js';
 
 export interface TrainResult {
@@ -34,17 +34,14 @@ export const CHUNK_STEPS = 200;
  * Trains a classifier data-parallel: `workers` threads each compute the gradient of their shard of
  * every global batch, the gradients are all-reduced into the global batch's mean, and Adam updates
  * the parameters, which live once, in shared memory. After each epoch the test split is evaluated,
- * sharded across the same workers.
+ * sharded across the same workers. `platform` gives the threads (Piscina's in Node, Web Workers in a
+ * browser); `faults` are failures to inject into the workers, for the tests of fault handling only.
  */
-export function train(options: TrainOptions = {}): Promise<TrainResult> {
-  return trainWithFaults(options, []);
-}
-
-/**
- * `train`, with failures injected into the workers: for the tests of fault handling only, and not
- * part of the package's entry point.
- */
-export async function trainWithFaults(options: TrainOptions, faults: readonly Fault[]): Promise<TrainResult> {
+export async function trainOn(
+  platform: Platform,
+  options: TrainOptions,
+  faults: readonly Fault[] = [],
+): Promise<TrainResult> {
   const started = performance.now();
   const { resume } = options;
   if (resume !== undefined) {
@@ -57,11 +54,12 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
     resume === undefined
       ? options
       : { ...options, ...settingsOf(resume.config), workers: options.workers ?? resume.config.workers },
+    platform.cores,
   );
   const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, model: choice, ...settings } = resolved;
   const { signal, interrupt, checkpointDir } = options;
   throwIfAborted(signal);
-  const data = options.data ?? (await loadFashionMnist({ dir: options.dataDir }));
+  const data = options.data ?? (await platform.loadData(options.dataDir));
   throwIfAborted(signal);
   checkDataset(data);
   const { network, initialParams } = placeResumable(choice, data, resume);
@@ -69,7 +67,7 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
   if (resume !== undefined && (resume.trainCount !== data.train.count || resume.params.length !== network.paramCount)) {
     throw otherData(resume);
   }
-  const session = new Session({ data, config, network, initialParams, faults });
+  const session = new Session({ platform, data, config, network, initialParams, faults });
   if (resume !== undefined) session.resume(resume);
   const steps = session.stepsPerEpoch;
   const history: EpochLog[] = [...(resume?.history ?? [])];
@@ -79,7 +77,7 @@ export async function trainWithFaults(options: TrainOptions, faults: readonly Fa
   const checkpoint = (epochsDone: number): string | undefined =>
     checkpointDir === undefined
       ? undefined
-      : writeCheckpoint(checkpointDir, {
+      : platform.writeCheckpoint(checkpointDir, {
           config,
           trainCount: data.train.count,
           epochsDone,
@@ -178,10 +176,10 @@ function settingsOf(config: TrainConfig): TrainOptions {
 }
 
 /**
- * A Session for `options` on `data`, as `train` makes one, for benchmarks and tests that drive the
+ * A Session for `options` on `data`, as `trainOn` makes one, for benchmarks and tests that drive the
  * steps themselves.
  */
-export function createSession(data: Dataset, options: TrainOptions = {}): Session {
+export function createSessionOn(platform: Platform, data: Dataset, options: TrainOptions = {}): Session {
   checkDataset(data);
   const {
     model,
@@ -190,10 +188,10 @@ export function createSession(data: Dataset, options: TrainOptions = {}): Sessio
     maxRetries: ___,
     stepTimeoutMs: ____,
     ...settings
-  } = resolveOptions(options);
+  } = resolveOptions(options, platform.cores);
   const { network, initialParams } = placeModel(model, data);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
-  return new Session({ data, config, network, initialParams });
+  return new Session({ platform, data, config, network, initialParams });
 }
 
 /** The model's layers placed on the data's images, and, for a tf.Sequential, its weights to start from. */

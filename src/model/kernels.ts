@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { readFileSync } from 'node:fs';
+import { wasmModule } from '../wasm.js';
 
 /**
  * The glue kernels of kernels.wat, instantiated on tfjs-wasm's own memory: their pointers are
@@ -87,7 +87,6 @@ export interface GlueKernels {
   bias_rows(z: number, bias: number, rows: number, cols: number, relu: number): void;
 }
 
-let compiled: WebAssembly.Module | undefined;
 let loaded: { memory: WebAssembly.Memory; kernels: GlueKernels } | undefined;
 
 function wasmBackend(): BackendWasm {
@@ -99,7 +98,8 @@ function wasmBackend(): BackendWasm {
 /**
  * The kernels, on the current wasm backend's memory. That memory is an internal of tfjs-wasm's
  * Emscripten module (`asm.memory`, checked here, in tfjs 4.22); growing it keeps the same
- * WebAssembly.Memory, so the instance stays valid for the backend's life.
+ * WebAssembly.Memory, so the instance stays valid for the backend's life. It must be the
+ * single-threaded build's: the kernels import an unshared memory, which a threaded build's is not.
  */
 export function glueKernels(): GlueKernels {
   const module = wasmBackend().wasm as unknown as { asm?: { memory?: unknown } };
@@ -109,9 +109,13 @@ export function glueKernels(): GlueKernels {
       "tfjs-backend-wasm's memory is not where version 4.22 keeps it (asm.memory): pin @tensorflow/tfjs-backend-wasm to 4.22",
     );
   }
+  if (memory.buffer instanceof SharedArrayBuffer) {
+    throw new Error(
+      "tfjs-backend-wasm runs its threaded build, whose memory is shared: set tf.env()'s WASM_HAS_MULTITHREAD_SUPPORT to false before tf.setBackend('wasm')",
+    );
+  }
   if (loaded?.memory !== memory) {
-    compiled ??= new WebAssembly.Module(readFileSync(new URL('./kernels.wasm', import.meta.url)));
-    const instance = new WebAssembly.Instance(compiled, { env: { memory } });
+    const instance = new WebAssembly.Instance(wasmModule('kernels'), { env: { memory } });
     loaded = { memory, kernels: instance.exports as unknown as GlueKernels };
   }
   return loaded.kernels;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { wasmModule } from '../wasm.js';
 import { type AdamConfig, adamAlpha, type AdamStep, type ParamRange } from './adam.js';
 
 /**
@@ -37,8 +37,6 @@ export function createOptimizerMemory(paramCount: number, slotCount: number): Op
   };
 }
 
-let compiled: WebAssembly.Module | undefined;
-
 type AdamExport = (
   params: number,
   m: number,
@@ -73,8 +71,7 @@ export class AdamKernel {
   readonly #adam: AdamExport;
 
   constructor(memory: OptimizerMemory, config: AdamConfig) {
-    compiled ??= new WebAssembly.Module(readFileSync(new URL('./adam.wasm', import.meta.url)));
-    const instance = new WebAssembly.Instance(compiled, { env: { memory: memory.memory } });
+    const instance = new WebAssembly.Instance(wasmModule('adam'), { env: { memory: memory.memory } });
     this.#memory = memory;
     this.#config = config;
     this.#adam = instance.exports.adam as AdamExport;

@@ -9,6 +9,7 @@ import {
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_DECISION,
+  CTRL_TASKS_STARTED,
   type EvaluateResult,
   type EvaluateTask,
   STATS_CORRECT,
@@ -16,6 +17,7 @@ import {
   STATS_SAMPLES,
   STATS_WORDS,
   type StepsTask,
+  type Task,
   TIMING_GRADIENT,
   TIMING_STEPS,
   TIMING_TENSORS,
@@ -79,6 +81,25 @@ function runPartsFor(task: StepsTask, paramCount: number): RunParts {
   return run;
 }
 
+/** Ends the worker's thread at once, without an answer: what an injected `exit` fault does. */
+export type ExitThread = (code: number) => never;
+
+/**
+ * Runs one of the coordinator's tasks: what a worker does with each, whether a Piscina worker
+ * thread (worker.ts) or a browser's Web Worker (browser/worker.ts).
+ */
+export function runTask(task: Task, exit: ExitThread): EvaluateResult | undefined {
+  // This worker has started: from here on, the coordinator's watchdog times its steps.
+  Atomics.add(task.shared.control, CTRL_TASKS_STARTED, 1);
+  switch (task.kind) {
+    case 'steps':
+      runSteps(task, exit);
+      return undefined;
+    case 'evaluate':
+      return runEvaluate(task, exit);
+  }
+}
+
 /** The step's Adam parameters and the shard being computed, reused from step to step. */
 const kernelStep = { t: 0, learningRate: 0, scale: 0 };
 const shard: Span = { start: 0, end: 0 };
@@ -96,7 +117,7 @@ const shard: Span = { start: 0, end: 0 };
  * would only have the kernel time-slice them mid-matMul and wake one for every handover.
  * Shard k is the same samples and goes to slot k whoever computes it, so the result is the same.
  */
-export function runSteps(task: StepsTask): void {
+function runSteps(task: StepsTask, exit: ExitThread): void {
   const { shared, rank, workers, parties, batchSize } = task;
   if (rank >= parties) return;
   stepRunner = runnerFor(stepRunner, shared.model, Math.ceil(batchSize / workers));
@@ -118,7 +139,7 @@ export function runSteps(task: StepsTask): void {
         task.totalSteps,
       );
       kernelStep.scale = 1 / batchCount;
-      if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1, 'step');
+      if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1, 'step', exit);
       const t0 = performance.now();
       let prepared = false;
       for (
@@ -177,23 +198,28 @@ export function runSteps(task: StepsTask): void {
 }
 
 /** For tests of fault handling: fails as `task.faults` says, when the run has taken `stepsTaken` steps. */
-function injectFaults(task: StepsTask | EvaluateTask, stepsTaken: number, phase: 'step' | 'evaluation'): void {
+function injectFaults(
+  task: StepsTask | EvaluateTask,
+  stepsTaken: number,
+  phase: 'step' | 'evaluation',
+  exit: ExitThread,
+): void {
   task.faults.forEach((fault, i) => {
     if (fault.rank !== task.rank || fault.step !== stepsTaken || (fault.phase ?? 'step') !== phase) return;
     if (Atomics.add(task.shared.faultsInjected, i, 1) >= (fault.times ?? 1)) return;
     if (fault.kind === 'throw') {
       throw new Error(phase === 'step' ? `injected fault at step ${stepsTaken + 1}` : 'injected fault in evaluation');
     }
-    if (fault.kind === 'exit') process.exit(3);
+    if (fault.kind === 'exit') exit(3);
     // A hang: blocked for good, as a worker stuck in native code would be.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   });
 }
 
 /** Scores test images `[start, end)` with the current parameters, in chunks of EVAL_ROWS. */
-export function runEvaluate(task: EvaluateTask): EvaluateResult {
+function runEvaluate(task: EvaluateTask, exit: ExitThread): EvaluateResult {
   const { shared, start, end } = task;
-  if (task.faults.length > 0) injectFaults(task, task.stepsTaken, 'evaluation');
+  if (task.faults.length > 0) injectFaults(task, task.stepsTaken, 'evaluation', exit);
   evalRunner = runnerFor(evalRunner, shared.model, EVAL_ROWS);
   const { runner } = evalRunner;
   const { images, labels } = shared.test;
