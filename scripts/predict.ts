@@ -2,13 +2,12 @@
  * `npm run predict`: what a saved model does. With --image, classify your own pictures; without,
  * pictures of its answers on the test set (predictions, confusion matrix, learning curves).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/model/files.js';
-import { modelInput } from '../src/model/keras.js';
 import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
@@ -16,6 +15,7 @@ import { DataError, isUserError, OptionError } from '../src/errors.js';
 import { findFileInside, readFileInside } from '../src/files.js';
 import { DAMAGED, parseJson } from '../src/model/model-json.js';
 import { greyPng, preprocessImage } from '../src/report/preprocess.js';
+import { topClasses } from '../src/report/predictions.js';
 import { writeReport } from '../src/report/report.js';
 
 const METRICS_JSON = 'metrics.json';
@@ -149,15 +149,10 @@ async function classifyImages(model: tf.LayersModel, paths: string[], savePrepro
   // Every file is checked before any is classified: one bad file, one error, nothing half done.
   for (const path of paths) prepared.push({ path, pixels: await preprocessImage(path) });
   for (const { path, pixels } of prepared) {
-    const probabilities = tf.tidy(() =>
-      (
-        model.predict(modelInput(model, tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255))) as tf.Tensor
-      ).dataSync(),
+    const top = topClasses(model, pixels, 28);
+    console.log(
+      `${path}: ${top.map(({ classIndex, probability }) => `${FASHION_MNIST_CLASSES[classIndex]} ${(100 * probability).toFixed(1)}%`).join(', ')}`,
     );
-    const top = Array.from(probabilities, (p, c) => ({ p, c }))
-      .sort((a, b) => b.p - a.p)
-      .slice(0, 3);
-    console.log(`${path}: ${top.map(({ p, c }) => `${FASHION_MNIST_CLASSES[c]} ${(100 * p).toFixed(1)}%`).join(', ')}`);
     if (savePreprocessed) {
       const target = `${path}.28x28.png`;
       await writeFile(target, greyPng(pixels));

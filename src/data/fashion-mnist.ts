@@ -1,19 +1,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
-import { checkSplit, type Dataset, type Split, toShared } from './dataset.js';
+import type { Dataset, Split } from './dataset.js';
 import { downloadFashionMnist, FASHION_MNIST_MIRROR, type DownloadProgress } from './download.js';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, fashionMnistSplit } from './fashion-mnist-files.js';
 import { readIdxFile } from './idx.js';
 
-export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
-] as const;
-
-/** The four files of the dataset, without the `.gz` they usually carry. */
-export const FASHION_MNIST_FILES = [
-  'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte',
-] as const;
+export { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES } from './fashion-mnist-files.js';
 
 /** Debian's package `dataset-fashion-mnist` installs the files here. */
 export const DEBIAN_DIR = '/usr/share/datasets/fashion-mnist';
@@ -46,12 +39,18 @@ export interface LoadFashionMnistOptions {
  * files, downloads them into `./data/fashion-mnist` from the dataset's mirror, verified.
  */
 export async function loadFashionMnist(options: LoadFashionMnistOptions = {}): Promise<Dataset> {
-  const dir = await locate(options);
-  const [train, test] = await Promise.all([
-    readSplit(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-    readSplit(dir, 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
-  ]);
+  const [trainImages, trainLabels, testImages, testLabels] = await locateFashionMnist(options);
+  const [train, test] = await Promise.all([readSplit(trainImages, trainLabels), readSplit(testImages, testLabels)]);
   return { train, test, height: 28, width: 28, classNames: FASHION_MNIST_CLASSES };
+}
+
+/**
+ * The paths of the four files (each gzipped or not), in the order of FASHION_MNIST_FILES, found
+ * (or downloaded) as loadFashionMnist finds them; the web page's server serves these.
+ */
+export async function locateFashionMnist(options: LoadFashionMnistOptions = {}): Promise<string[]> {
+  const dir = await locate(options);
+  return FASHION_MNIST_FILES.map((file) => fileIn(dir, file) as string);
 }
 
 async function locate(options: LoadFashionMnistOptions): Promise<string> {
@@ -101,18 +100,7 @@ function isDirectory(path: string): boolean {
   }
 }
 
-async function readSplit(dir: string, imagesFile: string, labelsFile: string): Promise<Split> {
-  const imagesPath = fileIn(dir, imagesFile) as string;
-  const labelsPath = fileIn(dir, labelsFile) as string;
+async function readSplit(imagesPath: string, labelsPath: string): Promise<Split> {
   const [images, labels] = await Promise.all([readIdxFile(imagesPath, 3), readIdxFile(labelsPath, 1)]);
-  const [count, height, width] = images.dims;
-  if (height !== 28 || width !== 28) {
-    throw new DataError(`${imagesPath}: images are ${height}x${width}, Fashion-MNIST's are 28x28`);
-  }
-  if (labels.dims[0] !== count) {
-    throw new DataError(`${labelsPath}: ${labels.dims[0]} labels for the ${count} images of ${imagesPath}; they must be the same split`);
-  }
-  const split = { images: toShared(images.data), labels: toShared(labels.data), count };
-  checkSplit(split, height * width, FASHION_MNIST_CLASSES.length, labelsPath);
-  return split;
+  return fashionMnistSplit(images, labels, { images: imagesPath, labels: labelsPath });
 }

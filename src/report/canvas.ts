@@ -1,5 +1,6 @@
 import { type Canvas, createCanvas, GlobalFonts, type SKRSContext2D } from '@napi-rs/canvas';
 import { existsSync } from 'node:fs';
+import { MISTAKE_RED } from './predictions.js';
 
 /** Debian's DejaVu (package fonts-dejavu-core), registered once; else the system's default sans. */
 const DEJAVU = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
@@ -7,7 +8,7 @@ const DEJAVU_BOLD = '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf';
 let registered = false;
 
 const FONT_FAMILY = 'DejaVu Sans, sans-serif';
-export const RED = '#d62728';
+export const RED = MISTAKE_RED;
 export const INK = '#222222';
 
 export function font(sizePx: number, bold = false): string {

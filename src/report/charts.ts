@@ -1,6 +1,6 @@
 import type { EpochLog } from '../coordinator/config.js';
 import { centredText, font, INK, whiteCanvas } from './canvas.js';
-import type { Classification } from './classification.js';
+import { cellColors, type Classification } from './classification.js';
 
 /** Cell geometry of the confusion matrix figure (exported for the tests that look at the picture). */
 export const CONFUSION = { cell: 62, left: 120, top: 70 } as const;
@@ -28,11 +28,10 @@ export function drawConfusionMatrix(result: Classification, classNames: readonly
       row.reduce((a, b) => a + b, 0),
     );
     row.forEach((count, p) => {
-      const share = count / support;
-      const shade = Math.round(255 * (1 - share));
-      ctx.fillStyle = `rgb(${shade}, ${Math.round(255 - 150 * share)}, 255)`;
+      const colors = cellColors(count / support);
+      ctx.fillStyle = colors.background;
       ctx.fillRect(left + p * cell, top + t * cell, cell, cell);
-      ctx.fillStyle = share > 0.5 ? '#ffffff' : INK;
+      ctx.fillStyle = colors.text;
       centredText(ctx, String(count), left + p * cell, cell, top + t * cell + cell / 2 - 8, 14);
     });
   });

@@ -36,3 +36,15 @@ export function perClassTable(result: Classification, classNames: readonly strin
   );
   return lines.join('\n');
 }
+
+/**
+ * A confusion-matrix cell's colours, from its share of the row (the diagonal's is the recall): the
+ * larger the share, the deeper the blue, with white text on the deepest.
+ */
+export function cellColors(share: number): { readonly background: string; readonly text: string } {
+  const shade = Math.round(255 * (1 - share));
+  return {
+    background: `rgb(${shade}, ${Math.round(255 - 150 * share)}, 255)`,
+    text: share > 0.5 ? '#ffffff' : '#222222',
+  };
+}

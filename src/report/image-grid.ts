@@ -1,13 +1,7 @@
 import { centredText, drawGreyImage, INK, RED, whiteCanvas } from './canvas.js';
+import type { GridItem } from './predictions.js';
 
-export interface GridItem {
-  /** A `size x size` grey image, uint8. */
-  readonly pixels: Uint8Array;
-  /** One or two lines under the image. */
-  readonly caption: readonly string[];
-  /** Drawn in red (a mistake) rather than ink. */
-  readonly red: boolean;
-}
+export type { GridItem } from './predictions.js';
 
 /** Where things are in a grid, so that tests can look at what was drawn. */
 export interface GridLayout {

@@ -1,13 +1,12 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { mkdir } from 'node:fs/promises';
 import type { EpochLog } from '../coordinator/config.js';
 import { type OutputFile, writeFilesAtomically } from '../files.js';
-import { modelInput } from '../model/keras.js';
-import { Rng } from '../rng.js';
 import type { Split } from '../data/dataset.js';
 import { drawConfusionMatrix, drawLearningCurves } from './charts.js';
 import { type Classification, classify, perClassTable } from './classification.js';
 import { drawImageGrid } from './image-grid.js';
+import { predictClasses, predictionGrid } from './predictions.js';
 
 const REPORT_FILES = {
   predictions: 'predictions.png',
@@ -15,9 +14,6 @@ const REPORT_FILES = {
   curves: 'learning-curves.png',
   json: 'report.json',
 } as const;
-
-/** Images in the prediction grid, as in the tutorial's last figure. */
-const GRID_IMAGES = 100;
 
 export interface ReportOptions {
   readonly model: tf.LayersModel;
@@ -41,16 +37,6 @@ export interface Report {
   readonly files: OutputFile[];
 }
 
-/** The model's class for every image of a split: predict in batches of 1000 on the main thread. */
-function predictClasses(model: tf.LayersModel, split: Split, height: number, width: number): Int32Array {
-  return tf.tidy(() => {
-    const pixels = tf.tensor3d(split.images, [split.count, height, width], 'float32');
-    const x = modelInput(model, split.images instanceof Uint8Array ? tf.div(pixels, 255) : pixels);
-    // A large batch: tfjs-layers slices the input per batch, and each slice costs ~15 ms on wasm.
-    return (model.predict(x, { batchSize: 1000 }) as tf.Tensor).argMax(1).dataSync() as Int32Array;
-  });
-}
-
 /**
  * Pictures of what the model does on the test split, drawn in memory: 100 random test images with
  * their predicted class (mistakes in red, with the true class), the confusion matrix, the learning
@@ -60,23 +46,12 @@ export function drawReport(options: ReportOptions): Report {
   const { model, test, height, width, classNames } = options;
   const predicted = predictClasses(model, test, height, width);
   const classification = classify(predicted, test.labels, classNames.length);
-  const order = Int32Array.from({ length: test.count }, (_, i) => i);
-  new Rng(options.seed).shuffle(order);
-  const gridIndices = Array.from(order.subarray(0, Math.min(GRID_IMAGES, test.count)));
-  const pixels = height * width;
-  const items = gridIndices.map((i) => {
-    const wrong = predicted[i] !== test.labels[i];
-    const image =
-      test.images instanceof Uint8Array
-        ? test.images.subarray(i * pixels, (i + 1) * pixels)
-        : Uint8Array.from(test.images.subarray(i * pixels, (i + 1) * pixels), (v) =>
-            Math.round(Math.min(1, Math.max(0, v)) * 255),
-          );
-    return {
-      pixels: image,
-      red: wrong,
-      caption: wrong ? [classNames[predicted[i]], `true: ${classNames[test.labels[i]]}`] : [classNames[predicted[i]]],
-    };
+  const { indices: gridIndices, items } = predictionGrid({
+    predicted,
+    test,
+    pixels: height * width,
+    classNames,
+    seed: options.seed,
   });
   const gridWrong = items.filter((item) => item.red).length;
   const files: OutputFile[] = [
