@@ -13,7 +13,7 @@ const modules = new Map<WasmName, WebAssembly.Module>();
  */
 const nodeFs = (
   globalThis as unknown as { process?: { getBuiltinModule?(id: string): unknown } }
-).process?.getBuiltinModule?.('node:fs') as { readFileSync(path: URL): Uint8Array } | undefined;
+).process?.getBuiltinModule?.('node:fs') as { readFileSync(path: URL): Uint8Array<ArrayBuffer> } | undefined;
 
 /**
  * Hands over a module compiled elsewhere: a browser's worker, which cannot read a file synchronously,

@@ -2,35 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
 import { writeFileAtomically } from '../files.js';
-import type { EpochLog, TrainConfig } from './config.js';
+import type { Checkpoint, EpochLog, TrainConfig } from './config.js';
 
-/**
- * A run saved between two steps, from which `train({ resume })` continues exactly where it
- * stopped: `readCheckpoint(dir)` reads one that `train` wrote into its `checkpointDir`.
- */
-export interface Checkpoint {
-  /** The run's settings; a resumed run keeps them (only its worker count may change). */
-  readonly config: TrainConfig;
-  /** How many training images the run was on: a resumed run must be given the same data. */
-  readonly trainCount: number;
-  /** Epochs finished and evaluated. */
-  readonly epochsDone: number;
-  /** Steps of the next epoch done; 0 when the checkpoint was made between epochs. */
-  readonly stepsDone: number;
-  /** One log per finished epoch. */
-  readonly history: readonly EpochLog[];
-  /** The flat parameter vector, in the trainer's own layout. */
-  readonly params: Float32Array;
-  /** Adam's state: both moments, laid out as `params`, and the steps taken so far (Adam's t). */
-  readonly adam: { readonly m: Float32Array; readonly v: Float32Array; readonly steps: number };
-  /**
-   * The epoch in progress: its shuffled order of training-image indices, and per shard of the
-   * global batch, the running [loss sum, correct answers, samples] of its steps so far.
-   */
-  readonly epoch: { readonly order: Int32Array; readonly stats: Float64Array };
-  /** The seeded generator's state, which makes the shuffles of the epochs to come. */
-  readonly rngState: number;
-}
+export type { Checkpoint } from './config.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 const MAGIC = 'FMNISTCK2';

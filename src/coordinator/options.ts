@@ -4,7 +4,7 @@ import { OptionError } from '../errors.js';
 import { type LayerSpec, parseLayers, type Preset, PRESETS } from '../model/spec.js';
 import { ADAM_DEFAULTS } from '../optimizer/adam.js';
 import { type LearningRateSchedule, SCHEDULES } from '../optimizer/schedule.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint } from './config.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 
 export interface TrainOptions {

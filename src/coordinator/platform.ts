@@ -1,6 +1,6 @@
 import type { Dataset } from '../data/dataset.js';
 import type { EvaluateResult, Task } from '../protocol.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint } from './config.js';
 
 /**
  * The threads a Session runs its tasks on: Piscina's worker threads in Node (node-platform.ts), Web

@@ -21,7 +21,7 @@ import {
 import { Rng } from '../rng.js';
 import { shardOf } from '../sharding.js';
 import { requestStop, StoppedError } from '../stop.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint } from './config.js';
 import type { TrainConfig } from './config.js';
 import { DEFAULTS } from './options.js';
 import type { Platform, WorkerPool } from './platform.js';

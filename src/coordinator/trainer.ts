@@ -5,7 +5,7 @@ import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
 import { buildNetwork, type Network } from '../model/network.js';
 import { formatLayers, presetLayers } from '../model/spec.js';
 import type { Fault } from '../protocol.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint } from './config.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 import { type ModelChoice, resolveOptions, type TrainOptions } from './options.js';
 import type { Platform } from './platform.js';
