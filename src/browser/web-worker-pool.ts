@@ -1,9 +1,7 @@
 import type { WorkerPool } from '../coordinator/platform.js';
-import { fromWireError, type WireError } from '../errors.js';
+import { fromWireError } from '../errors.js';
 import type { EvaluateResult, Task } from '../protocol.js';
-
-/** What a worker (worker.ts) answers to each task it is posted. */
-export type WorkerReply = { readonly value: EvaluateResult | undefined } | { readonly error: WireError };
+import type { WorkerReply } from './messages.js';
 
 interface Job {
   readonly task: Task;

@@ -9,7 +9,7 @@ import type { Task } from '../protocol.js';
 import { provideWasmModule, WASM_FILES, type WasmName } from '../wasm.js';
 import { runTask } from '../worker/steps.js';
 import { startWasmBackend } from './tfjs.js';
-import type { WorkerReply } from './web-worker-pool.js';
+import type { WorkerReply } from './messages.js';
 
 /** Where the server (web/server.ts) serves the project's own .wasm files. */
 const WASM_PATH = '/wasm/';

@@ -1,0 +1,268 @@
+/**
+ * The page of `npm run web`, in Debian's Chromium (headless, driven by playwright-core): it trains
+ * with the same trainer on Web Workers, and what it shows is checked against the model it lets you
+ * download, scored here in Node.
+ */
+import { createCanvas } from '@napi-rs/canvas';
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { train } from '../dist/src/coordinator/node-platform.js';
+import type { Dataset, Split } from '../dist/src/data/dataset.js';
+import { loadFashionMnist, locateFashionMnist } from '../dist/src/data/fashion-mnist.js';
+import { loadModel } from '../dist/src/model/files.js';
+import { preprocessImage } from '../dist/src/report/preprocess.js';
+import { buildPage } from '../dist/src/web/build.js';
+import { launchChromium } from '../dist/src/web/chromium.js';
+import { type PageSettings, pageReady, startTraining, trainOnPage } from '../dist/src/web/page-driver.js';
+import { type PageServer, servePage } from '../dist/src/web/server.js';
+import { DEBIAN_DIR, ROOT, tempDir, tinyDataset } from './helpers.js';
+
+const CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+/** The page's own, in `evaluate` callbacks (these tests are type-checked without the DOM's types). */
+declare const getComputedStyle: (element: unknown) => { readonly color: string };
+
+const INK = 'rgb(34, 34, 34)';
+const RED = 'rgb(214, 39, 40)';
+
+let browser: Browser;
+let server: PageServer;
+let data: Dataset;
+
+beforeAll(async () => {
+  const pageDir = await buildPage();
+  server = await servePage({ pageDir, dataFiles: await locateFashionMnist({ dir: DEBIAN_DIR }), port: 0 });
+  browser = await launchChromium();
+  data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A fresh page of the server at `url`, ready to train. */
+async function openPage(url = server.url): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(url);
+  await pageReady(page);
+  return { context, page };
+}
+
+/** The model the page offers for download, loaded in Node with the project's checking loader. */
+async function downloadModel(page: Page): Promise<tf.LayersModel> {
+  const dir = tempDir('fmnist-download-');
+  const downloads: Promise<unknown>[] = [];
+  const done = new Promise<void>((resolve) => {
+    page.on('download', (download) => {
+      downloads.push(download.saveAs(join(dir, download.suggestedFilename())));
+      if (downloads.length === 2) resolve();
+    });
+  });
+  await page.click('#download');
+  await done;
+  await Promise.all(downloads);
+  return loadModel(dir);
+}
+
+/** The model's class for each image of a split, computed here in Node with tfjs. */
+function predictionsOf(model: tf.LayersModel, split: Split): Int32Array {
+  return tf.tidy(() => {
+    const x = tf.div(tf.tensor3d(split.images, [split.count, 28, 28], 'float32'), 255);
+    const input = model.inputs[0].shape.length === 4 ? tf.expandDims(x, 3) : x;
+    return (model.predict(input, { batchSize: 1000 }) as tf.Tensor).argMax(1).dataSync() as Int32Array;
+  });
+}
+
+function firstImages(split: Split, count: number): Split {
+  return { images: split.images.subarray(0, count * 784), labels: split.labels.subarray(0, count), count };
+}
+
+/** The largest difference between two models' weights, tensor by tensor. */
+function maxWeightDifference(a: tf.LayersModel, b: tf.LayersModel): number {
+  const left = a.getWeights();
+  const right = b.getWeights();
+  expect(right.map((w) => w.shape)).toEqual(left.map((w) => w.shape));
+  return Math.max(
+    ...left.map((w, i) => {
+      const x = w.dataSync() as Float32Array;
+      const y = right[i].dataSync() as Float32Array;
+      return x.reduce((most, v, j) => Math.max(most, Math.abs(v - y[j])), 0);
+    }),
+  );
+}
+
+describe('the page of npm run web, in Chromium', () => {
+  it('trains one epoch on 4000 images with 2 workers; its accuracy, grid, confusion matrix and picture answers are those of the model it downloads', async () => {
+    const { context, page } = await openPage();
+    const settings: PageSettings = { model: 'mlp', workers: 2, epochs: 1, batchSize: 128, images: 4000, seed: 1 };
+    const run = await trainOnPage(page, settings);
+    // The Web Workers are ended with the run, as Piscina's threads are in Node.
+    await expect.poll(() => page.workers().length, { timeout: 30_000 }).toBe(0);
+    expect(run.samplesPerSecond).toHaveLength(1);
+    expect(run.samplesPerSecond[0]).toBeGreaterThan(0);
+
+    const model = await downloadModel(page);
+    const predicted = predictionsOf(model, data.test);
+    const correct = predicted.filter((p, i) => p === data.test.labels[i]).length;
+    // The accuracy shown is the workers' evaluation; the downloaded model's own predictions agree.
+    expect(correct / data.test.count).toBeCloseTo(run.testAccuracy, 3);
+    expect(await page.textContent('#test-accuracy')).toBe(run.testAccuracy.toFixed(4));
+
+    const cells = await page.locator('#grid figure').all();
+    expect(cells).toHaveLength(100);
+    const shown = await Promise.all(
+      cells.map(async (cell) => ({
+        index: Number(await cell.getAttribute('data-index')),
+        lines: await cell.locator('figcaption span').allTextContents(),
+        color: await cell.locator('figcaption').evaluate((caption) => getComputedStyle(caption).color),
+      })),
+    );
+    expect(new Set(shown.map((s) => s.index)).size).toBe(100);
+    const red = shown.filter((s) => s.color === RED).map((s) => s.index);
+    const wrong = shown.filter((s) => predicted[s.index] !== data.test.labels[s.index]).map((s) => s.index);
+    expect(red).toEqual(wrong);
+    expect(red.length).toBeGreaterThan(0);
+    for (const { index, lines, color } of shown) {
+      const label = data.test.labels[index];
+      const answer = CLASSES[predicted[index]];
+      expect(lines).toEqual(predicted[index] === label ? [answer] : [answer, `true: ${CLASSES[label]}`]);
+      expect([INK, RED]).toContain(color);
+    }
+
+    const matrix = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    predicted.forEach((p, i) => matrix[data.test.labels[i]][p]++);
+    const rows = await page.locator('#confusion tbody tr').all();
+    const counts = await Promise.all(rows.map(async (row) => (await row.locator('td').allTextContents()).map(Number)));
+    expect(counts).toEqual(matrix);
+
+    // Dark-blue trousers on off-white paper, 300x400, as the predict tests draw them; the page's
+    // answer is the one npm run predict's preprocessing gives with the downloaded model.
+    const dir = tempDir('fmnist-picture-');
+    const canvas = createCanvas(300, 400);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#f4f1ea';
+    ctx.fillRect(0, 0, 300, 400);
+    ctx.fillStyle = '#1c2a4a';
+    ctx.fillRect(100, 40, 100, 50);
+    ctx.fillRect(100, 80, 45, 290);
+    ctx.fillRect(155, 80, 45, 290);
+    const trousers = join(dir, 'trousers.jpg');
+    writeFileSync(trousers, canvas.toBuffer('image/jpeg'));
+    await page.setInputFiles('#upload', trousers);
+    await page.locator('#top3 li').nth(2).waitFor();
+    const answers = await page.locator('#top3 li').allTextContents();
+    expect(answers).toHaveLength(3);
+    for (const answer of answers) expect(answer).toMatch(/^\S.* \d+\.\d%$/);
+    const pixels = await preprocessImage(trousers);
+    const probabilities = tf.tidy(() =>
+      (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
+    );
+    const best = probabilities.indexOf(Math.max(...probabilities));
+    expect(answers[0]).toMatch(new RegExp(`^${CLASSES[best].replace('/', '\\/')} `));
+    expect(answers[0]).toMatch(/^Trouser /);
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'docs', 'browser.png'), fullPage: true });
+
+    const notes = join(dir, 'notes.txt');
+    writeFileSync(notes, 'not a picture\n');
+    await page.setInputFiles('#upload', notes);
+    await expect.poll(() => page.textContent('#picture-error')).toBe('notes.txt: not a PNG or JPEG image');
+    expect(await page.locator('#top3 li').count()).toBe(0);
+    await context.close();
+  });
+
+  it.each([
+    { model: 'mlp', images: 2000, batchSize: 128, seed: 7 },
+    { model: 'cnn', images: 512, batchSize: 64, seed: 3 },
+  ] as const)(
+    'gives the parameters Node gives, to 1e-5: $model, $images images, batch $batchSize, seed $seed, 2 workers, 1 epoch',
+    async ({ model: preset, images, batchSize, seed }) => {
+      const { context, page } = await openPage();
+      await trainOnPage(page, { model: preset, workers: 2, epochs: 1, batchSize, images, seed });
+      const inBrowser = await downloadModel(page);
+      await context.close();
+      const inNode = await train({
+        data: { ...data, train: firstImages(data.train, images) },
+        model: preset,
+        workers: 2,
+        epochs: 1,
+        batchSize,
+        seed,
+      });
+      expect(maxWeightDifference(inNode.model, inBrowser)).toBeLessThanOrEqual(1e-5);
+    },
+  );
+
+  it.each([
+    { button: '#stop', message: /^training was interrupted at epoch 1, step \d+$/ },
+    { button: '#cancel', message: /^training was aborted$/ },
+  ])('$button ends the run as in Node, with one line, and ends its workers', async ({ button, message }) => {
+    const { context, page } = await openPage();
+    await startTraining(page, { model: 'mlp', workers: 2, epochs: 5, batchSize: 32, images: 60000, seed: 1 });
+    // Once a step has been reported, the run is under way.
+    await page.locator('#progress-text', { hasText: /step [1-9]/ }).waitFor({ timeout: 120_000 });
+    await page.click(button);
+    await page.locator('#error:not([hidden])').waitFor({ timeout: 120_000 });
+    expect(await page.textContent('#error')).toMatch(message);
+    expect(await page.locator('#results').isHidden()).toBe(true);
+    expect(await page.locator('#train').isEnabled()).toBe(true);
+    await expect.poll(() => page.workers().length, { timeout: 30_000 }).toBe(0);
+    await context.close();
+  });
+
+  it('says in one sentence that it needs cross-origin isolation when opened without it', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // The same server, with the two headers taken off the page itself.
+    await page.route(server.url, async (route) => {
+      const response = await route.fetch();
+      const headers = { ...response.headers() };
+      delete headers['cross-origin-opener-policy'];
+      delete headers['cross-origin-embedder-policy'];
+      await route.fulfill({ response, headers });
+    });
+    await page.goto(server.url);
+    await expect
+      .poll(() => page.textContent('#status'))
+      .toBe(
+        'This page is not cross-origin isolated, so it cannot share memory between its workers (SharedArrayBuffer): open it through npm run web, which sends the COOP and COEP headers it needs.',
+      );
+    expect(await page.locator('#train').isDisabled()).toBe(true);
+    await context.close();
+  });
+
+  it("checks the dataset's files as the Node reader does: labels that do not match the images are one line", async () => {
+    const dir = tinyDataset({ trainLabels: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0]) });
+    const tiny = await servePage({
+      pageDir: join(ROOT, 'dist', 'web'),
+      dataFiles: await locateFashionMnist({ dir }),
+      port: 0,
+    });
+    try {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(tiny.url);
+      await expect(pageReady(page)).rejects.toThrow(
+        `the page could not start: ${tiny.url}data/train-labels-idx1-ubyte: 11 labels for the 12 images of ${tiny.url}data/train-images-idx3-ubyte; they must be the same split`,
+      );
+      await context.close();
+    } finally {
+      await tiny.close();
+    }
+  });
+});
