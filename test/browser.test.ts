@@ -88,6 +88,14 @@ function predictionsOf(model: tf.LayersModel, split: Split): Int32Array {
   });
 }
 
+/** The model's class for one 28x28 grey image, computed here in Node. */
+function bestOf(model: tf.LayersModel, pixels: Uint8Array): number {
+  const probabilities = tf.tidy(() =>
+    (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
+  );
+  return probabilities.indexOf(Math.max(...probabilities));
+}
+
 function firstImages(split: Split, count: number): Split {
   return { images: split.images.subarray(0, count * 784), labels: split.labels.subarray(0, count), count };
 }
@@ -164,17 +172,51 @@ describe('the page of npm run web, in Chromium', () => {
     const trousers = join(dir, 'trousers.jpg');
     writeFileSync(trousers, canvas.toBuffer('image/jpeg'));
     await page.setInputFiles('#upload', trousers);
-    await page.locator('#top3 li').nth(2).waitFor();
+    await page.locator('#top3[data-source="trousers.jpg"] li').nth(2).waitFor();
     const answers = await page.locator('#top3 li').allTextContents();
     expect(answers).toHaveLength(3);
     for (const answer of answers) expect(answer).toMatch(/^\S.* \d+\.\d%$/);
-    const pixels = await preprocessImage(trousers);
-    const probabilities = tf.tidy(() =>
-      (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
+    expect(answers[0]).toMatch(
+      new RegExp(`^${CLASSES[bestOf(model, await preprocessImage(trousers))].replace('/', '\\/')} `),
     );
-    const best = probabilities.indexOf(Math.max(...probabilities));
-    expect(answers[0]).toMatch(new RegExp(`^${CLASSES[best].replace('/', '\\/')} `));
     expect(answers[0]).toMatch(/^Trouser /);
+    // A drawing: trousers in three strokes; its answer is the one the same pixels get in Node.
+    await page.locator('#sketch').scrollIntoViewIfNeeded();
+    const box = await page.locator('#sketch').boundingBox();
+    if (box === null) throw new Error('the drawing area is not shown');
+    const strokes = [
+      [
+        [90, 50],
+        [190, 50],
+      ],
+      [
+        [100, 50],
+        [95, 250],
+      ],
+      [
+        [180, 50],
+        [185, 250],
+      ],
+    ];
+    for (const [[x0, y0], [x1, y1]] of strokes) {
+      await page.mouse.move(box.x + x0, box.y + y0);
+      await page.mouse.down();
+      await page.mouse.move(box.x + x1, box.y + y1, { steps: 10 });
+      await page.mouse.up();
+    }
+    await page.click('#classify-drawing');
+    await page.locator('#top3[data-source="the drawing"] li').nth(2).waitFor();
+    const drawn = await page.locator('#top3 li').allTextContents();
+    expect(drawn).toHaveLength(3);
+    const sketch = join(dir, 'sketch.png');
+    const dataUrl = await page
+      .locator('#sketch')
+      .evaluate((canvas) => (canvas as unknown as { toDataURL(): string }).toDataURL());
+    writeFileSync(sketch, Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ''), 'base64'));
+    expect(drawn[0]).toMatch(
+      new RegExp(`^${CLASSES[bestOf(model, await preprocessImage(sketch))].replace('/', '\\/')} `),
+    );
+
     mkdirSync(join(ROOT, 'docs'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'docs', 'browser.png'), fullPage: true });
 

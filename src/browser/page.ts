@@ -250,7 +250,8 @@ element<HTMLButtonElement>('download').addEventListener('click', () => {
   void model?.save('downloads://model').catch((error: unknown) => showError(errorLine, error));
 });
 
-function showTop3(pixels: Uint8Array): void {
+/** The top 3 classes of a picture; the list says which picture (`source`) it is for. */
+function showTop3(pixels: Uint8Array, source: string): void {
   if (model === undefined || data === undefined) return;
   const seen = element<HTMLCanvasElement>('seen');
   const ctx = seen.getContext('2d') as CanvasRenderingContext2D;
@@ -261,7 +262,9 @@ function showTop3(pixels: Uint8Array): void {
   });
   ctx.putImageData(image, 0, 0);
   const classNames = data.classNames;
-  element('top3').replaceChildren(
+  const list = element('top3');
+  list.dataset.source = source;
+  list.replaceChildren(
     ...topClasses(model, pixels, 28).map(({ classIndex, probability }) => {
       const item = document.createElement('li');
       item.dataset.classIndex = String(classIndex);
@@ -274,6 +277,7 @@ function showTop3(pixels: Uint8Array): void {
 
 function pictureFailed(error: unknown): void {
   element('top3').replaceChildren();
+  delete element('top3').dataset.source;
   showError(element('picture-error'), error);
 }
 
@@ -281,7 +285,7 @@ const upload = element<HTMLInputElement>('upload');
 upload.addEventListener('change', () => {
   const file = upload.files?.[0];
   if (file === undefined) return;
-  pictureToDatasetImage(file, file.name).then(showTop3, pictureFailed);
+  pictureToDatasetImage(file, file.name).then((pixels) => showTop3(pixels, file.name), pictureFailed);
 });
 
 const sketch = element<HTMLCanvasElement>('sketch');
@@ -311,7 +315,7 @@ sketch.addEventListener('pointerup', () => (drawing = false));
 element('clear-drawing').addEventListener('click', clearSketch);
 element('classify-drawing').addEventListener('click', () => {
   try {
-    showTop3(drawingToDatasetImage(sketch));
+    showTop3(drawingToDatasetImage(sketch), 'the drawing');
   } catch (error) {
     pictureFailed(error);
   }
