@@ -302,33 +302,6 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
 });
 
 describe('the network runner', () => {
-  it.each(CASES)(
-    'computes a shard in pieces of the epoch order with the gradient and loss of the whole shard: $name',
-    (c) => {
-      const f = fixture(c);
-      const inPieces = (pieceSamples: number) => {
-        const runner = new NetworkRunner(f.network, 8, { pieceSamples });
-        const grad = new Float32Array(f.network.paramCount);
-        runner.prepare(f.params);
-        const score = runner.shardGradients(f.batch, grad, SEED, STEP);
-        runner.release();
-        return { grad, score };
-      };
-      const whole = inPieces(Infinity);
-      // Samples 2..8 of the order: pieces [2, 4) and [4, 8), or [2, 3), [3, 6) and [6, 8).
-      for (const pieceSamples of [4, 3]) {
-        const pieces = inPieces(pieceSamples);
-        expect(pieces.score.correct).toBe(whole.score.correct);
-        expect(pieces.score.lossSum).toBeCloseTo(whole.score.lossSum, 5);
-        const scale = Math.max(...whole.grad.map(Math.abs));
-        for (let i = 0; i < whole.grad.length; i++) {
-          expect(Math.abs(pieces.grad[i] - whole.grad[i])).toBeLessThanOrEqual(1e-5 * scale);
-        }
-        expect(pieces.grad).not.toEqual(new Float32Array(f.network.paramCount));
-      }
-    },
-  );
-
   it('writes a zero gradient for an empty shard and leaks no tensors', () => {
     const f = fixture(CASES[0]);
     const before = tf.memory().numTensors;

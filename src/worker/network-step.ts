@@ -21,25 +21,6 @@ export interface BatchScore {
   readonly correct: number;
 }
 
-export interface RunnerOptions {
-  /**
-   * A shard's gradient is computed in pieces of at most this many samples (by default
-   * CONV_PIECE_SAMPLES for a network with a convolution, else the whole shard at once).
-   */
-  readonly pieceSamples?: number;
-}
-
-/**
- * Samples per piece of a shard in a network with convolutions. A convolution's activations are
- * large (the CNN preset's first layer: 100 kB per image), so a 64-image shard's working set is
- * several MB, and two workers computing at once slowed each other down: in `bench:scaling --model
- * cnn`, a computing worker's gradient of 64 images took 100.6 ms per step with 2 workers (one
- * 64-image shard each) against 87.6 ms with 8 (four 16-image shards each, the same 2 computing
- * at a time). 16 is also the largest chunk of a convolution's filter gradient, so pieces and
- * chunks align. Dense networks keep whole shards: their matMuls run faster on more rows.
- */
-export const CONV_PIECE_SAMPLES = 16;
-
 /**
  * A network's passes on one worker, for batches of up to `rows` samples: the layers' computations,
  * and buffers reused by every step, so that a step allocates no arrays of its own (tfjs still
@@ -59,31 +40,12 @@ export class NetworkRunner {
   /** Whether the first layer with parameters is dense on the flattened image: then it wants the columns layout too. */
   readonly #denseFirst: boolean;
   readonly #context: StepContext = { grad: new Float32Array(0), seed: 0, step: 0, order: undefined, start: 0 };
-  /** Samples per piece of a shard (see shardGradients); Infinity: the shard in one piece. */
-  readonly #pieceSamples: number;
-  /** A piece's gradient, and the shard's sum of them in float64: used only when a shard has several pieces. */
-  readonly #pieceGrad: Float32Array;
-  readonly #pieceSums: Float64Array;
-  readonly #piece: {
-    images: Uint8Array | Float32Array;
-    labels: Uint8Array;
-    order?: Int32Array;
-    start: number;
-    end: number;
-  } = { images: new Uint8Array(0), labels: new Uint8Array(0), start: 0, end: 0 };
 
   constructor(
     network: Network,
     readonly rows: number,
-    options: RunnerOptions = {},
   ) {
     this.#network = network;
-    this.#pieceSamples =
-      options.pieceSamples ??
-      (network.layers.some((layer) => layer.spec.kind === 'conv') ? CONV_PIECE_SAMPLES : Infinity);
-    const pieced = this.#pieceSamples < rows;
-    this.#pieceGrad = new Float32Array(pieced ? network.paramCount : 0);
-    this.#pieceSums = new Float64Array(pieced ? network.paramCount : 0);
     const { layers } = network;
     // Each layer learns which layer its output goes to, past a flatten (which only reshapes).
     const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
@@ -108,38 +70,11 @@ export class NetworkRunner {
    * exactly the gradient of the global batch's mean loss. `seed` and `step` fix the dropout masks.
    */
   shardGradients(batch: Batch, grad: Float32Array, seed: number, step: number): BatchScore {
-    if (batch.end === batch.start) {
+    const count = batch.end - batch.start;
+    if (count === 0) {
       grad.fill(0);
       return { lossSum: 0, correct: 0 };
     }
-    const size = this.#pieceSamples;
-    const firstEnd = Math.min(batch.end, (Math.floor(batch.start / size) + 1) * size);
-    if (firstEnd === batch.end) return this.#gradients(batch, grad, seed, step);
-    // Several pieces, aligned to the epoch's order (the same pieces on any worker count): each
-    // piece's gradient is summed in float64, and the sum stored in float32 once.
-    const piece = this.#piece;
-    piece.images = batch.images;
-    piece.labels = batch.labels;
-    piece.order = batch.order;
-    const sums = this.#pieceSums.fill(0);
-    const pieceGrad = this.#pieceGrad;
-    let lossSum = 0;
-    let correct = 0;
-    for (let from = batch.start; from < batch.end; from = piece.end) {
-      piece.start = from;
-      piece.end = Math.min(batch.end, (Math.floor(from / size) + 1) * size);
-      const score = this.#gradients(piece, pieceGrad, seed, step);
-      lossSum += score.lossSum;
-      correct += score.correct;
-      for (let i = 0; i < sums.length; i++) sums[i] += pieceGrad[i];
-    }
-    grad.set(sums);
-    return { lossSum, correct };
-  }
-
-  /** The gradient of one piece of a shard (or of the whole shard): forward and backward, layer by layer. */
-  #gradients(batch: Batch, grad: Float32Array, seed: number, step: number): BatchScore {
-    const count = batch.end - batch.start;
     const context = this.#context;
     context.grad = grad;
     context.seed = seed;
