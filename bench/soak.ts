@@ -53,7 +53,9 @@ async function main(): Promise<void> {
       );
     },
   });
-  const from = rows.find((r) => r.epoch === Math.min(5, epochs)) as (typeof rows)[number];
+  // Growth is counted once start-up has settled: from epoch 5, or from epoch 2 in a run shorter than 10 epochs.
+  const fromEpoch = epochs >= 10 ? 5 : Math.min(2, epochs);
+  const from = rows.find((r) => r.epoch === fromEpoch) as (typeof rows)[number];
   const to = rows[rows.length - 1];
   const growth = (to.rssMb - from.rssMb) / from.rssMb;
   console.log(
