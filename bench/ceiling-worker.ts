@@ -1,7 +1,8 @@
 /**
  * A thread of the hardware-ceiling measurement: computes the trainer's own shard gradient (the
- * worker's network runner, `rows` real images) as many times as it can in `ms` milliseconds,
- * starting when the main thread says go, so that all threads run at the same time.
+ * worker's network runner, `rows` real images), round after round. In each round the main thread
+ * says how many threads compute; those with a lower index compute for `ms` milliseconds, all
+ * starting together, and report their shards per second. The others sit the round out, blocked.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -10,17 +11,9 @@ import { buildNetwork, initializeParams } from '../src/model/network.js';
 import type { LayerSpec } from '../src/model/spec.js';
 import { Rng } from '../src/rng.js';
 import { NetworkRunner } from '../src/worker/network-step.js';
+import { ACTIVE, type CeilingJob, READY, ROUND } from './ceiling-control.js';
 
-interface CeilingJob {
-  readonly images: Uint8Array;
-  readonly labels: Uint8Array;
-  readonly layers: readonly LayerSpec[];
-  readonly rows: number;
-  readonly ms: number;
-  readonly go: Int32Array;
-}
-
-const job = workerData as CeilingJob;
+const job = workerData as CeilingJob & { readonly layers: readonly LayerSpec[]; readonly index: number };
 await tf.setBackend('wasm');
 const network = buildNetwork(job.layers, { height: 28, width: 28 }, 10, 'model');
 const params = new Float32Array(network.paramCount);
@@ -34,11 +27,27 @@ const step = (t: number) => {
   runner.shardGradients(batch, grad, 1, t);
   runner.release();
 };
-// Past the warm-up the trainer sees in its first few hundred steps.
-for (let i = 0; i < 300; i++) step(i);
-Atomics.add(job.go, 1, 1);
-Atomics.wait(job.go, 0, 0);
+// Past the warm-up the trainer sees in its first steps (tfjs's heap growing, V8's JIT settling).
+const warm = performance.now() + job.warmupMs;
+for (let i = 0; i < 20 || performance.now() < warm; i++) step(i);
+const control = job.control;
+Atomics.add(control, READY, 1);
+Atomics.notify(control, READY);
+let round = 0;
 let shards = 0;
-const until = performance.now() + job.ms;
-while (performance.now() < until) step(shards++);
-parentPort?.postMessage(shards);
+for (;;) {
+  Atomics.wait(control, ROUND, round);
+  round = Atomics.load(control, ROUND);
+  const active = Atomics.load(control, ACTIVE);
+  if (active < 0) break;
+  if (job.index >= active) continue;
+  // Whole shards until the time is up; the rate counts the time they took, not `ms`.
+  const first = shards;
+  const start = performance.now();
+  let now = start;
+  while (now - start < job.ms) {
+    step(shards++);
+    now = performance.now();
+  }
+  parentPort?.postMessage((shards - first) / ((now - start) / 1000));
+}

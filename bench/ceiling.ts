@@ -3,54 +3,103 @@
  * then on `threads` threads at once, with no barrier, all-reduce or optimizer. On a VM whose cores
  * share execution units or memory bandwidth, a second thread adds less than a core; the trainer's
  * speedup over 1 worker cannot beat this ratio.
+ *
+ * The threads start once and stay, blocked, between rounds: a benchmark takes a round (1 thread,
+ * then all of them) between its other measurements, so that each round's ratio sees the machine as
+ * it is then, and reports the median of the rounds' ratios.
  */
 import { Worker } from 'node:worker_threads';
 import type { Dataset } from '../src/data/dataset.js';
 import type { LayerSpec } from '../src/model/spec.js';
+import { ACTIVE, CONTROL_WORDS, READY, ROUND } from './ceiling-control.js';
+import { median } from './stats.js';
 
 const WORKER = new URL('./ceiling-worker.js', import.meta.url);
-
-/** Shard gradients per second with `threads` threads computing at once. */
-async function shardsPerSecond(
-  data: Dataset,
-  layers: readonly LayerSpec[],
-  threads: number,
-  rows: number,
-  ms: number,
-): Promise<number> {
-  const go = new Int32Array(new SharedArrayBuffer(8));
-  const job = { images: data.train.images, labels: data.train.labels, layers, rows, ms, go };
-  const workers = Array.from({ length: threads }, () => new Worker(WORKER, { workerData: job }));
-  const counts = workers.map(
-    (w) =>
-      new Promise<number>((resolve, reject) => {
-        w.once('message', resolve);
-        w.once('error', reject);
-      }),
-  );
-  while (Atomics.load(go, 1) < threads) await new Promise((r) => setTimeout(r, 10));
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
-  const total = (await Promise.all(counts)).reduce((a, b) => a + b, 0);
-  await Promise.all(workers.map((w) => w.terminate()));
-  return total / (ms / 1000);
-}
 
 export interface Ceiling {
   readonly threads: number;
   readonly rows: number;
-  /** Throughput of `threads` threads over one thread's, for the trainer's shard gradient. */
+  /** Throughput of `threads` threads over one thread's, for the trainer's shard gradient: the median of the rounds'. */
   readonly speedup: number;
+  /** Each round's ratio, in order. */
+  readonly rounds: number[];
 }
 
-export async function measureCeiling(
-  data: Dataset,
-  layers: readonly LayerSpec[],
-  threads: number,
-  rows: number,
-  ms: number,
-): Promise<Ceiling> {
-  const one = await shardsPerSecond(data, layers, 1, rows, ms);
-  const many = await shardsPerSecond(data, layers, threads, rows, ms);
-  return { threads, rows, speedup: many / one };
+export class CeilingMeter {
+  readonly #workers: Worker[];
+  readonly #control: Int32Array;
+  readonly #ratios: number[] = [];
+
+  private constructor(workers: Worker[], control: Int32Array) {
+    this.#workers = workers;
+    this.#control = control;
+  }
+
+  /** Starts `threads` threads computing the gradient of `rows`-image shards, and waits until they are warm. */
+  static async start(
+    data: Dataset,
+    layers: readonly LayerSpec[],
+    options: { threads: number; rows: number; ms: number; warmupMs: number },
+  ): Promise<CeilingMeter> {
+    const control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+    const job = {
+      images: data.train.images,
+      labels: data.train.labels,
+      layers,
+      rows: options.rows,
+      ms: options.ms,
+      warmupMs: options.warmupMs,
+      control,
+    };
+    const workers = Array.from(
+      { length: options.threads },
+      (_, index) => new Worker(WORKER, { workerData: { ...job, index } }),
+    );
+    const failed = new Promise<never>((_, reject) => workers.forEach((w) => w.once('error', reject)));
+    const ready = (async () => {
+      while (Atomics.load(control, READY) < options.threads) await new Promise((r) => setTimeout(r, 10));
+    })();
+    await Promise.race([ready, failed]);
+    return new CeilingMeter(workers, control);
+  }
+
+  get threads(): number {
+    return this.#workers.length;
+  }
+
+  /** Shard gradients per second with `active` threads computing at once. */
+  async #shardsPerSecond(active: number): Promise<number> {
+    const rates = this.#workers.slice(0, active).map(
+      (w) =>
+        new Promise<number>((resolve, reject) => {
+          w.once('error', reject);
+          w.once('message', (rate: number) => {
+            w.off('error', reject);
+            resolve(rate);
+          });
+        }),
+    );
+    Atomics.store(this.#control, ACTIVE, active);
+    Atomics.add(this.#control, ROUND, 1);
+    Atomics.notify(this.#control, ROUND);
+    return (await Promise.all(rates)).reduce((a, b) => a + b, 0);
+  }
+
+  /** One round: 1 thread, then all of them. */
+  async round(): Promise<void> {
+    const one = await this.#shardsPerSecond(1);
+    const many = await this.#shardsPerSecond(this.threads);
+    this.#ratios.push(many / one);
+  }
+
+  result(rows: number): Ceiling {
+    return { threads: this.threads, rows, speedup: median(this.#ratios), rounds: [...this.#ratios] };
+  }
+
+  async close(): Promise<void> {
+    Atomics.store(this.#control, ACTIVE, -1);
+    Atomics.add(this.#control, ROUND, 1);
+    Atomics.notify(this.#control, ROUND);
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
 }

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { median } from './stats.js';
 
 export interface Peak {
   readonly shape: string;
@@ -57,6 +58,11 @@ export class PeakMeter {
     this.#cached.push(gflops(median(times[1])));
   }
 
+  /** The latest sample's GFLOP/s with new weights. */
+  get latest(): number {
+    return this.#fresh[this.#fresh.length - 1];
+  }
+
   result(): Peak {
     return {
       shape: `[${M},${K}]x[${K},${N}]`,
@@ -68,8 +74,3 @@ export class PeakMeter {
 }
 
 const gflops = (ms: number) => (2 * M * K * N) / ms / 1e6;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)];
-}

@@ -29,6 +29,7 @@ import {
   TORCH_SCRIPT,
   type TorchInfo,
 } from './peers/sides.js';
+import { median } from './stats.js';
 
 /** Networks by name, in the layer grammar both sides read. */
 const MODELS: Record<string, string> = { mlp: MLP_LAYERS, cnn: CNN_LAYERS };
@@ -137,12 +138,6 @@ async function dataDir(flag: string | undefined): Promise<string> {
   await loadFashionMnist({ dir: flag }); // says what is wrong with an explicit directory, or downloads
   return resolve(LOCAL_DIR);
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 /** A side's runs at one batch size: per-epoch seconds, and the final test accuracy of each run. */
 interface SideResult {

@@ -3,13 +3,14 @@
  * worker counts and global batch sizes, beside what the machine allows (a plain matMul's speed on
  * one thread, and the trainer's own gradient on every core at once with no synchronisation) and
  * beside tfjs `model.fit`, all in the same run, with a projection to machines with more cores.
- * Timing by tinybench; prints tables, writes JSON with --json FILE.
+ * Worker counts are measured in interleaved rounds (see measureBatch); prints tables, writes JSON
+ * with --json FILE.
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Bench } from 'tinybench';
 import { createSession } from '../src/coordinator/node-platform.js';
+import type { Session } from '../src/coordinator/session.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
@@ -24,9 +25,10 @@ import {
   TIMING_WORDS,
 } from '../src/protocol.js';
 import { type BaselineResult, measureModelFit } from './baseline.js';
-import { measureCeiling } from './ceiling.js';
+import { CeilingMeter } from './ceiling.js';
 import { PeakMeter } from './peak.js';
 import { fitCostModel, modelMsPerStep, type StepSample } from './projection.js';
+import { median } from './stats.js';
 
 interface Plan {
   readonly model: Preset;
@@ -38,15 +40,31 @@ interface Plan {
 
 interface TrainerResult extends StepSample {
   readonly samplesPerSec: number;
+  /** Over 1 worker, at the same batch: the median of the rounds' ratios. */
+  readonly speedup: number;
   /** Arithmetic speed of each computing worker over its gradient phase (see trainingFlops). */
   readonly gflopsPerWorker: number;
-  readonly peakRssMb: number;
+  /** gflopsPerWorker over the peak: the median of the rounds' ratios, each against the round's own peak sample. */
+  readonly ofPeak: number;
+  /** How much the process's RSS grew while this worker count's session started and warmed up. */
+  readonly rssGrowthMb: number;
 }
 
-/** Per model: the batches measured by default, and how much each timing covers. */
-const PLANS: Record<Preset, { batchSizes: number[]; samples: number; warmupSteps: number }> = {
-  mlp: { batchSizes: [32, 128, 256], samples: 16_384, warmupSteps: 400 },
-  cnn: { batchSizes: [128], samples: 2048, warmupSteps: 32 },
+/** What one round measured of one worker count: per step, in ms. */
+interface RoundSample {
+  readonly msPerStep: number;
+  readonly gradientMs: number;
+  readonly updateMs: number;
+  readonly waitMs: number;
+}
+
+/**
+ * Per model: the batches measured by default, the samples each round trains per worker count, the
+ * warm-up steps, and the ceiling's time per thread count and round.
+ */
+const PLANS: Record<Preset, { batchSizes: number[]; samples: number; warmupSteps: number; ceilingMs: number }> = {
+  mlp: { batchSizes: [32, 128, 256], samples: 16_384, warmupSteps: 400, ceilingMs: 1000 },
+  cnn: { batchSizes: [128], samples: 2048, warmupSteps: 32, ceilingMs: 2000 },
 };
 
 function parsePlan(argv: string[]): Plan {
@@ -86,68 +104,124 @@ function parsePlan(argv: string[]): Plan {
   };
 }
 
-async function measureTrainer(
-  data: Dataset,
-  network: Network,
-  plan: Plan,
-  workers: number,
-  batchSize: number,
-): Promise<TrainerResult> {
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
-  const session = createSession(data, { workers, batchSize, model: formatLayers(network.layers.map((l) => l.spec)) });
-  const { samples, warmupSteps } = PLANS[plan.model];
-  try {
-    let cursor = 0;
-    const run = async (steps: number) => {
-      if (cursor + steps > session.stepsPerEpoch) {
-        session.beginEpoch();
-        cursor = 0;
-      }
-      await session.runSteps(cursor, cursor + steps);
-      cursor += steps;
-    };
-    session.beginEpoch();
+/** A session kept open through the rounds, so that each round measures every worker count in turn. */
+class Contender {
+  readonly rounds: RoundSample[] = [];
+  /** How much the process's RSS grew while the session started and warmed up. */
+  rssGrowthMb = 0;
+  #cursor = 0;
+
+  private constructor(
+    readonly workers: number,
+    readonly session: Session,
+  ) {}
+
+  static async start(data: Dataset, network: Network, workers: number, batchSize: number, warmupSteps: number) {
+    const rss = process.memoryUsage.rss();
+    const model = formatLayers(network.layers.map((l) => l.spec));
+    const contender = new Contender(workers, createSession(data, { workers, batchSize, model }));
+    contender.session.beginEpoch();
     // The first steps of a run are slower (tfjs's wasm heap and V8's JIT settling): measure after them.
-    const warmup = plan.quick ? Math.ceil(warmupSteps / 2) : warmupSteps;
-    for (let done = 0; done < warmup; done += 16) await run(16);
-    const stepsPerIteration = Math.ceil((plan.quick ? samples / 2 : samples) / batchSize);
-    const before = Float64Array.from(session.shared.timings);
-    const bench = new Bench({ iterations: plan.quick ? 3 : 6, time: 0, warmup: false });
-    // async: true, or tinybench calls the function once untimed to find out, overlapping the first sample.
-    bench.add(`${workers} workers`, () => run(stepsPerIteration), { async: true });
-    await bench.run();
-    const result = bench.tasks[0].result;
-    if (result.state !== 'completed') throw new Error(`trainer benchmark did not complete: ${result.state}`);
-    const msPerStep = result.latency.mean / stepsPerIteration;
+    for (let done = 0; done < warmupSteps; done += 16) await contender.#run(16);
+    contender.rssGrowthMb = Math.round((process.memoryUsage.rss() - rss) / 2 ** 20);
+    return contender;
+  }
+
+  async #run(steps: number): Promise<void> {
+    if (this.#cursor + steps > this.session.stepsPerEpoch) {
+      this.session.beginEpoch();
+      this.#cursor = 0;
+    }
+    await this.session.runSteps(this.#cursor, this.#cursor + steps);
+    this.#cursor += steps;
+  }
+
+  /** Trains `steps` steps and records their time per step, whole and by phase. */
+  async measure(steps: number): Promise<void> {
+    const timings = this.session.shared.timings;
+    const before = Float64Array.from(timings);
+    const start = performance.now();
+    await this.#run(steps);
+    const msPerStep = (performance.now() - start) / steps;
     /** A phase's mean milliseconds per step, over the workers that computed. */
     const phase = (word: number) => {
       let sum = 0;
-      let steps = 0;
-      for (let r = 0; r < workers; r++) {
+      let done = 0;
+      for (let r = 0; r < this.workers; r++) {
         const base = r * TIMING_WORDS;
-        sum += session.shared.timings[base + word] - before[base + word];
-        steps += session.shared.timings[base + TIMING_STEPS] - before[base + TIMING_STEPS];
+        sum += timings[base + word] - before[base + word];
+        done += timings[base + TIMING_STEPS] - before[base + TIMING_STEPS];
       }
-      return sum / steps;
+      return sum / done;
     };
-    const gradientMs = phase(TIMING_GRADIENT);
-    const computing = Math.min(workers, availableParallelism());
+    this.rounds.push({
+      msPerStep,
+      gradientMs: phase(TIMING_GRADIENT),
+      updateMs: phase(TIMING_UPDATE),
+      waitMs: phase(TIMING_WAIT_GRADIENTS) + phase(TIMING_WAIT_UPDATE),
+    });
+  }
+}
+
+/**
+ * Every worker count at one batch size, in rounds: each round trains the same number of samples on
+ * each worker count in turn (starting one further along each round), then takes a round of the
+ * ceiling and a sample of the peak. The machine's speed drifts over minutes; within a round it
+ * drifts little, so ratios are taken within rounds, and their median reported.
+ */
+async function measureBatch(
+  data: Dataset,
+  network: Network,
+  plan: Plan,
+  batchSize: number,
+  meters: { peak: PeakMeter; ceiling: CeilingMeter },
+): Promise<TrainerResult[]> {
+  const { samples, warmupSteps } = PLANS[plan.model];
+  const contenders: Contender[] = [];
+  const peaks: number[] = [];
+  try {
+    for (const workers of plan.workers) {
+      contenders.push(
+        await Contender.start(data, network, workers, batchSize, plan.quick ? Math.ceil(warmupSteps / 2) : warmupSteps),
+      );
+    }
+    const steps = Math.ceil((plan.quick ? samples / 2 : samples) / batchSize);
+    const rounds = plan.quick ? 3 : 6;
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < contenders.length; i++) await contenders[(round + i) % contenders.length].measure(steps);
+      await meters.ceiling.round();
+      await meters.peak.sample();
+      peaks.push(meters.peak.latest);
+      console.log(
+        `  batch ${batchSize}, round ${round + 1}/${rounds}: ` +
+          contenders.map((c) => `${c.workers}w ${((batchSize / c.rounds[round].msPerStep) * 1000) | 0}`).join(', ') +
+          ' samples/s',
+      );
+    }
+  } finally {
+    await Promise.all(contenders.map((c) => c.session.close()));
+  }
+  const flops = trainingFlops(network) * batchSize;
+  const one = contenders.find((c) => c.workers === 1);
+  return contenders.map((c) => {
+    const computing = Math.min(c.workers, availableParallelism());
+    const gflops = (r: RoundSample) => flops / computing / r.gradientMs / 1e6;
+    const msPerStep = median(c.rounds.map((r) => r.msPerStep));
+    const gradientMs = median(c.rounds.map((r) => r.gradientMs));
     return {
-      workers,
+      workers: c.workers,
       batchSize,
       msPerStep,
       samplesPerSec: (batchSize / msPerStep) * 1000,
+      speedup: one === undefined ? NaN : median(c.rounds.map((r, i) => one.rounds[i].msPerStep / r.msPerStep)),
       gradientMs,
-      gflopsPerWorker: (trainingFlops(network) * batchSize) / computing / gradientMs / 1e6,
-      updateMs: phase(TIMING_UPDATE),
-      waitMs: phase(TIMING_WAIT_GRADIENTS) + phase(TIMING_WAIT_UPDATE),
-      peakRssMb: Math.round(peakRss / 2 ** 20),
+      gflopsPerWorker: flops / computing / gradientMs / 1e6,
+      ofPeak: median(c.rounds.map((r, i) => gflops(r) / peaks[i])),
+      updateMs: median(c.rounds.map((r) => r.updateMs)),
+      waitMs: median(c.rounds.map((r) => r.waitMs)),
+      rssGrowthMb: c.rssGrowthMb,
     };
-  } finally {
-    await session.close();
-    clearInterval(sampler);
-  }
+  });
 }
 
 const pad = (value: string | number, width: number) => String(value).padStart(width);
@@ -171,31 +245,37 @@ async function main(): Promise<void> {
       `Note: ${over.join(', ')} workers exceed the ${cores} cores: only ${cores} of them compute at a time (one per core), taking the shards in turn; the others wait.`,
     );
 
-  const meter = new PeakMeter();
-  await meter.sample();
+  const peak = new PeakMeter();
+  await peak.sample();
   const shard = Math.ceil(128 / cores);
-  const ceiling = await measureCeiling(data, layers, cores, shard, plan.quick ? 1500 : 4000);
-  console.log(
-    `Hardware ceiling: the trainer's gradient of a ${ceiling.rows}-image shard, on ${cores} threads at once, ` +
-      `runs ${ceiling.speedup.toFixed(2)}x the throughput of 1 thread (no barriers, no optimizer).`,
-  );
-
-  // The trainer runs first, the baselines last: RSS is sampled per run, and tfjs's wasm heap on the
-  // main thread (model.fit's) never shrinks once grown.
-  const measured: TrainerResult[] = [];
-  for (const batchSize of plan.batchSizes) {
-    for (const workers of plan.workers) {
-      const r = await measureTrainer(data, network, plan, workers, batchSize);
-      console.log(`  measured batch ${batchSize}, ${workers} workers: ${r.samplesPerSec.toFixed(0)} samples/s`);
-      measured.push(r);
-      await meter.sample();
+  const ceiling = await CeilingMeter.start(data, layers, {
+    threads: cores,
+    rows: shard,
+    ms: plan.quick ? PLANS[plan.model].ceilingMs / 2 : PLANS[plan.model].ceilingMs,
+    warmupMs: 3000,
+  });
+  // The trainer runs first, the baselines last: tfjs's wasm heap on the main thread (model.fit's)
+  // never shrinks once grown.
+  const results: TrainerResult[] = [];
+  try {
+    for (const batchSize of plan.batchSizes) {
+      results.push(...(await measureBatch(data, network, plan, batchSize, { peak, ceiling })));
     }
+  } finally {
+    await ceiling.close();
   }
-  const peak = meter.result();
+  const ceilingResult = ceiling.result(shard);
   console.log(
-    `Peak: a plain ${peak.shape} matMul on tfjs-wasm, one thread, median of ${peak.samples} samples taken between ` +
-      `the runs: ${peak.gflops.toFixed(1)} GFLOP/s with new weights each call, as in training ` +
-      `(${peak.cachedGflops.toFixed(1)} with the same weights, packed once).`,
+    `Hardware ceiling: the trainer's gradient of a ${shard}-image shard, on ${cores} threads at once, ` +
+      `runs ${ceilingResult.speedup.toFixed(2)}x the throughput of 1 thread (no barriers, no optimizer; ` +
+      `the median of ${ceilingResult.rounds.length} rounds, which ranged from ${Math.min(...ceilingResult.rounds).toFixed(2)}x ` +
+      `to ${Math.max(...ceilingResult.rounds).toFixed(2)}x).`,
+  );
+  const peakResult = peak.result();
+  console.log(
+    `Peak: a plain ${peakResult.shape} matMul on tfjs-wasm, one thread, median of ${peakResult.samples} samples taken between ` +
+      `the rounds: ${peakResult.gflops.toFixed(1)} GFLOP/s with new weights each call, as in training ` +
+      `(${peakResult.cachedGflops.toFixed(1)} with the same weights, packed once).`,
   );
   const baselines: BaselineResult[] = [];
   const convolutional = plan.model !== 'mlp';
@@ -212,16 +292,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const results = measured.map((r) => {
-    const one = measured.find((o) => o.batchSize === r.batchSize && o.workers === 1)?.samplesPerSec ?? NaN;
+  const rows = results.map((r) => {
     const fit = baselines.find((b) => b.batchSize === r.batchSize && b.samplesPerSec !== undefined);
-    const speedup = r.samplesPerSec / one;
     return {
       ...r,
-      speedup,
-      efficiency: speedup / r.workers,
-      ofPeak: r.gflopsPerWorker / peak.gflops,
-      ofCachedPeak: r.gflopsPerWorker / peak.cachedGflops,
+      efficiency: r.speedup / r.workers,
       vsModelFit: fit?.samplesPerSec === undefined ? undefined : r.samplesPerSec / fit.samplesPerSec,
     };
   });
@@ -235,22 +310,22 @@ async function main(): Promise<void> {
       console.log(`  ${b.name}, ${b.samples} images: ${what}`);
     }
     console.log(
-      `${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('RSS MB', 7)} | ` +
-        `per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)} | ${pad('GFLOP/s/worker', 14)} ${pad('of peak', 7)} ${pad('(cached)', 8)}`,
+      `${pad('workers', 7)} ${pad('samples/s', 10)} ${pad('ms/step', 8)} ${pad('speedup', 8)} ${pad('effic.', 7)} ${pad('vs fit', 7)} ${pad('+RSS MB', 7)} | ` +
+        `per step, ms: ${pad('gradient', 8)} ${pad('update', 7)} ${pad('wait', 6)} ${pad('fixed', 6)} | ${pad('GFLOP/s/worker', 14)} ${pad('of peak', 7)}`,
     );
-    for (const r of results.filter((x) => x.batchSize === batchSize)) {
+    for (const r of rows.filter((x) => x.batchSize === batchSize)) {
       // Fixed cost per step: everything but computing the gradient (barriers, all-reduce, Adam).
       const fixed = r.msPerStep - r.gradientMs;
       const vsFit = r.vsModelFit === undefined ? '-' : `${r.vsModelFit.toFixed(1)}x`;
       console.log(
         `${pad(r.workers, 7)} ${pad(r.samplesPerSec.toFixed(0), 10)} ${pad(r.msPerStep.toFixed(3), 8)} ${pad(r.speedup.toFixed(2) + 'x', 8)} ${pad((r.efficiency * 100).toFixed(0) + '%', 7)} ` +
-          `${pad(vsFit, 7)} ${pad(r.peakRssMb, 7)} | ${pad(r.gradientMs.toFixed(3), 21)} ${pad(r.updateMs.toFixed(3), 7)} ${pad(r.waitMs.toFixed(3), 6)} ${pad(fixed.toFixed(3), 6)} | ` +
-          `${pad(r.gflopsPerWorker.toFixed(1), 14)} ${pad((r.ofPeak * 100).toFixed(0) + '%', 7)} ${pad((r.ofCachedPeak * 100).toFixed(0) + '%', 8)}`,
+          `${pad(vsFit, 7)} ${pad(r.rssGrowthMb, 7)} | ${pad(r.gradientMs.toFixed(3), 21)} ${pad(r.updateMs.toFixed(3), 7)} ${pad(r.waitMs.toFixed(3), 6)} ${pad(fixed.toFixed(3), 6)} | ` +
+          `${pad(r.gflopsPerWorker.toFixed(1), 14)} ${pad((r.ofPeak * 100).toFixed(0) + '%', 7)}`,
       );
     }
   }
 
-  const fitted = results.filter((r) => r.workers <= cores);
+  const fitted = rows.filter((r) => r.workers <= cores);
   const cost = fitCostModel(fitted, network.paramCount);
   const projection = {
     model: 'msPerStep = a + b*B/N + c*P/N + d*P + e*log2(N), fitted to the runs with workers <= cores',
@@ -289,7 +364,7 @@ async function main(): Promise<void> {
     const model = { name: plan.model, layers: formatLayers(layers), params: network.paramCount, flopsPerSample: flops };
     writeFileSync(
       plan.json,
-      `${JSON.stringify({ machine, model, peak, ceiling, results, baselines, projection }, null, 2)}\n`,
+      `${JSON.stringify({ machine, model, peak: peakResult, ceiling: ceilingResult, results: rows, baselines, projection }, null, 2)}\n`,
     );
     console.log(`\nWrote ${plan.json}`);
   }

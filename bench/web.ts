@@ -18,6 +18,7 @@ import { buildPage } from '../src/web/build.js';
 import { CHROMIUM, launchChromium } from '../src/web/chromium.js';
 import { type PageSettings, pageReady, trainOnPage } from '../src/web/page-driver.js';
 import { servePage } from '../src/web/server.js';
+import { median } from './stats.js';
 
 const USAGE = `Usage: npm run bench:web -- [flags]
 
@@ -89,12 +90,6 @@ function parsePlan(argv: string[]): Plan | undefined {
     data: values.data as string | undefined,
     json: values.json as string | undefined,
   };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 async function main(): Promise<void> {
