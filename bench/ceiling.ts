@@ -23,12 +23,16 @@ export interface Ceiling {
   readonly speedup: number;
   /** Each round's ratio, in order. */
   readonly rounds: number[];
+  /** Milliseconds per shard on one thread alone, and on each of `threads` threads at once: medians of the rounds'. */
+  readonly shardMs: { readonly one: number; readonly many: number };
 }
 
 export class CeilingMeter {
   readonly #workers: Worker[];
   readonly #control: Int32Array;
   readonly #ratios: number[] = [];
+  readonly #oneMs: number[] = [];
+  readonly #manyMs: number[] = [];
 
   private constructor(workers: Worker[], control: Int32Array) {
     this.#workers = workers;
@@ -90,10 +94,18 @@ export class CeilingMeter {
     const one = await this.#shardsPerSecond(1);
     const many = await this.#shardsPerSecond(this.threads);
     this.#ratios.push(many / one);
+    this.#oneMs.push(1000 / one);
+    this.#manyMs.push((1000 * this.threads) / many);
   }
 
   result(rows: number): Ceiling {
-    return { threads: this.threads, rows, speedup: median(this.#ratios), rounds: [...this.#ratios] };
+    return {
+      threads: this.threads,
+      rows,
+      speedup: median(this.#ratios),
+      rounds: [...this.#ratios],
+      shardMs: { one: median(this.#oneMs), many: median(this.#manyMs) },
+    };
   }
 
   async close(): Promise<void> {

@@ -269,7 +269,8 @@ async function main(): Promise<void> {
     `Hardware ceiling: the trainer's gradient of a ${shard}-image shard, on ${cores} threads at once, ` +
       `runs ${ceilingResult.speedup.toFixed(2)}x the throughput of 1 thread (no barriers, no optimizer; ` +
       `the median of ${ceilingResult.rounds.length} rounds, which ranged from ${Math.min(...ceilingResult.rounds).toFixed(2)}x ` +
-      `to ${Math.max(...ceilingResult.rounds).toFixed(2)}x).`,
+      `to ${Math.max(...ceilingResult.rounds).toFixed(2)}x): a shard takes ${ceilingResult.shardMs.one.toFixed(3)} ms on 1 thread ` +
+      `alone, ${ceilingResult.shardMs.many.toFixed(3)} ms on each of ${cores} at once.`,
   );
   const peakResult = peak.result();
   console.log(

@@ -33,6 +33,8 @@ describe('npm run bench:scaling', () => {
     expect(report.ceiling.rounds).toHaveLength(3);
     const sorted = [...report.ceiling.rounds].sort((a: number, b: number) => a - b);
     expect(report.ceiling.speedup).toBe(sorted[1]);
+    expect(report.ceiling.shardMs.one).toBeGreaterThan(0);
+    expect(report.ceiling.shardMs.many).toBeGreaterThan(0);
     // One sample before the rounds, one after each.
     expect(report.peak.samples).toBe(4);
     expect(report.results.map((r: { workers: number }) => r.workers)).toEqual([1, 2]);
