@@ -10,9 +10,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { checkNumber, DEFAULTS } from '../src/coordinator/options.js';
 import { DEBIAN_DIR, FASHION_MNIST_FILES, LOCAL_DIR, loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import type { LearningRateSchedule } from '../src/optimizer/schedule.js';
 import {
@@ -63,29 +63,20 @@ interface Plan {
 }
 
 function parsePlan(argv: string[]): Plan {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'batch-size': { type: 'string' },
-        epochs: { type: 'string' },
-        runs: { type: 'string' },
-        workers: { type: 'string' },
-        model: { type: 'string' },
-        layers: { type: 'string' },
-        data: { type: 'string' },
-        json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
-  const raw = (flag: string) => values[flag] as string | undefined;
-  const integer = (flag: string, fallback: number, min: number, max: number) => {
+  const { values } = parseFlags(argv, {
+    'batch-size': { type: 'string' },
+    epochs: { type: 'string' },
+    runs: { type: 'string' },
+    workers: { type: 'string' },
+    model: { type: 'string' },
+    layers: { type: 'string' },
+    data: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  type Flag = keyof typeof values;
+  const raw = (flag: Flag) => values[flag] as string | undefined;
+  const integer = (flag: Flag, fallback: number, min: number, max: number) => {
     const text = raw(flag);
     if (text === undefined) return fallback;
     const value = Number(text);
@@ -106,7 +97,7 @@ function parsePlan(argv: string[]): Plan {
   if (model !== undefined && MODELS[model] === undefined) {
     throw new OptionError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got "${model}"`);
   }
-  for (const flag of ['data', 'json', 'layers']) {
+  for (const flag of ['data', 'json', 'layers'] as const) {
     if (raw(flag) === '') throw new OptionError(`--${flag} needs a value, got ""`);
   }
   return {

@@ -8,11 +8,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { createSession } from '../src/coordinator/node-platform.js';
 import type { Session } from '../src/coordinator/session.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import { buildNetwork, type Network, trainingFlops } from '../src/model/network.js';
 import { formatLayers, PRESETS, type Preset, presetLayers } from '../src/model/spec.js';
@@ -68,25 +68,20 @@ const PLANS: Record<Preset, { batchSizes: number[]; samples: number; warmupSteps
 };
 
 function parsePlan(argv: string[]): Plan {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        workers: { type: 'string' },
-        'batch-size': { type: 'string' },
-        quick: { type: 'boolean' },
-        json: { type: 'string' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError((error as Error).message.split('\n')[0]);
-  }
+  const { values } = parseFlags(
+    argv,
+    {
+      model: { type: 'string' },
+      workers: { type: 'string' },
+      'batch-size': { type: 'string' },
+      quick: { type: 'boolean' },
+      json: { type: 'string' },
+    },
+    { help: false },
+  );
   const model = (values.model ?? 'mlp') as Preset;
   if (!PRESETS.includes(model)) throw new OptionError(`--model must be ${PRESETS.join(' or ')}, got "${model}"`);
-  const list = (flag: string, fallback: number[]) => {
+  const list = (flag: 'workers' | 'batch-size', fallback: number[]) => {
     const raw = values[flag] as string | undefined;
     if (raw === undefined) return fallback;
     const numbers = raw.split(',').map(Number);

@@ -4,27 +4,23 @@
  * growing after the first epochs is a leak. Flags: --model mlp|cnn, --epochs N, --workers N, --json FILE.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { checkNumber } from '../src/coordinator/options.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import { type Preset, PRESETS } from '../src/model/spec.js';
 import { loadFashionMnist, train } from '../src/index.js';
 
 async function main(): Promise<void> {
-  let values: { model?: string; epochs?: string; workers?: string; json?: string };
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        epochs: { type: 'string' },
-        workers: { type: 'string' },
-        json: { type: 'string' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError((error as Error).message.split('\n')[0]);
-  }
+  const { values } = parseFlags(
+    process.argv.slice(2),
+    {
+      model: { type: 'string' },
+      epochs: { type: 'string' },
+      workers: { type: 'string' },
+      json: { type: 'string' },
+    },
+    { help: false },
+  );
   const epochs =
     values.epochs === undefined
       ? 30

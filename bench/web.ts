@@ -8,11 +8,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { train } from '../src/coordinator/node-platform.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { loadFashionMnist, locateFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import { buildPage } from '../src/web/build.js';
 import { CHROMIUM, launchChromium } from '../src/web/chromium.js';
@@ -44,28 +44,19 @@ interface Plan {
 }
 
 function parsePlan(argv: string[]): Plan | undefined {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        images: { type: 'string' },
-        epochs: { type: 'string' },
-        runs: { type: 'string' },
-        workers: { type: 'string' },
-        'batch-size': { type: 'string' },
-        data: { type: 'string' },
-        json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
+  const { values } = parseFlags(argv, {
+    model: { type: 'string' },
+    images: { type: 'string' },
+    epochs: { type: 'string' },
+    runs: { type: 'string' },
+    workers: { type: 'string' },
+    'batch-size': { type: 'string' },
+    data: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help === true) return undefined;
-  const integer = (flag: string, fallback: number, min: number, max: number): number => {
+  const integer = (flag: keyof typeof values, fallback: number, min: number, max: number): number => {
     const text = values[flag] as string | undefined;
     const value = text === undefined ? fallback : Number(text);
     if (!(Number.isInteger(value) && value >= min && value <= max)) {

@@ -1,9 +1,9 @@
 /** `npm run explore`: what the tutorial prints about the data, and its first 25 training images. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
-import { isUserError, OptionError } from '../src/errors.js';
+import { parseFlags } from '../src/cli/flags.js';
+import { isUserError } from '../src/errors.js';
 import { drawImageGrid } from '../src/report/image-grid.js';
 
 const USAGE = `Usage: npm run explore -- [--data DIR] [--out DIR]
@@ -12,15 +12,11 @@ Prints the shapes, pixel range and class counts of Fashion-MNIST, and writes exp
 25 training images with their class names (default --out: runs/explore).`;
 
 async function main(): Promise<void> {
-  let values: { data?: string; out?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: { data: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (error) {
-    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
+  const { values } = parseFlags(process.argv.slice(2), {
+    data: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     console.log(USAGE);
     return;

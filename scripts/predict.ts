@@ -6,11 +6,11 @@ import type * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadModel } from '../src/model/files.js';
 import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { DataError, isUserError, OptionError } from '../src/errors.js';
 import { findFileInside, readFileInside } from '../src/files.js';
 import { DAMAGED, parseJson } from '../src/model/model-json.js';
@@ -36,33 +36,19 @@ recall per class:
   --seed N              chooses the 100 images (default: 1)`;
 
 async function main(): Promise<void> {
-  let values: {
-    model?: string;
-    image?: string[];
-    'save-preprocessed'?: boolean;
-    data?: string;
-    out?: string;
-    seed?: string;
-    help?: boolean;
-  };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      strict: true,
-      allowPositionals: true,
-      options: {
-        model: { type: 'string' },
-        image: { type: 'string', multiple: true },
-        'save-preprocessed': { type: 'boolean' },
-        data: { type: 'string' },
-        out: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
+  const { values, positionals } = parseFlags(
+    process.argv.slice(2),
+    {
+      model: { type: 'string' },
+      image: { type: 'string', multiple: true },
+      'save-preprocessed': { type: 'boolean' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    { positionals: true },
+  );
   if (values.help) {
     console.log(USAGE);
     return;

@@ -1,6 +1,6 @@
 /** `npm run web`: builds the page that trains in the browser, and serves it with the dataset on 127.0.0.1. */
-import { parseArgs } from 'node:util';
 import { locateFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import { buildPage } from '../src/web/build.js';
 import { servePage } from '../src/web/server.js';
@@ -13,15 +13,11 @@ cross-origin isolated, and the four Fashion-MNIST files, found as npm run train 
   --data DIR   where Fashion-MNIST is (as for npm run train)`;
 
 async function main(): Promise<void> {
-  let values: { port?: string; data?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: { port: { type: 'string' }, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (error) {
-    throw new OptionError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
+  const { values } = parseFlags(process.argv.slice(2), {
+    port: { type: 'string' },
+    data: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     console.log(USAGE);
     return;

@@ -48,7 +48,8 @@ describe('npm run bench:peers', () => {
   it.each([
     [['--batch-size', '0'], /^error: --batch-size must be an integer between 1 and 1000000, got "0"$/],
     [['--epochs', '1'], /^error: --epochs must be an integer between 2 and 1000, got "1"$/],
-    [['--wrokers', '2'], /^error: Unknown option '--wrokers' \(see --help\)$/],
+    [['--epochs', '-1'], /^error: --epochs must be an integer between 2 and 1000, got "-1"$/],
+    [['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
     [['--model', 'vgg'], /^error: --model must be one of mlp, cnn, got "vgg"$/],
     [
       ['--layers', 'conv2:32:3,pool,flatten,dense:10'],

@@ -9,6 +9,7 @@ describe('npm run bench:scaling', () => {
   it.each([
     [['--workers', '0'], /^error: --workers must be a comma-separated list of positive integers, got "0"$/],
     [['--model', 'vgg'], /^error: --model must be mlp or cnn, got "vgg"$/],
+    [['--wrokers', '2'], /^error: unknown flag --wrokers$/],
   ])('%j: one line on stderr, exit 1', async (args, message) => {
     const { code, stdout, stderr } = await runNode(SCALING_CLI, args as string[]);
     expect(code).toBe(1);

@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import {
   checkHidden,
   checkNumber,
@@ -13,6 +12,7 @@ import { FASHION_MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { OptionError } from '../errors.js';
 import { buildNetwork } from '../model/network.js';
 import { LAYERS_GRAMMAR, parseLayers, PRESETS } from '../model/spec.js';
+import { parseFlags } from './flags.js';
 
 export interface TrainArgs {
   /** Only the options given as flags; the library fills in its defaults. */
@@ -73,34 +73,25 @@ const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'model',
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: joinNegativeValues(argv),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        workers: { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        lr: { type: 'string' },
-        'lr-schedule': { type: 'string' },
-        seed: { type: 'string' },
-        hidden: { type: 'string' },
-        model: { type: 'string' },
-        layers: { type: 'string' },
-        data: { type: 'string' },
-        out: { type: 'string' },
-        'checkpoint-every': { type: 'string' },
-        resume: { type: 'string' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new OptionError(`${parseErrorText(error as Error)} (see --help)`);
-  }
-  const raw = (flag: string) => values[flag] as string | undefined;
+  const { values } = parseFlags(argv, {
+    workers: { type: 'string' },
+    epochs: { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    'lr-schedule': { type: 'string' },
+    seed: { type: 'string' },
+    hidden: { type: 'string' },
+    model: { type: 'string' },
+    layers: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    'checkpoint-every': { type: 'string' },
+    resume: { type: 'string' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  const byName: Record<string, string | boolean | undefined> = values;
+  const raw = (flag: string) => byName[flag] as string | undefined;
   const options: Record<string, unknown> = {};
   for (const [flag, name] of Object.entries(NUMERIC_FLAGS)) {
     const value = raw(flag);
@@ -149,32 +140,4 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     quiet: values.quiet === true,
     help: values.help === true,
   };
-}
-
-/**
- * `--workers -1` as `--workers=-1`: parseArgs would take `-1` for a flag and report a missing
- * value, where the user needs to hear that -1 is out of range.
- */
-function joinNegativeValues(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (/^--[\w-]+$/.test(argv[i]) && /^-\.?\d/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
-    else out.push(argv[i]);
-  }
-  return out;
-}
-
-/** Node's parseArgs messages, reduced to one line. */
-function parseErrorText(error: Error & { code?: string }): string {
-  const flag = /'(-{1,2}[\w-]+)/.exec(error.message)?.[1];
-  switch (error.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown flag ${flag ?? error.message}`;
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return error.message.includes('does not take') ? `${flag} takes no value` : `${flag ?? 'a flag'} needs a value`;
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${/'([^']*)'/.exec(error.message)?.[1] ?? ''}`.trim();
-    default:
-      return error.message.split('\n')[0];
-  }
 }
