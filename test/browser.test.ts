@@ -5,7 +5,7 @@
  */
 import { createCanvas } from '@napi-rs/canvas';
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -217,8 +217,15 @@ describe('the page of npm run web, in Chromium', () => {
       new RegExp(`^${CLASSES[bestOf(model, await preprocessImage(sketch))].replace('/', '\\/')} `),
     );
 
-    mkdirSync(join(ROOT, 'docs'), { recursive: true });
-    await page.screenshot({ path: join(ROOT, 'docs', 'browser.png'), fullPage: true });
+    // The README's picture of the page: refreshed only when asked, so that a test run leaves the repository as it was.
+    const screenshot = join(dir, 'browser.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(
+      readFileSync(screenshot)
+        .subarray(0, 8)
+        .equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])),
+    ).toBe(true);
+    if (process.env.UPDATE_SCREENSHOT === '1') copyFileSync(screenshot, join(ROOT, 'docs', 'browser.png'));
 
     const notes = join(dir, 'notes.txt');
     writeFileSync(notes, 'not a picture\n');
