@@ -48,6 +48,8 @@ interface TrainerResult extends StepSample {
   readonly ofPeak: number;
   /** How much the process's RSS grew while this worker count's session started and warmed up. */
   readonly rssGrowthMb: number;
+  /** Each round's figures, from which the medians and ratios above are taken. */
+  readonly rounds: readonly RoundFigures[];
 }
 
 /** What one round measured of one worker count: per step, in ms. */
@@ -56,6 +58,13 @@ interface RoundSample {
   readonly gradientMs: number;
   readonly updateMs: number;
   readonly waitMs: number;
+}
+
+/** A round of one worker count, with the peak sample taken after the round. */
+interface RoundFigures extends RoundSample {
+  readonly samplesPerSec: number;
+  readonly gflopsPerWorker: number;
+  readonly peakGflops: number;
 }
 
 /**
@@ -215,6 +224,12 @@ async function measureBatch(
       updateMs: median(c.rounds.map((r) => r.updateMs)),
       waitMs: median(c.rounds.map((r) => r.waitMs)),
       rssGrowthMb: c.rssGrowthMb,
+      rounds: c.rounds.map((r, i) => ({
+        ...r,
+        samplesPerSec: (batchSize / r.msPerStep) * 1000,
+        gflopsPerWorker: gflops(r),
+        peakGflops: peaks[i],
+      })),
     };
   });
 }
