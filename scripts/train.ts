@@ -1,4 +1,5 @@
 /** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
@@ -6,11 +7,26 @@ import { formatBytes, progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { nodePlatform } from '../src/coordinator/node-platform.js';
 import { resolveOptions } from '../src/coordinator/options.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
 import { drawReport } from '../src/report/report.js';
 import { loadFashionMnist, saveModel, train } from '../src/index.js';
+
+/**
+ * SHA-256 of what a run trained and was tested on: each split's image values as stored (grey
+ * levels, for Fashion-MNIST's files), then its labels, train before test. metrics.json records it,
+ * so that two runs (bench:peers's two sides) can be shown to have read the same data.
+ */
+function dataSha256(data: Dataset): string {
+  const hash = createHash('sha256');
+  for (const { images, labels } of [data.train, data.test]) {
+    hash.update(new Uint8Array(images.buffer, images.byteOffset, images.byteLength));
+    hash.update(labels);
+  }
+  return hash.digest('hex');
+}
 
 /** The process that started this one (under `npm run train`, npm's shell), as it was at the start. */
 const PARENT = process.ppid;
@@ -106,7 +122,12 @@ async function run(args: TrainArgs): Promise<void> {
     testAccuracy: result.testAccuracy,
     testLoss: result.testLoss,
     wallSeconds: result.wallSeconds,
-    config: { ...result.config, learningRate: result.config.adam.learningRate, data: args.data ?? null },
+    config: {
+      ...result.config,
+      learningRate: result.config.adam.learningRate,
+      data: args.data ?? null,
+      dataSha256: dataSha256(data),
+    },
     epochs: result.history,
   };
   writeFilesAtomically(args.out, [{ name: 'metrics.json', data: `${JSON.stringify(metrics, null, 2)}\n` }], {
