@@ -48,6 +48,12 @@ export interface EpochRecord {
   readonly testAccuracy: number;
 }
 
+/** One run of a side: its epochs, and the SHA-256 of the data it read (see scripts/train.ts's dataSha256). */
+export interface RunRecord {
+  readonly epochs: EpochRecord[];
+  readonly dataSha256: string;
+}
+
 /** A child process that failed: its last line of stderr says why. */
 export class RunError extends Error {
   override readonly name = 'RunError';
@@ -62,8 +68,8 @@ export function ourModelFlags(layers: string): string[] {
   return ['--layers', layers];
 }
 
-/** One run of `node dist/scripts/train.js`; its epochs from the metrics.json it writes. */
-export async function runOurs(settings: RunSettings): Promise<EpochRecord[]> {
+/** One run of `node dist/scripts/train.js`; its epochs and data hash from the metrics.json it writes. */
+export async function runOurs(settings: RunSettings): Promise<RunRecord> {
   const dir = mkdtempSync(join(tmpdir(), 'peers-ours-'));
   try {
     const out = join(dir, 'run');
@@ -76,8 +82,14 @@ export async function runOurs(settings: RunSettings): Promise<EpochRecord[]> {
       ...['--quiet', '--out', out],
     ];
     await run(process.execPath, args, 'our trainer');
-    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { epochs: EpochRecord[] };
-    return checkEpochs(metrics.epochs, settings.epochs, 'our trainer');
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+      epochs: EpochRecord[];
+      config: { dataSha256?: string };
+    };
+    return {
+      epochs: checkEpochs(metrics.epochs, settings.epochs, 'our trainer'),
+      dataSha256: checkHash(metrics.config.dataSha256, 'our trainer'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -122,20 +134,23 @@ export async function describeTorch(python: string, layers: string, threads: num
   return JSON.parse(stdout) as TorchInfo;
 }
 
-/** One run of torch_train.py; its epochs from the JSON line it prints for each. */
-export async function runTorch(python: string, settings: RunSettings): Promise<EpochRecord[]> {
+/** One run of torch_train.py; its epochs from the JSON line it prints for each, its data hash from stderr. */
+export async function runTorch(python: string, settings: RunSettings): Promise<RunRecord> {
   const args = [
     TORCH_SCRIPT,
     ...['--layers', settings.layers, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
   ];
-  const { stdout } = await run(python, args, 'the PyTorch script');
+  const { stdout, stderr } = await run(python, args, 'the PyTorch script');
   const epochs = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as EpochRecord);
-  return checkEpochs(epochs, settings.epochs, 'the PyTorch script');
+  return {
+    epochs: checkEpochs(epochs, settings.epochs, 'the PyTorch script'),
+    dataSha256: checkHash(/^data: sha256 (\S+)$/m.exec(stderr)?.[1], 'the PyTorch script'),
+  };
 }
 
 function checkEpochs(epochs: EpochRecord[], expected: number, who: string): EpochRecord[] {
@@ -144,6 +159,11 @@ function checkEpochs(epochs: EpochRecord[], expected: number, who: string): Epoc
     epochs.every((e, i) => e.epoch === i + 1 && e.seconds > 0 && Number.isFinite(e.testAccuracy));
   if (!ok) throw new RunError(`${who} reported ${epochs.length} epochs, not the ${expected} asked for`);
   return epochs;
+}
+
+function checkHash(hash: string | undefined, who: string): string {
+  if (hash === undefined || !/^[0-9a-f]{64}$/.test(hash)) throw new RunError(`${who} reported no SHA-256 of its data`);
+  return hash;
 }
 
 interface Captured {

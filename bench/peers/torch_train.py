@@ -18,6 +18,7 @@ Run it with Debian's python3-torch and OpenBLAS as the system BLAS, one OpenBLAS
 
 import argparse
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -96,6 +97,17 @@ def load_split(directory, images_file, labels_file):
     if tuple(images.shape[1:]) != (HEIGHT, WIDTH) or labels.shape[0] != images.shape[0]:
         raise UserError(f"{directory}: not Fashion-MNIST (images {list(images.shape)}, labels {list(labels.shape)})")
     return images.unsqueeze(1).float().div_(255), labels.long()
+
+
+def data_sha256(*splits):
+    """SHA-256 of the grey levels (back from [0, 1]) and labels of (images, labels) splits, as the
+    project's `npm run train` writes it in metrics.json: bench:peers checks that both sides read the
+    same data."""
+    digest = hashlib.sha256()
+    for images, labels in splits:
+        digest.update(images.mul(255).round().to(torch.uint8).numpy().tobytes())
+        digest.update(labels.to(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +328,7 @@ def train(args):
     data = find_data(args.data)
     x_train, y_train = load_split(data, FILES[0], FILES[1])
     x_test, y_test = load_split(data, FILES[2], FILES[3])
+    print(f"data: sha256 {data_sha256((x_train, y_train), (x_test, y_test))}", file=sys.stderr, flush=True)
     # Keras's Adam adds epsilon to sqrt(v) and folds the bias corrections into the rate; PyTorch's
     # adds it to sqrt(v / (1 - beta2^t)). The two differ by a factor sqrt(1 - beta2^t) on epsilon
     # alone, which matters only while that is far from 1 (the first few hundred steps) and then
