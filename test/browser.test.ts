@@ -13,7 +13,10 @@ import { train } from '../dist/src/coordinator/node-platform.js';
 import type { Dataset, Split } from '../dist/src/data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../dist/src/data/fashion-mnist.js';
 import { loadModel } from '../dist/src/model/files.js';
+import { buildNetwork, initializeParams } from '../dist/src/model/network.js';
+import { presetLayers } from '../dist/src/model/spec.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
+import { Rng } from '../dist/src/rng.js';
 import { buildPage } from '../dist/src/web/build.js';
 import { launchChromium } from '../dist/src/web/chromium.js';
 import { type PageSettings, pageReady, startTraining, trainOnPage } from '../dist/src/web/page-driver.js';
@@ -88,12 +91,49 @@ function predictionsOf(model: tf.LayersModel, split: Split): Int32Array {
   });
 }
 
-/** The model's class for one 28x28 grey image, computed here in Node. */
-function bestOf(model: tf.LayersModel, pixels: Uint8Array): number {
+/** The model's three likeliest classes for one 28x28 grey image, computed here in Node: name and percent. */
+function top3Of(model: tf.LayersModel, pixels: Uint8Array): { name: string; percent: number }[] {
   const probabilities = tf.tidy(() =>
     (model.predict(tf.div(tf.tensor3d(pixels, [1, 28, 28], 'float32'), 255)) as tf.Tensor).dataSync(),
   );
-  return probabilities.indexOf(Math.max(...probabilities));
+  return Array.from(probabilities.keys())
+    .sort((a, b) => probabilities[b] - probabilities[a])
+    .slice(0, 3)
+    .map((c) => ({ name: CLASSES[c], percent: 100 * probabilities[c] }));
+}
+
+/**
+ * Expects the page's top 3 list (`Class 12.3%` each) to be Node's: the same classes in the same
+ * order, each percentage Node's to its one decimal (within a rounding step: the page computes in
+ * float32 on wasm).
+ */
+function expectTop3(shown: string[], expected: { name: string; percent: number }[]): void {
+  expect(shown).toHaveLength(3);
+  shown.forEach((line, i) => {
+    const match = /^(\S.*) (\d+\.\d)%$/.exec(line);
+    expect(match?.[1], shown.join(', ')).toBe(expected[i].name);
+    expect(Math.abs(Number(match?.[2]) - expected[i].percent), shown.join(', ')).toBeLessThanOrEqual(0.06);
+  });
+}
+
+/** A preset model's initial parameters for a seed, as the trainer draws them, in Keras's weight order. */
+function initialParams(preset: 'mlp' | 'cnn', seed: number): Float32Array {
+  const network = buildNetwork(presetLayers(preset, 10), { height: 28, width: 28 }, 10, 'test');
+  const params = new Float32Array(network.paramCount);
+  initializeParams(network, params, new Rng(seed));
+  return params;
+}
+
+/** A model's weights, one after the other: the trainer's flat parameter vector. */
+function flatWeights(model: tf.LayersModel): Float32Array {
+  const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
+  const flat = new Float32Array(weights.reduce((n, w) => n + w.length, 0));
+  let at = 0;
+  for (const w of weights) {
+    flat.set(w, at);
+    at += w.length;
+  }
+  return flat;
 }
 
 function firstImages(split: Split, count: number): Split {
@@ -127,9 +167,12 @@ describe('the page of npm run web, in Chromium', () => {
     const model = await downloadModel(page);
     const predicted = predictionsOf(model, data.test);
     const correct = predicted.filter((p, i) => p === data.test.labels[i]).length;
-    // The accuracy shown is the workers' evaluation; the downloaded model's own predictions agree.
-    expect(correct / data.test.count).toBeCloseTo(run.testAccuracy, 3);
-    expect(await page.textContent('#test-accuracy')).toBe(run.testAccuracy.toFixed(4));
+    // The accuracy shown is the workers' evaluation; the downloaded model's own predictions, here in
+    // Node, agree to an image (a near tie may round the other way on another backend).
+    const shownAccuracy = (await page.textContent('#test-accuracy')) ?? '';
+    expect(shownAccuracy).toMatch(/^[01]\.\d{4}$/);
+    expect(Math.abs(Number(shownAccuracy) - correct / data.test.count)).toBeLessThanOrEqual(1.5e-4);
+    expect(Math.abs(run.testAccuracy * data.test.count - correct)).toBeLessThanOrEqual(1);
 
     const cells = await page.locator('#grid figure').all();
     expect(cells).toHaveLength(100);
@@ -174,11 +217,7 @@ describe('the page of npm run web, in Chromium', () => {
     await page.setInputFiles('#upload', trousers);
     await page.locator('#top3[data-source="trousers.jpg"] li').nth(2).waitFor();
     const answers = await page.locator('#top3 li').allTextContents();
-    expect(answers).toHaveLength(3);
-    for (const answer of answers) expect(answer).toMatch(/^\S.* \d+\.\d%$/);
-    expect(answers[0]).toMatch(
-      new RegExp(`^${CLASSES[bestOf(model, await preprocessImage(trousers))].replace('/', '\\/')} `),
-    );
+    expectTop3(answers, top3Of(model, await preprocessImage(trousers)));
     expect(answers[0]).toMatch(/^Trouser /);
     // A drawing: trousers in three strokes; its answer is the one the same pixels get in Node.
     await page.locator('#sketch').scrollIntoViewIfNeeded();
@@ -207,15 +246,12 @@ describe('the page of npm run web, in Chromium', () => {
     await page.click('#classify-drawing');
     await page.locator('#top3[data-source="the drawing"] li').nth(2).waitFor();
     const drawn = await page.locator('#top3 li').allTextContents();
-    expect(drawn).toHaveLength(3);
     const sketch = join(dir, 'sketch.png');
     const dataUrl = await page
       .locator('#sketch')
       .evaluate((canvas) => (canvas as unknown as { toDataURL(): string }).toDataURL());
     writeFileSync(sketch, Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ''), 'base64'));
-    expect(drawn[0]).toMatch(
-      new RegExp(`^${CLASSES[bestOf(model, await preprocessImage(sketch))].replace('/', '\\/')} `),
-    );
+    expectTop3(drawn, top3Of(model, await preprocessImage(sketch)));
 
     // The README's picture of the page: refreshed only when asked, so that a test run leaves the repository as it was.
     const screenshot = join(dir, 'browser.png');
@@ -254,6 +290,12 @@ describe('the page of npm run web, in Chromium', () => {
         seed,
       });
       expect(maxWeightDifference(inNode.model, inBrowser)).toBeLessThanOrEqual(1e-5);
+      // And training moved them: two runs that trained nothing would agree too.
+      const initial = initialParams(preset, seed);
+      for (const trained of [flatWeights(inNode.model), flatWeights(inBrowser)]) {
+        expect(trained).toHaveLength(initial.length);
+        expect(trained.reduce((most, v, i) => Math.max(most, Math.abs(v - initial[i])), 0)).toBeGreaterThan(1e-3);
+      }
     },
   );
 
