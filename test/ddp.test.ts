@@ -166,4 +166,38 @@ describe.skipIf(python === undefined)(`train_ddp.py against our trainer${python 
       reference.history.map((log) => log.testAccuracy),
     );
   });
+
+  it('exported without a checkpoint, train_ddp.py --epochs 1 is a new run from its weights: that of train({ model }) given the saved model', async () => {
+    const saved = join(tempDir('ddp-saved-'), 'run');
+    const settings = ['--layers', LAYERS, '--epochs', '1', '--batch-size', '32', '--seed', '3', '--workers', '2'];
+    const trained = await runNode(join(ROOT, 'dist', 'scripts', 'train.js'), [
+      ...settings,
+      '--data',
+      data,
+      '--out',
+      saved,
+      '--quiet',
+    ]);
+    expect(trained.code).toBe(0);
+    const dir = join(tempDir('ddp-fresh-'), 'pt');
+    expect((await runNode(join(ROOT, 'dist', 'scripts', 'export.js'), ['--model', saved, '--out', dir])).code).toBe(0);
+    const result = await runPython(['train_ddp.py', '--epochs', '1', '--data', data], { cwd: dir });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^Continuing from the exported weights to epoch 1 of 1: /m);
+    const model = await loadModel(saved);
+    const before = paramsOf(model as Parameters<typeof importSequential>[0]);
+    // Adam's moments from zero, the shuffle from the seed, the schedule over this one epoch.
+    const ours = await train({
+      data: dataset,
+      model: model as Parameters<typeof importSequential>[0],
+      epochs: 1,
+      batchSize: 32,
+      seed: 3,
+      workers: 2,
+    });
+    const expected = paramsOf(ours.model as Parameters<typeof importSequential>[0]);
+    model.dispose();
+    expect(relativeDifference((await readPyTorchRun(dir)).params, expected)).toBeLessThan(TOLERANCE);
+    expect(relativeDifference(before, expected)).toBeGreaterThan(100 * TOLERANCE);
+  });
 });

@@ -166,9 +166,15 @@ interface Captured {
   readonly stderr: string;
 }
 
-function capture(command: string, args: string[]): Promise<Captured> {
+/** Where a child process runs, and with what environment (default: this process's). */
+interface SpawnOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function capture(command: string, args: string[], options: SpawnOptions = {}): Promise<Captured> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -179,8 +185,8 @@ function capture(command: string, args: string[]): Promise<Captured> {
 }
 
 /** Runs a command; one that fails is a RunError with its last line of stderr. */
-async function run(command: string, args: string[], who: string): Promise<Captured> {
-  const result = await capture(command, args);
+export async function run(command: string, args: string[], who: string, options: SpawnOptions = {}): Promise<Captured> {
+  const result = await capture(command, args, options);
   if (result.code !== 0) throw new RunError(`${who} failed (exit code ${result.code}): ${lastLine(result.stderr)}`);
   return result;
 }

@@ -307,6 +307,10 @@ class World:
             dist.destroy_process_group()
 
 
+def plural(count, what):
+    return f"{count} {what}{'s' if count != 1 else ''}"
+
+
 def say(world, line):
     if world.rank == 0:
         print(line, flush=True)
@@ -359,12 +363,13 @@ def train(args, world):
         totals += torch.tensor(state["stats"], dtype=torch.float64).reshape(-1, 3).sum(0).to(world.device)
 
     where = f"after epoch {epochs_done}, step {steps_done}" if epochs_done or steps_done else "from the exported weights"
-    extended = f" (extended from {planned} epochs: the schedule now spans {total_epochs})" if total_epochs > planned else ""
+    extended = f" (extended from {plural(planned, 'epoch')}: the schedule now spans {total_epochs})" if total_epochs > planned else ""
+    threads = plural(torch.get_num_threads(), "thread")
+    how = f"{world.backend} on {world.device.type}, {threads} per rank" if world.distributed else f"one process, {threads}"
     say(
         world,
         f"Continuing {where} to epoch {epochs_done + more} of {total_epochs}{extended}: {count} images, "
-        f"{world.size} rank{'s' if world.size > 1 else ''} ({world.backend} on {world.device.type}, "
-        f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''} each); model {config['model']}, "
+        f"{plural(world.size, 'rank')} ({how}); model {config['model']}, "
         f"global batch {batch}, Adam lr {config['adam']['learningRate']} ({config['schedule']}), seed {config['seed']}",
     )
     for epoch in range(epochs_done + 1, epochs_done + more + 1):
