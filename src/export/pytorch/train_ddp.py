@@ -131,14 +131,15 @@ class Adam:
         t = self.steps
         alpha = learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         finite = True
+        # The same operations, each rounded once, as adam.ts; in place where that changes nothing.
         for name, p in self.params.items():
-            g = p.grad.to(torch.float64) * scale
+            g = p.grad.to(torch.float64).mul_(scale)
             finite = finite and bool(torch.isfinite(g).all())
-            m = self.beta1 * self.m[name].to(torch.float64) + (1 - self.beta1) * g
-            v = self.beta2 * self.v[name].to(torch.float64) + ((1 - self.beta2) * g) * g
+            m = self.m[name].to(torch.float64).mul_(self.beta1).add_(torch.mul(g, 1 - self.beta1))
+            v = self.v[name].to(torch.float64).mul_(self.beta2).add_(torch.mul(g, 1 - self.beta2).mul_(g))
             self.m[name].copy_(m)
             self.v[name].copy_(v)
-            p.copy_(p.to(torch.float64) - (alpha * m) / (torch.sqrt(v) + self.epsilon))
+            p.copy_(p.to(torch.float64).sub_(m.mul_(alpha).div_(v.sqrt_().add_(self.epsilon))))
         return finite
 
 
