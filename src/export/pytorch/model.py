@@ -126,7 +126,8 @@ class Dropout(nn.Module):
             return x
         if context is None:
             return F.dropout(x, self.rate, True)
-        mask = keep_mask(context.seed, self.layer, context.step, context.samples.to(x.device), self.units, self.threshold)
+        samples = context.samples.to(x.device)
+        mask = keep_mask(context.seed, self.layer, context.step, samples, self.units, self.threshold)
         mask = mask.reshape(len(x), *self.shape)
         if mask.dim() == 4:
             mask = mask.permute(0, 3, 1, 2)
@@ -280,7 +281,11 @@ def _safetensors_bytes(tensors, metadata):
     header, offset = {"__metadata__": dict(metadata)}, 0
     for name, tensor in items:
         size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": NAMES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": NAMES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)

@@ -148,7 +148,8 @@ class Adam:
 
 
 def find_data(explicit):
-    candidates = [explicit] if explicit else [os.environ["FASHION_MNIST_DIR"]] if os.environ.get("FASHION_MNIST_DIR") else DATA_DIRS
+    from_env = os.environ.get("FASHION_MNIST_DIR")
+    candidates = [explicit] if explicit else [from_env] if from_env else DATA_DIRS
     for directory in candidates:
         if all(idx_file(directory, name) for name in FILES):
             return directory
@@ -188,9 +189,12 @@ def load_split(directory, images_name, labels_name):
     labels = read_idx(idx_file(directory, labels_name), 1)
     where = os.path.join(directory, images_name)
     if tuple(images.shape[1:]) != (exported.HEIGHT, exported.WIDTH):
-        raise UserError(f"{where}: images of {list(images.shape[1:])}, the model takes {exported.HEIGHT}x{exported.WIDTH}")
+        size = f"{exported.HEIGHT}x{exported.WIDTH}"
+        raise UserError(f"{where}: images of {list(images.shape[1:])}; the model takes {size}")
     if len(labels) != len(images) or (len(labels) > 0 and int(labels.max()) >= exported.CLASSES):
-        raise UserError(f"{where}: {len(labels)} labels for {len(images)} images, or a label past the {exported.CLASSES} classes")
+        raise UserError(
+            f"{where}: {len(labels)} labels for {len(images)} images, or a label past the {exported.CLASSES} classes"
+        )
     return images, labels.to(torch.int64)
 
 
@@ -328,8 +332,12 @@ def train(args, world):
     steps = math.ceil(count / batch)
     if state is None:
         if args.epochs is None:
-            raise UserError("the run was exported without a checkpoint: pass --epochs N to train N epochs from its weights")
-        state = {"trainCount": count, "epochsDone": 0, "stepsDone": 0, "adamSteps": 0, "rngState": config["seed"], "stats": []}
+            raise UserError(
+                "the run was exported without a checkpoint: pass --epochs N to train N epochs from its weights"
+            )
+        # A new run from the weights, as the project's train({ model }) of a tf.Sequential: Adam
+        # from zero, the generator at the seed (no weights are drawn), the schedule over N epochs.
+        state = {"trainCount": count, "epochsDone": 0, "stepsDone": 0, "adamSteps": 0, "rngState": config["seed"]}
         planned, run["history"] = args.epochs, []
         moments = {k: {n: torch.zeros_like(p) for n, p in network.state_dict().items()} for k in "mv"}
         moments["order"] = []
@@ -352,7 +360,9 @@ def train(args, world):
     network.to(world.device)
     params = dict(network.named_parameters())
     moments = {**moments, **{k: {n: moments[k][n].to(world.device) for n in names} for k in "mv"}}
-    model = DistributedDataParallel(network, device_ids=[world.device] if world.device.type == "cuda" else None) if world.distributed else network
+    model = network
+    if world.distributed:
+        model = DistributedDataParallel(network, device_ids=[world.device] if world.device.type == "cuda" else None)
     adam = Adam(params, moments["m"], moments["v"], state["adamSteps"], config["adam"])
     rng = Rng(state["rngState"])
     train_images, train_labels = train_images.to(world.device), train_labels.to(world.device)
@@ -363,10 +373,16 @@ def train(args, world):
     if steps_done > 0 and world.rank == 0:
         totals += torch.tensor(state["stats"], dtype=torch.float64).reshape(-1, 3).sum(0).to(world.device)
 
-    where = f"after epoch {epochs_done}, step {steps_done}" if epochs_done or steps_done else "from the exported weights"
-    extended = f" (extended from {plural(planned, 'epoch')}: the schedule now spans {total_epochs})" if total_epochs > planned else ""
+    where = "from the exported weights"
+    if epochs_done or steps_done:
+        where = f"after epoch {epochs_done}, step {steps_done}"
+    extended = ""
+    if total_epochs > planned:
+        extended = f" (extended from {plural(planned, 'epoch')}: the schedule now spans {total_epochs})"
     threads = plural(torch.get_num_threads(), "thread")
-    how = f"{world.backend} on {world.device.type}, {threads} per rank" if world.distributed else f"one process, {threads}"
+    how = f"one process, {threads}"
+    if world.distributed:
+        how = f"{world.backend} on {world.device.type}, {threads} per rank"
     say(
         world,
         f"Continuing {where} to epoch {epochs_done + more} of {total_epochs}{extended}: {count} images, "
@@ -472,7 +488,7 @@ def main():
     parser.add_argument("--out", help="where the results go (default: this folder)")
     parser.add_argument("--data", help="the directory of the run's four IDX files, gzipped or not")
     parser.add_argument("--backend", choices=("gloo", "nccl"), help="default: nccl with GPUs, else gloo")
-    parser.add_argument("--threads", type=positive, help="torch threads per rank (default: the cores over the ranks here)")
+    parser.add_argument("--threads", type=positive, help="torch threads per rank (default: cores over ranks here)")
     world = None
     try:
         args = parser.parse_args()
