@@ -10,7 +10,7 @@
  * from our 2 workers'.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseFlags } from '../src/cli/flags.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
@@ -99,7 +99,8 @@ async function main(): Promise<void> {
   try {
     console.log(
       `DDP: ${layers} on Fashion-MNIST (${data}); epoch 1 on our trainer with ${cores} workers, checkpointed, then epoch 2 ` +
-        `from the checkpoint on each side, ${runs} alternating round${runs > 1 ? 's' : ''}; ${cpus()[0]?.model ?? 'unknown CPU'}`,
+        `from the checkpoint on each side, ${runs} alternating round${runs > 1 ? 's' : ''}; ${cpus()[0]?.model ?? 'unknown CPU'}, ` +
+        `load average ${loadAverage()}`,
     );
     const base = join(work, 'run');
     mkdirSync(base);
@@ -176,6 +177,9 @@ async function main(): Promise<void> {
         );
       }
     }
+    console.log(
+      `load average at the end: ${loadAverage()} (the machine's runnable processes: above its cores, the sides were sharing them)`,
+    );
     const reference = outcomes[1][0].params;
     const results = sides.map((side, i) => ({
       side: side.name,
@@ -205,13 +209,19 @@ async function main(): Promise<void> {
     for (const row of rows)
       console.log(row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
     if (values.json) {
-      const report = { machine: { cpu: cpus()[0]?.model ?? 'unknown', cores }, model: layers, data, runs, results };
+      const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores, loadAverage: loadavg()[0] };
+      const report = { machine, model: layers, data, runs, results };
       writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
       console.log(`\nWrote ${values.json}`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The 1-minute load average: how busy the machine was while it measured. */
+function loadAverage(): string {
+  return loadavg()[0].toFixed(1);
 }
 
 function relativeDifference(a: Float32Array, b: Float32Array): number {
