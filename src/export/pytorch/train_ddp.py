@@ -501,6 +501,9 @@ def main():
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: the run is saved as of its last epoch; the same command continues it", file=sys.stderr)
+        return 130
     finally:
         if world is not None:
             world.stop()
