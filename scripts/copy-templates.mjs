@@ -5,4 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-cpSync(join(root, 'src', 'export', 'pytorch'), join(root, 'dist', 'src', 'export', 'pytorch'), { recursive: true });
+cpSync(join(root, 'src', 'export', 'pytorch'), join(root, 'dist', 'src', 'export', 'pytorch'), {
+  recursive: true,
+  // Python's bytecode caches, should a template have been run where it lies, are not the package's.
+  filter: (source) => !source.includes('__pycache__'),
+});
