@@ -187,7 +187,7 @@ async function main(): Promise<void> {
     );
   } else {
     console.log(
-      `  PyTorch: ${torch.executable} bench/peers/torch_train.py --threads ${plan.workers}: Python ${torch.python}, ` +
+      `  PyTorch: ${torch.executable} bench/peers/torch_train.py --model-py (the export's model.py) --threads ${plan.workers}: Python ${torch.python}, ` +
         `torch ${torch.torch}, BLAS ${torch.blas.name}${torch.blas.library ? ` (${torch.blas.library})` : ''}, ` +
         `torch.set_num_threads(${torch.threads}), OPENBLAS_NUM_THREADS=${torch.openblasThreads ?? 'unset'}`,
     );

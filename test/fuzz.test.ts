@@ -6,7 +6,10 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decompress, parseIdx, readIdxFile } from '../dist/src/data/idx.js';
 import { DataError } from '../dist/src/errors.js';
+import { type PyTorchRun, readPyTorchRun, runFiles } from '../dist/src/export/run-folder.js';
 import { loadModel } from '../dist/src/model/files.js';
+import { buildNetwork } from '../dist/src/model/network.js';
+import { formatLayers, parseLayers } from '../dist/src/model/spec.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
 import { gzip, idxBytes, tempDir } from './helpers.js';
 import { saveTinyModel, tinyCnn } from './tiny-model.js';
@@ -329,6 +332,148 @@ describe('fuzzing the model directory', () => {
         await expect(loadModel(path)).rejects.toThrow(DataError);
         expect(tf.memory().numBytes).toBe(before.tensorBytes);
         expect(process.memoryUsage().arrayBuffers - before.arrayBuffers).toBeLessThan(1 << 20);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('fuzzing the PyTorch run folder', () => {
+  // A folder as the export writes one, with a checkpoint: a small network with every layer kind,
+  // stopped after step 1 of its second epoch.
+  const layers = formatLayers(parseLayers('conv:2:3:same,pool,dropout:0.25,flatten,dense:10', 'fuzz'));
+  const network = buildNetwork(parseLayers(layers, 'fuzz'), { height: 28, width: 28 }, 10, 'fuzz');
+  const vector = (phase: number) => Float32Array.from({ length: network.paramCount }, (_, i) => Math.sin(i + phase));
+  const config = {
+    workers: 2,
+    epochs: 2,
+    batchSize: 4,
+    seed: 1,
+    adam: { learningRate: 0.003, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
+    schedule: 'cosine' as const,
+    model: layers,
+  };
+  const history = [{ epoch: 1, loss: 2.1, accuracy: 0.2, testLoss: 2.0, testAccuracy: 0.3, seconds: 1.5 }];
+  const run: PyTorchRun = {
+    network,
+    params: vector(0),
+    config,
+    history,
+    checkpoint: {
+      config,
+      trainCount: 10,
+      epochsDone: 1,
+      stepsDone: 1,
+      history,
+      params: vector(0),
+      adam: { m: vector(1), v: vector(2).map(Math.abs), steps: 4 },
+      epoch: { order: Int32Array.from([3, 1, 4, 0, 5, 9, 2, 6, 8, 7]), stats: Float64Array.from([1, 2, 4, 1, 1, 4]) },
+      rngState: 5,
+    },
+  };
+  const files = new Map(
+    runFiles(run).map(({ name, data }) => [name, typeof data === 'string' ? Buffer.from(data) : Buffer.concat(data)]),
+  );
+  /** A copy of the folder with `name` replaced by `bytes`. */
+  const folder = (name: string, bytes: Uint8Array) => {
+    const path = join(dir, `run${fileNumber++}`);
+    mkdirSync(path);
+    for (const [file, original] of files) writeFileSync(join(path, file), file === name ? bytes : original);
+    return path;
+  };
+  const valid = (read: PyTorchRun) =>
+    read.params.length === network.paramCount && read.params.every(Number.isFinite) && read.history.length >= 0;
+
+  it('reads back what it wrote', async () => {
+    const read = await readPyTorchRun(folder('', new Uint8Array()));
+    expect(read.params).toEqual(run.params);
+    expect(read.checkpoint).toEqual(run.checkpoint);
+  });
+
+  it.for(['model.safetensors', 'checkpoint.safetensors', 'run.json'])(
+    'truncations, bit flips and random bytes of %s: a run or a DataError',
+    async (name) => {
+      const original = files.get(name) as Buffer;
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(damaged(original), fc.uint8Array({ maxLength: 300 })), async (bytes) => {
+          await onlyDataErrors(() => readPyTorchRun(folder(name, bytes)), valid);
+        }),
+        { numRuns: 150 },
+      );
+    },
+  );
+
+  /** Values a damaged or hostile header might hold. */
+  const hostile = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constantFrom(0, -1, 1.5, 1e9, 2 ** 31, 2 ** 53, 1e300, null, [], {}, [0, 0], [0, 2 ** 53], [2 ** 40, 2 ** 40]),
+    fc.constantFrom('F32', 'F64', 'I32', 'U8', 'BF16', 'float32', '__proto__', 'constructor'),
+  );
+  const placesIn = (value: unknown, at: (string | number)[] = []): (string | number)[][] =>
+    typeof value === 'object' && value !== null
+      ? [
+          at,
+          ...Object.entries(value).flatMap(([key, v]) =>
+            placesIn(v, [...at, Array.isArray(value) ? Number(key) : key]),
+          ),
+        ]
+      : [at];
+  const edited = (json: unknown, edits: { place: (string | number)[]; value: unknown }[]) => {
+    const copy = structuredClone(json) as Record<string, unknown>;
+    for (const { place, value } of edits) {
+      let parent: unknown = copy;
+      for (const key of place.slice(0, -1)) parent = (parent as Record<string | number, unknown>)?.[key];
+      if (typeof parent !== 'object' || parent === null) continue;
+      if (value === null) delete (parent as Record<string | number, unknown>)[place[place.length - 1]];
+      else (parent as Record<string | number, unknown>)[place[place.length - 1]] = value;
+    }
+    return copy;
+  };
+
+  it.for(['model.safetensors', 'checkpoint.safetensors'])(
+    "%s with its header's values replaced or removed anywhere: a run or a DataError, never an allocation the file cannot back",
+    async (name) => {
+      const original = files.get(name) as Buffer;
+      const length = Number(original.readBigUInt64LE(0));
+      const header = JSON.parse(original.subarray(8, 8 + length).toString());
+      const body = original.subarray(8 + length);
+      const places = placesIn(header).filter((place) => place.length > 0);
+      const edit = fc.record({ place: fc.constantFrom(...places), value: fc.option(hostile, { freq: 5 }) });
+      await fc.assert(
+        fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+          const json = Buffer.from(JSON.stringify(edited(header, edits)));
+          const prefix = Buffer.alloc(8);
+          prefix.writeBigUInt64LE(BigInt(json.length));
+          const before = process.memoryUsage().arrayBuffers;
+          await onlyDataErrors(() => readPyTorchRun(folder(name, Buffer.concat([prefix, json, body]))), valid);
+          expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
+        }),
+        { numRuns: 300 },
+      );
+    },
+  );
+
+  it('run.json with values replaced or removed anywhere: a run or a DataError', async () => {
+    const original = JSON.parse((files.get('run.json') as Buffer).toString());
+    const places = placesIn(original).filter((place) => place.length > 0);
+    const edit = fc.record({ place: fc.constantFrom(...places), value: fc.option(hostile, { freq: 5 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+        await onlyDataErrors(
+          () => readPyTorchRun(folder('run.json', Buffer.from(JSON.stringify(edited(original, edits))))),
+          valid,
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a header length of up to 2^64 - 1: a DataError at once', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), async (length) => {
+        const bytes = Buffer.from(files.get('model.safetensors') as Buffer);
+        bytes.writeBigUInt64LE(length);
+        await onlyDataErrors(() => readPyTorchRun(folder('model.safetensors', bytes)), valid);
       }),
       { numRuns: 100 },
     );

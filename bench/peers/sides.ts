@@ -2,14 +2,17 @@
  * The two sides of `npm run bench:peers`, each run as a user runs it: the project's own command
  * line (`dist/scripts/train.js`), and a PyTorch script (`torch_train.py`, beside this file's
  * source) with Debian's python3-torch. Both train the same network on the same files with the
- * same recipe and report each epoch's seconds, training plus evaluating the test images.
+ * same recipe and report each epoch's seconds, training plus evaluating the test images. The
+ * PyTorch network is the export's model.py for the layer list (`npm run export` writes the same),
+ * so that one translation of the grammar serves both, and the export's tests check it.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LearningRateSchedule } from '../../src/optimizer/schedule.js';
 import { OptionError } from '../../src/errors.js';
+import { modelPy } from '../../src/export/pytorch.js';
 import { buildNetwork } from '../../src/model/network.js';
 import { formatLayers, parseLayers, presetLayers } from '../../src/model/spec.js';
 
@@ -24,7 +27,7 @@ export const CNN_LAYERS = formatLayers(presetLayers('cnn', 10));
 
 /** What both sides train: the same for each, per run. */
 export interface RunSettings {
-  /** The network, in the layer grammar both sides read (see torch_train.py's build_network). */
+  /** The network, in the layer grammar (PyTorch gets the export's model.py for it). */
   readonly layers: string;
   readonly epochs: number;
   readonly batchSize: number;
@@ -66,6 +69,22 @@ export class RunError extends Error {
 export function ourModelFlags(layers: string): string[] {
   buildNetwork(parseLayers(layers, '--layers'), { height: 28, width: 28 }, 10, '--layers');
   return ['--layers', layers];
+}
+
+/**
+ * Runs `use` with the path of the export's model.py for `layers` on Fashion-MNIST's images (an
+ * OptionError first, for layers that do not fit them), in a temporary directory removed after.
+ */
+export async function withModelPy<T>(layers: string, use: (path: string) => Promise<T>): Promise<T> {
+  const network = buildNetwork(parseLayers(layers, '--layers'), { height: 28, width: 28 }, 10, '--layers');
+  const dir = mkdtempSync(join(tmpdir(), 'peers-model-'));
+  try {
+    const path = join(dir, 'model.py');
+    writeFileSync(path, modelPy(network));
+    return await use(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** One run of `node dist/scripts/train.js`; its epochs and data hash from the metrics.json it writes. */
@@ -120,29 +139,24 @@ export async function findTorchPython(): Promise<string | undefined> {
   return undefined;
 }
 
-/** What `python` would run `layers` on; a spec the script rejects is an OptionError with its message. */
+/** What `python` would run `layers` on; a failure of the script is an OptionError with its message. */
 export async function describeTorch(python: string, layers: string, threads: number): Promise<TorchInfo> {
-  const { code, stdout, stderr } = await capture(python, [
-    TORCH_SCRIPT,
-    '--describe',
-    '--layers',
-    layers,
-    '--threads',
-    String(threads),
-  ]);
+  const { code, stdout, stderr } = await withModelPy(layers, (path) =>
+    capture(python, [TORCH_SCRIPT, '--describe', '--model-py', path, '--threads', String(threads)]),
+  );
   if (code !== 0) throw new OptionError(lastLine(stderr).replace(/^error: /, ''));
   return JSON.parse(stdout) as TorchInfo;
 }
 
 /** One run of torch_train.py; its epochs from the JSON line it prints for each, its data hash from stderr. */
 export async function runTorch(python: string, settings: RunSettings): Promise<RunRecord> {
-  const args = [
+  const args = (path: string) => [
     TORCH_SCRIPT,
-    ...['--layers', settings.layers, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
+    ...['--model-py', path, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
   ];
-  const { stdout, stderr } = await run(python, args, 'the PyTorch script');
+  const { stdout, stderr } = await withModelPy(settings.layers, (path) => run(python, args(path), 'the PyTorch script'));
   const epochs = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
@@ -172,9 +186,15 @@ interface Captured {
   readonly stderr: string;
 }
 
-function capture(command: string, args: string[]): Promise<Captured> {
+/** Where a child process runs, and with what environment (default: this process's). */
+interface SpawnOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function capture(command: string, args: string[], options: SpawnOptions = {}): Promise<Captured> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -185,8 +205,8 @@ function capture(command: string, args: string[]): Promise<Captured> {
 }
 
 /** Runs a command; one that fails is a RunError with its last line of stderr. */
-async function run(command: string, args: string[], who: string): Promise<Captured> {
-  const result = await capture(command, args);
+export async function run(command: string, args: string[], who: string, options: SpawnOptions = {}): Promise<Captured> {
+  const result = await capture(command, args, options);
   if (result.code !== 0) throw new RunError(`${who} failed (exit code ${result.code}): ${lastLine(result.stderr)}`);
   return result;
 }

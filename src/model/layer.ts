@@ -41,6 +41,33 @@ export interface LayerKind<S extends LayerSpec> {
    * output goes to (past a flatten), which may want it in a second layout (see Activations).
    */
   compute(layer: PlacedLayer<S>, rows: number, next: PlacedLayer | undefined): LayerCompute;
+  /** The layer in PyTorch, for `npm run export` and `npm run import` (see src/export). */
+  readonly torch: TorchForm<S>;
+}
+
+/** A parameter tensor of a layer's PyTorch module: its name in the module's state_dict, and its shape. */
+export interface TorchTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * A kind of layer in PyTorch: the module the export's model.py builds for it, and its parameters
+ * in PyTorch's layouts. The conversions are permutations, never arithmetic, so that a round trip
+ * gives the same bits, and they serve any vector laid out as the parameters (Adam's moments too).
+ */
+export interface TorchForm<S extends LayerSpec> {
+  /**
+   * A Python expression that builds the layer's module from `nn` (torch.nn) and the classes of the
+   * export's model.py (src/export/pytorch/model.py), whose modules take NCHW images.
+   */
+  module(layer: PlacedLayer<S>): string;
+  /** Its parameter tensors, in the order of the module's state_dict; none for a layer without parameters. */
+  tensors(layer: PlacedLayer<S>): TorchTensor[];
+  /** Its slice of a parameter-shaped vector as the values of those tensors, row-major. */
+  toTorch(layer: PlacedLayer<S>, values: Float32Array): Float32Array[];
+  /** The tensors' values (as `tensors` shapes them) back into its slice of the vector. */
+  fromTorch(layer: PlacedLayer<S>, tensors: readonly Float32Array[], values: Float32Array): void;
 }
 
 /** A layer's work on a worker. Tensors it creates inside `forward`/`backward` belong to the step's tidy scope. */

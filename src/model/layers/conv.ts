@@ -76,7 +76,51 @@ export const conv: LayerKind<ConvSpec> = {
   compute(layer) {
     return new ConvCompute(layer);
   },
+
+  torch: {
+    module(layer) {
+      const { filters, kernel, activation } = layer.spec;
+      const [before, after] = paddingOf(layer.spec);
+      const relu = activation === 'relu' ? 'True' : 'False';
+      return `Conv2d(${layer.input[2]}, ${filters}, ${kernel}, padding=(${before}, ${after}), relu=${relu})`;
+    },
+
+    tensors(layer) {
+      const { filters, kernel } = layer.spec;
+      return [
+        { name: 'weight', shape: [filters, layer.input[2], kernel, kernel] },
+        { name: 'bias', shape: [filters] },
+      ];
+    },
+
+    // Keras's kernel [k, k, in, out] is PyTorch's [out, in, k, k], transposed.
+    toTorch(layer, values) {
+      const weight = new Float32Array(values.length - layer.spec.filters);
+      eachTap(layer, (keras, torch) => (weight[torch] = values[keras]));
+      return [weight, values.slice(weight.length)];
+    },
+
+    fromTorch(layer, [weight, bias], values) {
+      eachTap(layer, (keras, torch) => (values[keras] = weight[torch]));
+      values.set(bias, weight.length);
+    },
+  },
 };
+
+/** Calls `visit` with the index of each kernel value in Keras's layout and in PyTorch's. */
+function eachTap(layer: PlacedLayer<ConvSpec>, visit: (keras: number, torch: number) => void): void {
+  const { kernel, filters } = layer.spec;
+  const channels = layer.input[2];
+  for (let y = 0; y < kernel; y++) {
+    for (let x = 0; x < kernel; x++) {
+      for (let c = 0; c < channels; c++) {
+        for (let f = 0; f < filters; f++) {
+          visit(((y * kernel + x) * channels + c) * filters + f, ((f * channels + c) * kernel + y) * kernel + x);
+        }
+      }
+    }
+  }
+}
 
 /** Padding before and after, in each dimension, of a stride-1 convolution (TensorFlow's rule for `same`). */
 function paddingOf(spec: ConvSpec): [number, number] {

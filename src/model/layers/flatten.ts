@@ -28,6 +28,14 @@ export const flatten: LayerKind<FlattenSpec> = {
   compute(layer) {
     return new FlattenCompute(layer);
   },
+
+  // model.py's Flatten permutes PyTorch's NCHW images to NHWC first: the same features, in order.
+  torch: {
+    module: () => 'Flatten()',
+    tensors: () => [],
+    toTorch: () => [],
+    fromTorch() {},
+  },
 };
 
 class FlattenCompute implements LayerCompute {

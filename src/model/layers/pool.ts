@@ -46,6 +46,15 @@ export const pool: LayerKind<PoolSpec> = {
   compute(layer, _rows, next) {
     return new PoolCompute(layer, next);
   },
+
+  // Floor mode drops a partial window as Keras's valid pooling does; ties go to the first maximum
+  // in both, so gradients take the same routes.
+  torch: {
+    module: (layer) => `nn.MaxPool2d(${layer.spec.size})`,
+    tensors: () => [],
+    toTorch: () => [],
+    fromTorch() {},
+  },
 };
 
 class PoolCompute implements LayerCompute {
