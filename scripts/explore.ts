@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     red: false,
   }));
   const path = join(out, 'explore.png');
-  await writeFile(path, drawImageGrid(items, { columns: 5, side: width }).png);
+  await writeFile(path, drawImageGrid(items, { columns: 5, width, height }).png);
   console.log(`Wrote ${path}`);
 }
 

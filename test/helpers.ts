@@ -118,3 +118,22 @@ export function blockUntil(condition: () => boolean, limitMs: number): boolean {
   }
   return true;
 }
+
+/**
+ * One colour per class, all of the same brightness (luma 150, ITU-R 601: what a conversion to grey
+ * keeps), hues around the circle: a tinted image's colour tells its class, its grey levels do not.
+ */
+export const CLASS_TINTS: readonly (readonly [number, number, number])[] = Array.from({ length: 10 }, (_, c) => {
+  const u = 45 * Math.cos((2 * Math.PI * c) / 10);
+  const v = 45 * Math.sin((2 * Math.PI * c) / 10);
+  return [150 + 1.14 * v, 150 - 0.395 * u - 0.581 * v, 150 + 2.032 * u].map(Math.round) as [number, number, number];
+});
+
+/** A grey image (uint8, one value per pixel) in its class's tint: RGB, NHWC. */
+export function tinted(grey: Uint8Array, label: number): Uint8Array {
+  const tint = CLASS_TINTS[label];
+  const rgb = new Uint8Array(grey.length * 3);
+  for (let i = 0; i < grey.length; i++)
+    for (let c = 0; c < 3; c++) rgb[3 * i + c] = Math.round((grey[i] * tint[c]) / 255);
+  return rgb;
+}
