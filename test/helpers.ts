@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const TRAIN_CLI = join(ROOT, 'dist', 'scripts', 'train.js');
@@ -136,4 +136,49 @@ export function tinted(grey: Uint8Array, label: number): Uint8Array {
   for (let i = 0; i < grey.length; i++)
     for (let c = 0; c < 3; c++) rgb[3 * i + c] = Math.round((grey[i] * tint[c]) / 255);
   return rgb;
+}
+
+/** CRC-32 of PNG chunks (ISO 3309), table-driven. */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * A PNG file of 8-bit pixels, grey (1 channel), grey and alpha (2), RGB (3) or RGBA (4), written
+ * here from the format's definition (signature, IHDR, one zlib IDAT of unfiltered rows, IEND): a
+ * writer that shares no code with the decoders under test.
+ */
+export function pngBytes(pixels: Uint8Array, width: number, height: number, channels: 1 | 2 | 3 | 4): Buffer {
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  header[9] = [0, 0, 4, 2, 6][channels];
+  const rows = Buffer.alloc(height * (1 + width * channels));
+  for (let y = 0; y < height; y++) {
+    rows[y * (1 + width * channels)] = 0;
+    rows.set(pixels.subarray(y * width * channels, (y + 1) * width * channels), y * (1 + width * channels) + 1);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
 }
