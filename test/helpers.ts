@@ -2,8 +2,9 @@
  * Test helpers. Tests import the built package (`dist/`, built by `npm test` first): worker threads
  * load compiled JavaScript, so the tests exercise exactly what ships.
  */
+import { createCanvas } from '@napi-rs/canvas';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
@@ -145,7 +146,7 @@ const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
   return c >>> 0;
 });
 
-function crc32(bytes: Uint8Array): number {
+export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -181,4 +182,101 @@ export function pngBytes(pixels: Uint8Array, width: number, height: number, chan
     chunk('IDAT', deflateSync(rows)),
     chunk('IEND', new Uint8Array(0)),
   ]);
+}
+
+/** Fashion-MNIST's classes as folder names that sort in label order: `0-T-shirt-top` ... `9-Ankle boot`. */
+export const CLASS_FOLDERS = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+].map((name, label) => `${label}-${name.replace('/', '-')}`);
+
+/** A JPEG (quality 90) of 8-bit RGB pixels, from @napi-rs/canvas's encoder. */
+export function jpegBytes(rgb: Uint8Array, width: number, height: number): Buffer {
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    image.data.set(rgb.subarray(3 * i, 3 * i + 3), 4 * i);
+    image.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  return canvas.toBuffer('image/jpeg', 90);
+}
+
+export interface PictureSplit {
+  readonly images: Uint8Array;
+  readonly labels: Uint8Array;
+  readonly count: number;
+}
+
+/**
+ * Writes the first `count` images of each split as pictures in DIR/<split>/<class>/<index>.<ext>:
+ * grey PNGs (8-bit, one channel), or in their class's tint (RGB PNGs), or JPEGs of either. Returns,
+ * per split, the images' indices in the order a folder loader reads them: by class, then by name.
+ */
+export function writePictureFolder(
+  dir: string,
+  splits: { readonly train: PictureSplit; readonly test: PictureSplit },
+  options: { readonly format: 'png' | 'jpeg'; readonly train: number; readonly test: number; readonly tint?: boolean },
+): { train: number[]; test: number[] } {
+  const orders = { train: [] as number[], test: [] as number[] };
+  for (const split of ['train', 'test'] as const) {
+    const { images, labels } = splits[split];
+    const count = options[split];
+    for (let i = 0; i < count; i++) {
+      const grey = images.subarray(i * 784, (i + 1) * 784);
+      const rgb = options.tint
+        ? tinted(grey, labels[i])
+        : Uint8Array.from({ length: 784 * 3 }, (_, k) => grey[Math.floor(k / 3)]);
+      const folder = join(dir, split, CLASS_FOLDERS[labels[i]]);
+      mkdirSync(folder, { recursive: true });
+      const name = String(i).padStart(5, '0');
+      const bytes =
+        options.format === 'jpeg'
+          ? jpegBytes(rgb, 28, 28)
+          : options.tint
+            ? pngBytes(rgb, 28, 28, 3)
+            : pngBytes(grey, 28, 28, 1);
+      writeFileSync(join(folder, `${name}.${options.format === 'jpeg' ? 'jpg' : 'png'}`), bytes);
+    }
+    orders[split] = Array.from({ length: count }, (_, i) => i).sort((a, b) => labels[a] - labels[b] || a - b);
+  }
+  return orders;
+}
+
+/** The four Fashion-MNIST files (gzipped) in `dir`, holding the given images of each split, in that order. */
+export function writeIdxFolder(
+  dir: string,
+  splits: { readonly train: PictureSplit; readonly test: PictureSplit },
+  orders: { readonly train: readonly number[]; readonly test: readonly number[] },
+): void {
+  mkdirSync(dir, { recursive: true });
+  const files = {
+    train: ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'],
+    test: ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'],
+  };
+  for (const split of ['train', 'test'] as const) {
+    const order = orders[split];
+    const { images, labels } = splits[split];
+    const pixels = new Uint8Array(order.length * 784);
+    order.forEach((index, k) => pixels.set(images.subarray(index * 784, (index + 1) * 784), k * 784));
+    writeFileSync(join(dir, `${files[split][0]}.gz`), gzip(idxBytes([order.length, 28, 28], pixels)));
+    writeFileSync(
+      join(dir, `${files[split][1]}.gz`),
+      gzip(
+        idxBytes(
+          [order.length],
+          Uint8Array.from(order, (i) => labels[i]),
+        ),
+      ),
+    );
+  }
 }

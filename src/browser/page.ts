@@ -265,7 +265,7 @@ function showTop3(pixels: Uint8Array, source: string): void {
   const list = element('top3');
   list.dataset.source = source;
   list.replaceChildren(
-    ...topClasses(model, pixels, 28).map(({ classIndex, probability }) => {
+    ...topClasses(model, pixels, { height: 28, width: 28 }).map(({ classIndex, probability }) => {
       const item = document.createElement('li');
       item.dataset.classIndex = String(classIndex);
       item.textContent = `${classNames[classIndex]} ${(100 * probability).toFixed(1)}%`;

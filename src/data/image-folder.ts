@@ -6,7 +6,8 @@ import type { Dataset, ResizeMode } from './dataset.js';
 import { type CachedFile, cacheFile, cacheKey, readCache, writeCache } from './image-cache.js';
 import { decodeImage } from './image-decode.js';
 import { byCodePoint, type FolderEntry, planImageFolder } from './image-folder-plan.js';
-import { MAX_IMAGE_PIXELS } from './image-header.js';
+import { checkImageFile, MAX_IMAGE_PIXELS } from './image-header.js';
+import { type ImageShape, prepareImage } from './image-pixels.js';
 import {
   checkSplitOptions,
   type DecodeProgress,
@@ -189,10 +190,11 @@ function scanFolder(dir: string): Scan {
   const files = new Map<string, CachedFile>();
   const problems: SkippedImage[] = [];
   const shown = (path: string) => `${dir.replace(/\/+$/, '')}/${path}`;
-  const visited = new Set<string>();
+  // The folders on the way down, by real path: a link back to one of them would loop.
+  const above = new Set<string>();
   const walk = (real: string, path: string): void => {
-    if (visited.has(real)) return;
-    visited.add(real);
+    if (above.has(real)) return;
+    above.add(real);
     entries.push({ path, isDirectory: true });
     let children;
     try {
@@ -227,6 +229,7 @@ function scanFolder(dir: string): Scan {
         files.set(childPath, { path: childPath, size: info.size, mtimeMs: info.mtimeMs });
       } else problems.push({ path: childPath, reason: `${shown(childPath)}: not a regular file; refusing to read it` });
     }
+    above.delete(real);
   };
   for (const split of ['train', 'test']) {
     const path = join(root, split);
@@ -249,4 +252,25 @@ function scanFolder(dir: string): Scan {
 function isInside(root: string, path: string): boolean {
   const rest = relative(root, path);
   return rest !== '' && rest.split(sep)[0] !== '..' && !isAbsolute(rest);
+}
+
+/**
+ * One picture file made into a training image of `shape`, as loadImageFolder makes each of a
+ * folder's: checked, decoded, fitted. For classifying new pictures with a model trained on a folder.
+ */
+export async function readPicture(path: string, shape: ImageShape, maxPixels = MAX_IMAGE_PIXELS): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new DataError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const header = checkImageFile(bytes, path, maxPixels);
+  const image = await decodeImage(bytes, path);
+  if (image.width !== header.width || image.height !== header.height) {
+    throw new DataError(`${path}: its header says ${header.width}x${header.height} pixels, but it decodes to ${image.width}x${image.height}`);
+  }
+  const out = new Uint8Array(shape.height * shape.width * shape.channels);
+  prepareImage(image, shape, out);
+  return out;
 }

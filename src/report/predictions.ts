@@ -76,17 +76,20 @@ export function predictionGrid(options: {
   return { indices, items };
 }
 
-/** The `k` most probable classes of one grey image (uint8, a light object on black, as the dataset's). */
+/**
+ * The `k` most probable classes of one image (uint8, `height x width x channels`; a grey one as the
+ * dataset's: for Fashion-MNIST, a light object on black).
+ */
 export function topClasses(
   model: tf.LayersModel,
   pixels: Uint8Array,
-  side: number,
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   k = 3,
 ): { readonly classIndex: number; readonly probability: number }[] {
+  const channels = image.channels ?? 1;
+  const shape = channels === 1 ? [1, image.height, image.width] : [1, image.height, image.width, channels];
   const probabilities = tf.tidy(() =>
-    (
-      model.predict(modelInput(model, tf.div(tf.tensor3d(pixels, [1, side, side], 'float32'), 255))) as tf.Tensor
-    ).dataSync(),
+    (model.predict(modelInput(model, tf.div(tf.tensor(pixels, shape, 'float32'), 255))) as tf.Tensor).dataSync(),
   );
   return Array.from(probabilities, (probability, classIndex) => ({ classIndex, probability }))
     .sort((a, b) => b.probability - a.probability)
