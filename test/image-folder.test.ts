@@ -20,8 +20,9 @@ import { decodeImage } from '../dist/src/data/image-decode.js';
 import { planImageFolder, validationSplit } from '../dist/src/data/image-folder-plan.js';
 import { checkImageFile, readImageSize } from '../dist/src/data/image-header.js';
 import { hasColour, luma, prepareImage, resize } from '../dist/src/data/image-pixels.js';
+import { readZipDirectory, readZipEntry } from '../dist/src/data/zip.js';
 import { DataError, loadImageFolder } from '../dist/src/index.js';
-import { crc32, jpegBytes, pngBytes, tempDir } from './helpers.js';
+import { crc32, jpegBytes, pngBytes, tempDir, zipBytes } from './helpers.js';
 
 /** RGBA pixels of a small picture with a gradient, and a colour stripe when `colour`. */
 function rgbaPicture(width: number, height: number, colour: boolean): Uint8Array {
@@ -388,6 +389,51 @@ describe('loadImageFolder on disk', () => {
     expect(again.summary.cache).toMatchObject({ hit: true });
     await expect(loadImageFolder({ dir })).rejects.toThrow(
       new DataError(`${dir}/train/b/bad.png: not a PNG, JPEG or WebP image`),
+    );
+  });
+});
+
+describe('the zip reader (the page reads a zipped folder with it)', () => {
+  const files = [
+    { path: 'pets/train/a/1.png', bytes: pngBytes(new Uint8Array(16).fill(7), 4, 4, 1) },
+    { path: 'pets/train/b/2.txt', bytes: Buffer.from('hello '.repeat(100)) },
+  ];
+  const blob = (bytes: Uint8Array) => new Blob([bytes as Uint8Array<ArrayBuffer>]);
+
+  it('lists the entries and gives their bytes, deflated or stored', async () => {
+    for (const store of [false, true]) {
+      const zip = blob(zipBytes(files, store));
+      const entries = await readZipDirectory(zip, 'pets.zip');
+      expect(entries.map((e) => [e.path, e.isDirectory, e.method])).toEqual([
+        ['pets/train/a/1.png', false, store ? 0 : 8],
+        ['pets/train/b/2.txt', false, store ? 0 : 8],
+      ]);
+      for (const [i, entry] of entries.entries()) {
+        expect(Buffer.from(await readZipEntry(zip, entry, 'pets.zip')).equals(Buffer.from(files[i].bytes))).toBe(true);
+      }
+    }
+  });
+
+  it('refuses a path out of the archive, damage, and an entry that inflates past its size, naming it', async () => {
+    await expect(
+      readZipDirectory(blob(zipBytes([{ path: '../evil.png', bytes: new Uint8Array(1) }])), 'z.zip'),
+    ).rejects.toThrow(new DataError('z.zip/../evil.png: a path that leads out of the archive; refusing it'));
+    await expect(readZipDirectory(blob(Buffer.from('not a zip')), 'z.zip')).rejects.toThrow(
+      new DataError('z.zip: not a zip file, or a damaged one (no end of central directory)'),
+    );
+    const bytes = zipBytes(files);
+    const entries = await readZipDirectory(blob(bytes), 'z.zip');
+    // A bomb: the directory says 10 bytes; the deflated data holds 600.
+    const small = { ...entries[1], size: 10 };
+    await expect(readZipEntry(blob(bytes), small, 'z.zip')).rejects.toThrow(
+      new DataError(
+        'z.zip/pets/train/b/2.txt: damaged in the archive (it inflates to more than the 10 bytes it should)',
+      ),
+    );
+    const flipped = Buffer.from(bytes);
+    flipped[30 + files[0].path.length + 5] ^= 0x40;
+    await expect(readZipEntry(blob(flipped), entries[0], 'z.zip')).rejects.toThrow(
+      /^z\.zip\/pets\/train\/a\/1\.png: damaged in the archive/,
     );
   });
 });

@@ -63,7 +63,7 @@ export function planImageFolder(entries: readonly FolderEntry[], name: string): 
       `${name}: no train/ folder; a folder of pictures holds train/<class>/ (and test/<class>/) with ${EXTENSIONS} files`,
     );
   }
-  const where = (path: string) => `${name.replace(/\/+$/, '')}/${path}`;
+  const where = (path: string) => `${name.replace(/\/+$/, '')}/${root}${path}`;
   const folders: Record<SplitName, Map<string, string[]>> = { train: new Map(), test: new Map() };
   const ignored: string[] = [];
   let hasTest = false;

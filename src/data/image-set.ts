@@ -81,7 +81,7 @@ export async function decodeImageSet(
   const resize = options.resize ?? 'stretch';
   const concurrency = options.concurrency ?? 4;
   const files = plan.files;
-  const where = (path: string) => `${name.replace(/\/+$/, '')}/${path}`;
+  const where = (path: string) => `${name.replace(/\/+$/, '')}/${plan.root}${path}`;
   const skipped = new Map<number, SkippedImage>();
   const fail = (index: number, error: unknown) => {
     if (!(error instanceof DataError)) throw error;
@@ -218,7 +218,7 @@ export interface SplitOptions {
  * before anything is decoded.
  */
 export function checkSplitOptions(plan: FolderPlan, name: string, options: SplitOptions): void {
-  const where = (path: string) => `${name.replace(/\/+$/, '')}/${path}`;
+  const where = (path: string) => `${name.replace(/\/+$/, '')}/${plan.root}${path}`;
   const fraction = options.validationSplit;
   if (plan.hasTest && fraction !== undefined) {
     throw new DataError(`${where('test')} exists: --validation-split is for a folder without one; drop it, or remove test/`);
@@ -236,7 +236,7 @@ export function checkSplitOptions(plan: FolderPlan, name: string, options: Split
  */
 export function toDataset(set: ImageSet, plan: FolderPlan, name: string, options: SplitOptions = {}): Dataset {
   checkSplitOptions(plan, name, options);
-  const where = (path: string) => `${name.replace(/\/+$/, '')}/${path}`;
+  const where = (path: string) => `${name.replace(/\/+$/, '')}/${plan.root}${path}`;
   const { classNames } = plan;
   const fraction = options.validationSplit;
   const trainIndices: number[] = [];
