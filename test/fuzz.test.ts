@@ -9,11 +9,12 @@ import { decodeImage } from '../dist/src/data/image-decode.js';
 import { planImageFolder } from '../dist/src/data/image-folder-plan.js';
 import { readImageSize } from '../dist/src/data/image-header.js';
 import { decodeImageSet } from '../dist/src/data/image-set.js';
+import { readZipDirectory, readZipEntry } from '../dist/src/data/zip.js';
 import { decompress, parseIdx, readIdxFile } from '../dist/src/data/idx.js';
 import { DataError } from '../dist/src/errors.js';
 import { loadModel } from '../dist/src/model/files.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
-import { crc32, gzip, idxBytes, jpegBytes, pngBytes, tempDir } from './helpers.js';
+import { crc32, gzip, idxBytes, jpegBytes, pngBytes, tempDir, zipBytes } from './helpers.js';
 import { saveTinyModel, tinyCnn } from './tiny-model.js';
 
 // Property-based: whatever the bytes, the readers return a well-formed result or throw the
@@ -242,6 +243,38 @@ describe('fuzzing the picture-folder decoder', () => {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('fuzzing the zip reader', () => {
+  const zip = zipBytes([
+    {
+      path: 'pets/train/a/1.png',
+      bytes: pngBytes(
+        Uint8Array.from({ length: 64 }, (_, i) => i * 3),
+        8,
+        8,
+        1,
+      ),
+    },
+    { path: 'pets/train/b/2.png', bytes: pngBytes(new Uint8Array(64).fill(9), 8, 8, 1) },
+  ]);
+  /** Every entry's bytes, or a DataError: never an entry larger than its directory says. */
+  const readAll = async (bytes: Uint8Array) => {
+    const blob = new Blob([bytes as Uint8Array<ArrayBuffer>]);
+    const entries = await readZipDirectory(blob, 'fuzz.zip');
+    return Promise.all(entries.map(async (entry) => ({ entry, bytes: await readZipEntry(blob, entry, 'fuzz.zip') })));
+  };
+  const valid = (read: Awaited<ReturnType<typeof readAll>>) =>
+    read.every(({ entry, bytes }) => bytes.length === entry.size);
+
+  it('truncations and bit flips of a zip: its entries whole, or a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(damaged(zip), async (bytes) => {
+        await onlyDataErrors(() => readAll(bytes), valid);
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -5,9 +5,10 @@ import type { DecodedImage } from './image-pixels.js';
 /**
  * Node's picture decoder: @napi-rs/image (the Rust `image` crate, prebuilt for each platform in an
  * npm package of its own), chosen after measuring it against sharp and @napi-rs/canvas (README,
- * `npm run bench:decode`): on dataset-sized pictures it decodes 20 times as fast as sharp, whose
- * pipeline costs about a millisecond a call, and on 12-megapixel photos at half sharp's speed.
- * Its output is the file's own pixel layout, 8 or 16 bits or float, made 8-bit here.
+ * `npm run bench:decode`): on small pictures it decodes over 10 times as fast as sharp, whose
+ * pipeline costs about a millisecond a call, at 800x600 about as fast, and on 12-megapixel photos
+ * at a half to a third of sharp's speed. Its output is the file's own pixel layout, 8 or 16 bits
+ * or float, made 8-bit here.
  */
 
 /** @napi-rs/image's JsColorType, in its order: L8, La8, Rgb8, Rgba8, L16, La16, Rgb16, Rgba16, Rgb32F, Rgba32F. */
@@ -25,11 +26,12 @@ const LAYOUTS: readonly { channels: 1 | 2 | 3 | 4; bytes: 1 | 2 | 4 }[] = [
 ];
 
 /**
- * Pictures up to this many pixels are decoded on the calling thread: a decode on libuv's thread
- * pool costs about 0.1 ms more per call, four times a 28x28 PNG's whole decode (`npm run
- * bench:decode`); larger ones go to the pool, where several decode at once.
+ * Pictures up to this many pixels (64 x 64) are decoded on the calling thread: through libuv's
+ * thread pool a call costs about 0.05-0.1 ms more, as much as a 28x28 PNG's whole decode. Larger
+ * ones go to the pool, where several decode at once: 256x256 pictures decoded on this thread took
+ * twice as long, four at a time, as on the pool (`npm run bench:decode`).
  */
-const SYNC_PIXELS = 1 << 18;
+const SYNC_PIXELS = 1 << 12;
 
 /** Decodes a PNG, JPEG or WebP file's bytes; a DataError starting with `name` when it cannot. */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<DecodedImage> {

@@ -1,4 +1,5 @@
 import { DataError } from '../errors.js';
+import { decompressedLimit } from './idx-parse.js';
 
 /**
  * A zip file's directory and entries, read with the platform's own DecompressionStream (a browser's,
@@ -110,6 +111,10 @@ export async function readZipEntry(zip: Blob, entry: ZipEntry, name: string): Pr
   if (stored.length !== entry.compressedSize) throw damaged('cut short');
   let bytes = stored;
   if (entry.method === 8) {
+    // Checked before the output is allocated: deflate encodes at most 1032 bytes per input byte.
+    if (entry.size > decompressedLimit(entry.compressedSize)) {
+      throw damaged(`${entry.size} bytes cannot come out of ${entry.compressedSize} deflated ones`);
+    }
     bytes = new Uint8Array(entry.size);
     const reader = new Blob([stored]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
     let length = 0;
