@@ -399,7 +399,7 @@ describe('a folder of pictures that is wrong in one way: one line naming the fil
     const dir = folder((d) => {
       writeFileSync(join(shirts(d), 'notes.png'), 'shopping list');
       writeFileSync(join(shirts(d), 'bomb.png'), bomb());
-      symlinkSync('/etc/hostname', join(shirts(d), 'link.png'));
+      symlinkSync(join(folders.png, 'train', CLASS_FOLDERS[0], '00001.png'), join(shirts(d), 'link.png'));
       writeFileSync(join(shirts(d), 'readme.txt'), 'not a picture, not read');
     });
     const out = join(tempDir(), 'run');
