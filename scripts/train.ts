@@ -3,16 +3,19 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
-import { formatBytes, progressLine } from '../src/cli/progress.js';
+import { loadData } from '../src/cli/data.js';
+import { progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { nodePlatform } from '../src/coordinator/node-platform.js';
-import { resolveOptions } from '../src/coordinator/options.js';
-import type { Dataset } from '../src/data/dataset.js';
+import { DEFAULTS, resolveOptions } from '../src/coordinator/options.js';
+import { channelsOf, type Dataset } from '../src/data/dataset.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
+import { buildNetwork } from '../src/model/network.js';
+import { parseLayers } from '../src/model/spec.js';
 import { drawReport } from '../src/report/report.js';
-import { loadFashionMnist, saveModel, train } from '../src/index.js';
+import { saveModel, train } from '../src/index.js';
 
 /**
  * SHA-256 of what a run trained and was tested on: each split's image values as stored (grey
@@ -51,17 +54,14 @@ async function run(args: TrainArgs): Promise<void> {
   const say = (line: string) => {
     if (!args.quiet) console.log(line);
   };
-  const data = await loadFashionMnist({
-    dir: args.data,
-    onDownloadProgress: ({ file, receivedBytes, totalBytes }) => {
-      if (!process.stderr.isTTY) return;
-      const of = totalBytes === undefined ? '' : ` of ${formatBytes(totalBytes)}`;
-      process.stderr.write(`\rDownloading ${file}.gz: ${formatBytes(receivedBytes)}${of}   `);
-      if (receivedBytes === totalBytes) process.stderr.write('\n');
-    },
-  });
   const resume = args.resume === undefined ? undefined : await readCheckpoint(args.resume);
-  const { epochs } = resume?.config ?? resolveOptions(args.options, nodePlatform.cores);
+  const { epochs, seed } = resume?.config ?? resolveOptions(args.options, nodePlatform.cores);
+  const { data, summary } = await loadData(args.data, args.imageFolder, seed ?? DEFAULTS.seed);
+  for (const line of summary) say(line);
+  if (args.layers !== undefined) {
+    // The layers against the pictures' size and classes, named as the flag they came in.
+    buildNetwork(parseLayers(args.layers, '--layers'), data, data.classNames.length, '--layers');
+  }
   // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
   // (files are written atomically and synchronously, so none is ever half written).
   const interrupter = new AbortController();
@@ -127,6 +127,9 @@ async function run(args: TrainArgs): Promise<void> {
       learningRate: result.config.adam.learningRate,
       data: args.data ?? null,
       dataSha256: dataSha256(data),
+      classNames: data.classNames,
+      image: { height: data.height, width: data.width, channels: channelsOf(data) },
+      imageFolder: data.imageFolder ?? null,
     },
     epochs: result.history,
   };
@@ -140,6 +143,10 @@ async function run(args: TrainArgs): Promise<void> {
     test: data.test,
     height: data.height,
     width: data.width,
+    channels: channelsOf(data),
+    // Fashion-MNIST's light garments on black are drawn dark on white, as the tutorial does; your
+    // own pictures as they are.
+    greyAsInk: data.imageFolder === undefined,
     classNames: data.classNames,
     history: result.history,
     seed: result.config.seed,

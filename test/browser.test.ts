@@ -5,7 +5,7 @@
  */
 import { createCanvas } from '@napi-rs/canvas';
 import * as tf from '@tensorflow/tfjs';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,9 +19,26 @@ import { preprocessImage } from '../dist/src/report/preprocess.js';
 import { Rng } from '../dist/src/rng.js';
 import { buildPage } from '../dist/src/web/build.js';
 import { launchChromium } from '../dist/src/web/chromium.js';
-import { type PageSettings, pageReady, startTraining, trainOnPage } from '../dist/src/web/page-driver.js';
+import { readPicture, loadImageFolder } from '../dist/src/data/image-folder.js';
+import { topClasses } from '../dist/src/report/predictions.js';
+import {
+  type PageSettings,
+  pageReady,
+  readPicturesOnPage,
+  startTraining,
+  trainOnPage,
+} from '../dist/src/web/page-driver.js';
 import { type PageServer, servePage } from '../dist/src/web/server.js';
-import { DEBIAN_DIR, ROOT, tempDir, tinyDataset } from './helpers.js';
+import {
+  CLASS_FOLDERS,
+  DEBIAN_DIR,
+  filesUnder,
+  ROOT,
+  tempDir,
+  tinyDataset,
+  writePictureFolder,
+  zipBytes,
+} from './helpers.js';
 
 const CLASSES = [
   'T-shirt/top',
@@ -355,5 +372,99 @@ describe('the page of npm run web, in Chromium', () => {
     } finally {
       await tiny.close();
     }
+  });
+});
+
+describe('your own pictures on the page, in Chromium', () => {
+  /** Tinted Fashion-MNIST pictures (colour PNGs) in class folders, and a zip of the folder. */
+  let folder: string;
+  let zip: string;
+  beforeAll(() => {
+    const base = tempDir('fmnist-page-pictures-');
+    folder = join(base, 'tinted');
+    writePictureFolder(folder, { train: data.train, test: data.test } as Parameters<typeof writePictureFolder>[1], {
+      format: 'png',
+      train: 800,
+      test: 300,
+      tint: true,
+    });
+    zip = join(base, 'tinted.zip');
+    writeFileSync(zip, zipBytes(filesUnder(base).map(({ path, bytes }) => ({ path, bytes }))));
+  });
+
+  it('a zip of the folder, decoded in the page: it trains to the parameters Node gives the same folder (to 1e-5), and shows its classes in colour', async () => {
+    const { context, page } = await openPage();
+    const line = await readPicturesOnPage(page, { zip });
+    expect(line).toBe(
+      `Ready: your pictures, tinted.zip: 10 classes (${CLASS_FOLDERS.join(', ')}); 800 training and 300 test images, ` +
+        '28x28 (the most common size), colour (3 channels).',
+    );
+    const settings: PageSettings = { model: 'mlp', workers: 2, epochs: 1, batchSize: 64, images: 60000, seed: 2 };
+    const run = await trainOnPage(page, settings);
+    const inBrowser = await downloadModel(page);
+    expect(inBrowser.inputs[0].shape).toEqual([null, 28, 28, 3]);
+    expect(inBrowser.getUserDefinedMetadata()).toEqual({
+      classNames: CLASS_FOLDERS,
+      image: { height: 28, width: 28, channels: 3 },
+      imageFolder: { resize: 'stretch' },
+    });
+    // The same folder, read by Node's decoder, trained in Node.
+    const pictures = await loadImageFolder({ dir: folder, cacheDir: false });
+    const inNode = await train({ data: pictures, model: 'mlp', workers: 2, epochs: 1, batchSize: 64, seed: 2 });
+    expect(maxWeightDifference(inNode.model, inBrowser)).toBeLessThanOrEqual(1e-5);
+    expect(run.testAccuracy).toBeCloseTo(inNode.testAccuracy, 3);
+    // The results name the folder's classes; the confusion matrix's rows are its classes.
+    expect(await page.locator('#confusion tbody th').allTextContents()).toEqual(CLASS_FOLDERS);
+    const captions = await page.locator('#grid figcaption span').allTextContents();
+    expect(captions.every((c) => CLASS_FOLDERS.includes(c.replace(/^true: /, '')))).toBe(true);
+    // In colour: a grid cell's pixels are not all grey.
+    const coloured = await page
+      .locator('#grid canvas')
+      .first()
+      .evaluate((canvas) => {
+        const c = canvas as unknown as {
+          getContext(k: '2d'): { getImageData(...a: number[]): { data: Uint8ClampedArray } };
+        };
+        const { data: pixels } = c.getContext('2d').getImageData(0, 0, 28, 28);
+        return pixels.some((v, i) => i % 4 === 0 && (v !== pixels[i + 1] || v !== pixels[i + 2]));
+      });
+    expect(coloured).toBe(true);
+    // A picture uploaded is prepared as the training pictures were: the answer Node gives it.
+    expect(await page.locator('#drawing').isHidden()).toBe(true);
+    const picture = join(folder, 'test', CLASS_FOLDERS[7], readdirSync(join(folder, 'test', CLASS_FOLDERS[7]))[0]);
+    await page.setInputFiles('#upload', picture);
+    await page
+      .locator(`#top3[data-source="${picture.split('/').at(-1)}"] li`)
+      .nth(2)
+      .waitFor();
+    const pixels = await readPicture(picture, { height: 28, width: 28, channels: 3, resize: 'stretch' });
+    const [best] = topClasses(inBrowser, pixels, { height: 28, width: 28, channels: 3 });
+    expect(
+      (await page.locator('#top3 li').first().textContent())?.startsWith(`${CLASS_FOLDERS[best.classIndex]} `),
+    ).toBe(true);
+    await context.close();
+  });
+
+  it('the folder itself, picked with the file chooser, read with other settings (14x21, padded, grey); a damaged picture in a zip is one line naming it', async () => {
+    const { context, page } = await openPage();
+    const line = await readPicturesOnPage(page, { folder, imageSize: '14x21', resize: 'pad', channels: '1' });
+    expect(line).toBe(
+      `Ready: your pictures, tinted: 10 classes (${CLASS_FOLDERS.join(', ')}); 800 training and 300 test images, ` +
+        '14x21, grey (1 channel); 1100 of another size padded.',
+    );
+    const bad = join(tempDir(), 'bad.zip');
+    writeFileSync(
+      bad,
+      zipBytes([
+        ...filesUnder(folder)
+          .filter(({ path }) => path.startsWith('train/0') || path.startsWith('train/9'))
+          .map(({ path, bytes }) => ({ path: `mine/${path}`, bytes })),
+        { path: `mine/train/${CLASS_FOLDERS[0]}/notes.png`, bytes: Buffer.from('a shopping list') },
+      ]),
+    );
+    await expect(readPicturesOnPage(page, { zip: bad, validationSplit: '0.2' })).rejects.toThrow(
+      `bad.zip/mine/train/${CLASS_FOLDERS[0]}/notes.png: not a PNG, JPEG or WebP image`,
+    );
+    await context.close();
   });
 });

@@ -4,6 +4,12 @@ import fc from 'fast-check';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Transformer } from '@napi-rs/image';
+import { decodeImage } from '../dist/src/data/image-decode.js';
+import { planImageFolder } from '../dist/src/data/image-folder-plan.js';
+import { readImageSize } from '../dist/src/data/image-header.js';
+import { decodeImageSet } from '../dist/src/data/image-set.js';
+import { readZipDirectory, readZipEntry } from '../dist/src/data/zip.js';
 import { decompress, parseIdx, readIdxFile } from '../dist/src/data/idx.js';
 import { DataError } from '../dist/src/errors.js';
 import { type PyTorchRun, readPyTorchRun, runFiles } from '../dist/src/export/run-folder.js';
@@ -11,7 +17,7 @@ import { loadModel } from '../dist/src/model/files.js';
 import { buildNetwork } from '../dist/src/model/network.js';
 import { formatLayers, parseLayers } from '../dist/src/model/spec.js';
 import { preprocessImage } from '../dist/src/report/preprocess.js';
-import { gzip, idxBytes, tempDir } from './helpers.js';
+import { crc32, gzip, idxBytes, jpegBytes, pngBytes, tempDir, zipBytes } from './helpers.js';
 import { saveTinyModel, tinyCnn } from './tiny-model.js';
 
 // Property-based: whatever the bytes, the readers return a well-formed result or throw the
@@ -156,6 +162,135 @@ describe('fuzzing the image decoder', () => {
         await refused(() => preprocessImage(writeTemp(bytes, 'bin')));
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('fuzzing the picture-folder decoder', () => {
+  // The loader's path for each file of a folder of pictures: the header pass, the whole-file
+  // checks, @napi-rs/image, the fitting to the training size; on a folder of one damaged picture
+  // and one good one, read from memory.
+  const good = pngBytes(
+    Uint8Array.from({ length: 40 * 30 }, (_, i) => i % 256),
+    40,
+    30,
+    1,
+  );
+  const rgb = Uint8Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 7) % 256);
+  const rgba = Uint8Array.from({ length: 40 * 30 * 4 }, (_, i) => (i % 4 === 3 ? 255 : (i * 5) % 256));
+  const pictures: [string, Uint8Array][] = [
+    ['grey PNG', good],
+    ['RGB PNG', pngBytes(rgb, 40, 30, 3)],
+    ['JPEG', jpegBytes(rgb, 40, 30)],
+    ['WebP', Transformer.fromRgbaPixels(rgba, 40, 30).webpLosslessSync()],
+    ['lossy WebP', Transformer.fromRgbaPixels(rgba, 40, 30).webpSync(75)],
+  ];
+  const plan = planImageFolder(
+    [
+      { path: 'train/a/damaged.png', isDirectory: false },
+      { path: 'train/b/good.png', isDirectory: false },
+    ],
+    'fuzz',
+  );
+  const decodeWith = (bytes: Uint8Array, options: { imageSize?: { height: number; width: number } } = {}) => {
+    const read = async (path: string) => (path.endsWith('good.png') ? good : bytes);
+    return decodeImageSet(
+      { read, readHead: async (path, n) => (await read(path)).subarray(0, n), decode: decodeImage },
+      plan,
+      'fuzz',
+      options,
+    );
+  };
+  const validSet = (set: Awaited<ReturnType<typeof decodeWith>>) =>
+    set.count === 2 &&
+    set.height >= 1 &&
+    set.width >= 1 &&
+    set.images.length === 2 * set.height * set.width * set.channels;
+
+  for (const [name, bytes] of pictures) {
+    it(`truncations and bit flips of a ${name}: two training images or a DataError`, async () => {
+      await fc.assert(
+        fc.asyncProperty(damaged(bytes), fc.boolean(), async (damagedBytes, sized) => {
+          const options = sized ? { imageSize: { height: 30, width: 40 } } : {};
+          await onlyDataErrors(() => decodeWith(damagedBytes, options), validSet);
+        }),
+        { numRuns: 150 },
+      );
+    });
+  }
+
+  it('random bytes: a size, more bytes wanted, or a DataError; as a picture, a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
+        await onlyDataErrors(
+          () => readImageSize(bytes, 'fuzz'),
+          (size) =>
+            size === undefined || (size.width >= 1 && size.height >= 1 && size.width * size.height <= 268_402_689),
+        );
+        await onlyDataErrors(() => decodeWith(bytes), validSet);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('huge declared sizes are refused from the header, without allocating them', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 16_384, max: 2 ** 31 - 1 }),
+        fc.integer({ min: 16_384, max: 2 ** 31 - 1 }),
+        fc.boolean(),
+        async (width, height, asJpeg) => {
+          let bytes: Buffer;
+          if (asJpeg) {
+            bytes = Buffer.from(jpegBytes(rgb, 40, 30));
+            const sof = bytes.indexOf(Buffer.from([0xff, 0xc0]));
+            bytes.writeUInt16BE(height & 0xffff || 1, sof + 5);
+            bytes.writeUInt16BE(width & 0xffff || 1, sof + 7);
+            if ((height & 0xffff) * (width & 0xffff) <= 268_402_689) return;
+          } else {
+            bytes = Buffer.from(good);
+            bytes.writeUInt32BE(width, 16);
+            bytes.writeUInt32BE(height, 20);
+            bytes.writeUInt32BE(crc32(bytes.subarray(12, 29)), 29);
+          }
+          const before = process.memoryUsage().arrayBuffers;
+          await expect(decodeWith(bytes)).rejects.toThrow(/a decompression bomb\?/);
+          expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('fuzzing the zip reader', () => {
+  const zip = zipBytes([
+    {
+      path: 'pets/train/a/1.png',
+      bytes: pngBytes(
+        Uint8Array.from({ length: 64 }, (_, i) => i * 3),
+        8,
+        8,
+        1,
+      ),
+    },
+    { path: 'pets/train/b/2.png', bytes: pngBytes(new Uint8Array(64).fill(9), 8, 8, 1) },
+  ]);
+  /** Every entry's bytes, or a DataError: never an entry larger than its directory says. */
+  const readAll = async (bytes: Uint8Array) => {
+    const blob = new Blob([bytes as Uint8Array<ArrayBuffer>]);
+    const entries = await readZipDirectory(blob, 'fuzz.zip');
+    return Promise.all(entries.map(async (entry) => ({ entry, bytes: await readZipEntry(blob, entry, 'fuzz.zip') })));
+  };
+  const valid = (read: Awaited<ReturnType<typeof readAll>>) =>
+    read.every(({ entry, bytes }) => bytes.length === entry.size);
+
+  it('truncations and bit flips of a zip: its entries whole, or a DataError', async () => {
+    await fc.assert(
+      fc.asyncProperty(damaged(zip), async (bytes) => {
+        await onlyDataErrors(() => readAll(bytes), valid);
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -29,6 +29,8 @@ interface Case {
   /** The fixture's images (default 10), and the shard `[start, end)` of their order whose gradient is taken (default [2, 8)). */
   readonly images?: number;
   readonly shard?: readonly [number, number];
+  /** Of the input images. @default 1 */
+  readonly channels?: number;
 }
 
 const CASES: Case[] = [
@@ -75,6 +77,27 @@ const CASES: Case[] = [
     width: 3,
   },
   {
+    name: 'a first conv on colour images (3 input channels, 27 taps for 4 filters), valid, and a pool',
+    layers: 'conv:4:3,pool,flatten,dense:3',
+    height: 7,
+    width: 6,
+    channels: 3,
+  },
+  {
+    name: 'a first conv on colour images with more filters than taps (27 <= 28: the transposed filter gradient)',
+    layers: 'conv:28:3:same,flatten,dense:3',
+    height: 4,
+    width: 3,
+    channels: 3,
+  },
+  {
+    name: 'dense layers on flattened colour images (the MLP on 3 channels)',
+    layers: 'flatten,dense:5,dense:3',
+    height: 3,
+    width: 4,
+    channels: 3,
+  },
+  {
     name: 'a pool into a dense layer wider than the shard',
     layers: 'conv:2:3:same,pool,flatten,dense:9,dense:3',
     height: 6,
@@ -113,7 +136,7 @@ function fixture(c: Case) {
   const network = buildNetwork(parseLayers(c.layers, 'layers'), c, CLASSES, 'layers');
   const next = generator(c.height * 31 + c.width);
   const params = Float32Array.from({ length: network.paramCount }, () => next() - 0.5);
-  const pixels = c.height * c.width;
+  const pixels = c.height * c.width * (c.channels ?? 1);
   const count = c.images ?? 10;
   const images = Uint8Array.from({ length: count * pixels }, () => Math.floor(next() * 256));
   const labels = Uint8Array.from({ length: count }, (_, i) => i % CLASSES);
@@ -151,7 +174,7 @@ function scoreF64(f: Fixture, params: ArrayLike<number>, dropout = true): { loss
   let correct = 0;
   for (let r = f.batch.start; r < f.batch.end; r++) {
     const sample = f.order[r];
-    const pixels = f.network.input[0] * f.network.input[1];
+    const pixels = f.network.input[0] * f.network.input[1] * f.network.input[2];
     let a: number[] = Array.from(f.images.subarray(sample * pixels, (sample + 1) * pixels), (v) => v / 255);
     for (const layer of f.network.layers) {
       const { spec, input, output, offset } = layer;
@@ -217,12 +240,12 @@ function scoreF64(f: Fixture, params: ArrayLike<number>, dropout = true): { loss
 /** tf.grads of the same summed loss on the cpu backend, with Keras-layout weights and tfjs's own ops. */
 function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   const { network } = f;
-  const [height, width] = network.input;
-  const pixels = height * width;
+  const [height, width, channels] = network.input;
+  const pixels = height * width * channels;
   const samples = Array.from(f.order.subarray(f.batch.start, f.batch.end));
   const x = tf.tensor4d(
     samples.flatMap((s) => Array.from(f.images.subarray(s * pixels, (s + 1) * pixels), (v) => v / 255)),
-    [samples.length, height, width, 1],
+    [samples.length, height, width, channels],
   );
   const y = tf.oneHot(
     tf.tensor1d(

@@ -8,16 +8,17 @@ import type { LayerSpec } from './spec.js';
 
 /**
  * Trained parameters as a tfjs-layers model, as Keras would build it: the first layer takes
- * `[height, width]` images when it is a Flatten (the tutorial's model) and `[height, width, 1]`
- * ones otherwise; kernels in Keras's layouts. Compiled with the training's loss, so that
- * `model.evaluate` works as in the tutorial.
+ * `[height, width]` grey images when it is a Flatten (the tutorial's model) and
+ * `[height, width, channels]` ones otherwise; kernels in Keras's layouts. Compiled with the
+ * training's loss, so that `model.evaluate` works as in the tutorial.
  */
 export async function toLayersModel(params: Float32Array, network: Network): Promise<tf.LayersModel> {
   await tf.ready();
   const model = tf.sequential();
-  const [height, width] = network.input;
+  const [height, width, channels] = network.input;
   network.layers.forEach((layer, i) => {
-    const inputShape = i > 0 ? undefined : layer.spec.kind === 'flatten' ? [height, width] : [height, width, 1];
+    const grey = layer.spec.kind === 'flatten' && channels === 1;
+    const inputShape = i > 0 ? undefined : grey ? [height, width] : [height, width, channels];
     model.add(kindOf(layer.spec).kerasLayer(layer, inputShape));
   });
   setWeights(model, params, network);
@@ -34,7 +35,10 @@ export function setWeights(model: tf.LayersModel, params: Float32Array, network:
   tf.dispose(weights);
 }
 
-/** The model's input images as the model takes them: `[count, height, width]`, with a channel axis if it has one. */
+/**
+ * The model's input images as the model takes them: grey images `[count, height, width]` get a
+ * channel axis when the model has one; colour images are `[count, height, width, channels]` already.
+ */
 export function modelInput(model: tf.LayersModel, images: tf.Tensor): tf.Tensor {
   const rank = model.inputs[0].shape.length;
   return rank === 4 && images.rank === 3 ? tf.expandDims(images, 3) : images;
@@ -52,21 +56,24 @@ const SUPPORTED =
  */
 export function importSequential(
   model: tf.Sequential,
-  image: { readonly height: number; readonly width: number },
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   classes: number,
 ): { layers: LayerSpec[]; network: Network; params: Float32Array } {
   const specs = model.layers.map((layer, index) => layerSpecOf(layer, index));
   const shape = model.inputs[0].shape.slice(1);
+  const channels = image.channels ?? 1;
   const expected = [image.height, image.width];
   const fits =
     shape.length >= 2 &&
     shape[0] === expected[0] &&
     shape[1] === expected[1] &&
-    (shape.length === 2 || (shape.length === 3 && shape[2] === 1));
+    ((shape.length === 2 && channels === 1) || (shape.length === 3 && shape[2] === channels));
   if (!fits) {
+    const what = channels === 1 ? 'one channel' : `${channels} channels`;
+    const before = channels === 1 ? ` (or [${expected.join(', ')}] before a flatten)` : '';
     throw new OptionError(
-      `model: its input is [${shape.join(', ')}] per image, but the data's images are ${expected.join('x')} with one channel: ` +
-        `build it with inputShape [${expected.join(', ')}, 1] (or [${expected.join(', ')}] before a flatten)`,
+      `model: its input is [${shape.join(', ')}] per image, but the data's images are ${expected.join('x')} with ${what}: ` +
+        `build it with inputShape [${expected.join(', ')}, ${channels}]${before}`,
     );
   }
   const network = buildNetwork(specs, image, classes, 'model');

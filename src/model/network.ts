@@ -24,7 +24,7 @@ export function kindOf<S extends LayerSpec>(spec: S): LayerKind<S> {
 /** A model's layers placed on its input: shapes, and the layout of the flat parameter vector. */
 export interface Network {
   readonly layers: readonly PlacedLayer[];
-  /** One sample's input, `[height, width, 1]`. */
+  /** One sample's input, `[height, width, channels]`. */
   readonly input: Shape;
   readonly classes: number;
   readonly paramCount: number;
@@ -37,17 +37,18 @@ export interface Network {
 export const MAX_PARAMS = 32 * 1024 * 1024;
 
 /**
- * Places `specs` on images of `height x width`, one channel, for `classes` classes. Throws an
+ * Places `specs` on images of `height x width x channels` (one channel when it is not given), for
+ * `classes` classes. Throws an
  * OptionError naming the layer and `label` (the option the layers came from) when a shape does not
  * work, or the model does not end with the softmax output layer.
  */
 export function buildNetwork(
   specs: readonly LayerSpec[],
-  image: { readonly height: number; readonly width: number },
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   classes: number,
   label: string,
 ): Network {
-  const input: Shape = [image.height, image.width, 1];
+  const input: Shape = [image.height, image.width, image.channels ?? 1];
   const layers: PlacedLayer[] = [];
   let shape = input;
   let offset = 0;

@@ -6,7 +6,10 @@ import type { LayerCompute } from '../model/layer.js';
 import { kindOf, type Network } from '../model/network.js';
 
 export interface Batch {
-  /** Grey levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are. */
+  /**
+   * Levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are;
+   * height x width x channels values per image, NHWC.
+   */
   readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
   /** Image indices; when absent, the batch is images `[start, end)` in order. */
@@ -36,6 +39,7 @@ export interface BatchScore {
 export class NetworkRunner {
   readonly #network: Network;
   readonly #layers: readonly LayerCompute[];
+  /** Values per image: height x width x channels. */
   readonly #pixels: number;
   /** Whether the first layer with parameters is dense on the flattened image: then it wants the columns layout too. */
   readonly #denseFirst: boolean;
@@ -50,7 +54,7 @@ export class NetworkRunner {
     // Each layer learns which layer its output goes to, past a flatten (which only reshapes).
     const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
     this.#layers = layers.map((layer, i) => kindOf(layer.spec).compute(layer, rows, consumer(i)));
-    this.#pixels = network.input[0] * network.input[1];
+    this.#pixels = network.input[0] * network.input[1] * network.input[2];
     this.#denseFirst = consumer(-1)?.spec.kind === 'dense';
   }
 
@@ -111,8 +115,9 @@ export class NetworkRunner {
 
   /**
    * The batch's images, gathered straight into tensors' memory on the wasm heap, as activations of
-   * shape `[height, width, 1]`: rows, and with `columns` the transposed layout `[pixels, count]`
-   * too. Each image is copied by a native `set`; grey levels are scaled to [0, 1], and the
+   * shape `[height, width, channels]`: rows, and with `columns` the transposed layout
+   * `[height * width * channels, count]` too (features in NHWC order, as a flatten has them). Each
+   * image, all its channels, is copied by one native `set`; levels are scaled to [0, 1], and the
    * transpose made, by kernels.wat (a JavaScript loop over the pixels took ~0.4 ms of a 3 ms MLP
    * step for 128 images).
    */
@@ -122,7 +127,7 @@ export class NetworkRunner {
     const count = end - start;
     const shape = this.#network.input;
     const kernels = glueKernels();
-    const rows = emptyTensor([count, shape[0], shape[1], 1]);
+    const rows = emptyTensor([count, shape[0], shape[1], shape[2]]);
     const transposed = columns ? emptyTensor([pixels, count]) : undefined;
     if (images instanceof Uint8Array) {
       const staging = emptyTensor([Math.ceil((count * pixels) / 4)]);
