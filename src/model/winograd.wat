@@ -1,0 +1,393 @@
+;; The transforms of Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms for
+;; Convolutional Neural Networks", 2016) for 3x3 convolutions with stride 1, run on tfjs-wasm's own
+;; heap like kernels.wat: pointers are byte offsets, nothing is copied in or out. The products
+;; between them are plain matMuls on XNNPACK (heap-matmul.ts). Every function is the twin of one in
+;; winograd-reference.ts, which says what it computes; the tests hold them to it bit for bit.
+;;
+;; F(m x m, 3 x 3), m = 2 or 4, works on tiles of a = m + 2 input pixels a side, which overlap by 2,
+;; and gives m x m outputs per tile. Tile t = (b * tilesY + ty) * tilesX + tx covers outputs
+;; (ty * m + r, tx * m + s), 0 <= r, s < m, and inputs from (ty * m - padTop, tx * m - padLeft).
+;; The Winograd domain holds a * a matrices, one per position p = i * a + j of the transformed
+;; tile; element (p, t, ch) is at (p * sP + t * sT + ch) * 4 bytes from its base: channels are
+;; contiguous, so that every matrix is a plain operand of the products.
+;;
+;; Channels go four at a time (f32x4): the layers use these kernels only for channel counts that are
+;; multiples of 4. Each 2-D transform is the 1-D one applied to the rows of the tile, then to its
+;; columns, through a scratch area of 2 * 36 vectors (1152 bytes) that the caller provides.
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; V = B^T d B for every tile d of the input x (NHWC [n, h, w, c], 0 outside it), into v.
+  (func (export "winograd_input")
+    (param $x i32) (param $v i32) (param $n i32) (param $h i32) (param $w i32) (param $c i32)
+    (param $padTop i32) (param $padLeft i32) (param $tilesY i32) (param $tilesX i32) (param $m i32)
+    (param $sP i32) (param $sT i32) (param $scratch i32)
+    (local $a i32) (local $b i32) (local $ty i32) (local $tx i32) (local $t i32) (local $ch i32)
+    (local $i i32) (local $j i32) (local $k i32) (local $iy i32) (local $ix i32) (local $pixel i32)
+    (local $s0 i32) (local $s1 i32) (local $in i32) (local $is i32) (local $out i32) (local $os i32)
+    (local $at i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $x4 v128) (local $x5 v128)
+    (local $d v128) (local $e v128)
+    (local.set $a (i32.add (local.get $m) (i32.const 2)))
+    (local.set $pixel (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $s0 (local.get $scratch))
+    (local.set $s1 (i32.add (local.get $scratch) (i32.const 576)))
+    (local.set $t (i32.const 0))
+    (local.set $b (i32.const 0))
+    (block $bEnd (loop $bLoop (br_if $bEnd (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $ty (i32.const 0))
+      (block $yEnd (loop $yLoop (br_if $yEnd (i32.ge_u (local.get $ty) (local.get $tilesY)))
+        (local.set $tx (i32.const 0))
+        (block $xEnd (loop $xLoop (br_if $xEnd (i32.ge_u (local.get $tx) (local.get $tilesX)))
+          (local.set $ch (i32.const 0))
+          (block $cEnd (loop $cLoop (br_if $cEnd (i32.ge_u (local.get $ch) (local.get $c)))
+            ;; The tile's a x a pixels of four channels into s0, row-major, 0 outside the image.
+            (local.set $i (i32.const 0))
+            (block $giEnd (loop $giLoop (br_if $giEnd (i32.ge_u (local.get $i) (local.get $a)))
+              (local.set $iy (i32.sub (i32.add (i32.mul (local.get $ty) (local.get $m)) (local.get $i)) (local.get $padTop)))
+              (local.set $j (i32.const 0))
+              (block $gjEnd (loop $gjLoop (br_if $gjEnd (i32.ge_u (local.get $j) (local.get $a)))
+                (local.set $ix (i32.sub (i32.add (i32.mul (local.get $tx) (local.get $m)) (local.get $j)) (local.get $padLeft)))
+                (local.set $at (i32.add (local.get $s0) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $a)) (local.get $j)) (i32.const 4))))
+                (if (i32.and (i32.lt_u (local.get $iy) (local.get $h)) (i32.lt_u (local.get $ix) (local.get $w)))
+                  (then (v128.store (local.get $at) (v128.load (i32.add (local.get $x) (i32.add
+                    (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $iy)) (local.get $w)) (local.get $ix)) (local.get $pixel))
+                    (i32.shl (local.get $ch) (i32.const 2)))))))
+                  (else (v128.store (local.get $at) (v128.const i32x4 0 0 0 0))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1))) (br $gjLoop)))
+              (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $giLoop)))
+            ;; 2a passes of the 1-D transform B^T: pass k < a takes row k of s0 into row k of s1;
+            ;; pass a + j takes column j of s1 into the a matrices of column j (p = i * a + j).
+            (local.set $k (i32.const 0))
+            (block $kEnd (loop $kLoop (br_if $kEnd (i32.ge_u (local.get $k) (i32.shl (local.get $a) (i32.const 1))))
+              (if (i32.lt_u (local.get $k) (local.get $a))
+                (then
+                  (local.set $in (i32.add (local.get $s0) (i32.shl (i32.mul (local.get $k) (local.get $a)) (i32.const 4))))
+                  (local.set $is (i32.const 16))
+                  (local.set $out (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $k) (local.get $a)) (i32.const 4))))
+                  (local.set $os (i32.const 16)))
+                (else
+                  (local.set $j (i32.sub (local.get $k) (local.get $a)))
+                  (local.set $in (i32.add (local.get $s1) (i32.shl (local.get $j) (i32.const 4))))
+                  (local.set $is (i32.shl (local.get $a) (i32.const 4)))
+                  (local.set $out (i32.add (local.get $v) (i32.shl (i32.add (i32.add
+                    (i32.mul (local.get $j) (local.get $sP)) (i32.mul (local.get $t) (local.get $sT))) (local.get $ch)) (i32.const 2))))
+                  (local.set $os (i32.shl (i32.mul (local.get $a) (local.get $sP)) (i32.const 2)))))
+              (local.set $x0 (v128.load (local.get $in)))
+              (local.set $x1 (v128.load (i32.add (local.get $in) (local.get $is))))
+              (local.set $x2 (v128.load (i32.add (local.get $in) (i32.shl (local.get $is) (i32.const 1)))))
+              (local.set $x3 (v128.load (i32.add (local.get $in) (i32.mul (local.get $is) (i32.const 3)))))
+              (if (i32.eq (local.get $m) (i32.const 4))
+                (then
+                  (local.set $x4 (v128.load (i32.add (local.get $in) (i32.shl (local.get $is) (i32.const 2)))))
+                  (local.set $x5 (v128.load (i32.add (local.get $in) (i32.mul (local.get $is) (i32.const 5)))))
+                  ;; B^T of F(4x4, 3x3), as in winograd-reference.ts.
+                  (local.set $d (f32x4.sub (local.get $x4) (local.get $x2)))
+                  (v128.store (local.get $out)
+                    (f32x4.add (local.get $d) (f32x4.mul (v128.const f32x4 4 4 4 4) (f32x4.sub (local.get $x0) (local.get $x2)))))
+                  (v128.store (i32.add (local.get $out) (local.get $os))
+                    (f32x4.sub (f32x4.add (local.get $x3) (local.get $x4))
+                      (f32x4.mul (v128.const f32x4 4 4 4 4) (f32x4.add (local.get $x1) (local.get $x2)))))
+                  (v128.store (i32.add (local.get $out) (i32.shl (local.get $os) (i32.const 1)))
+                    (f32x4.add (f32x4.sub (local.get $x4) (local.get $x3))
+                      (f32x4.mul (v128.const f32x4 4 4 4 4) (f32x4.sub (local.get $x1) (local.get $x2)))))
+                  (local.set $e (f32x4.mul (v128.const f32x4 2 2 2 2) (f32x4.sub (local.get $x3) (local.get $x1))))
+                  (v128.store (i32.add (local.get $out) (i32.mul (local.get $os) (i32.const 3)))
+                    (f32x4.add (local.get $d) (local.get $e)))
+                  (v128.store (i32.add (local.get $out) (i32.shl (local.get $os) (i32.const 2)))
+                    (f32x4.sub (local.get $d) (local.get $e)))
+                  (v128.store (i32.add (local.get $out) (i32.mul (local.get $os) (i32.const 5)))
+                    (f32x4.add (f32x4.sub (local.get $x5) (local.get $x3))
+                      (f32x4.mul (v128.const f32x4 4 4 4 4) (f32x4.sub (local.get $x1) (local.get $x3))))))
+                (else
+                  ;; B^T of F(2x2, 3x3).
+                  (v128.store (local.get $out) (f32x4.sub (local.get $x0) (local.get $x2)))
+                  (v128.store (i32.add (local.get $out) (local.get $os)) (f32x4.add (local.get $x1) (local.get $x2)))
+                  (v128.store (i32.add (local.get $out) (i32.shl (local.get $os) (i32.const 1)))
+                    (f32x4.sub (local.get $x2) (local.get $x1)))
+                  (v128.store (i32.add (local.get $out) (i32.mul (local.get $os) (i32.const 3)))
+                    (f32x4.sub (local.get $x1) (local.get $x3)))))
+              (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $kLoop)))
+            (local.set $ch (i32.add (local.get $ch) (i32.const 4))) (br $cLoop)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 1))) (br $xLoop)))
+        (local.set $ty (i32.add (local.get $ty) (i32.const 1))) (br $yLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1))) (br $bLoop)))
+  )
+
+  ;; Y = A^T M A for every tile, from the a * a products M (element (p, t, ch) at p * sP + t * sT +
+  ;; ch, channels contiguous), plus bias[ch] when bias is not 0, then the relu when relu is 1,
+  ;; into out (NHWC [n, oh, ow, c]); the part of a tile past the output's edge is dropped.
+  (func (export "winograd_output")
+    (param $mm i32) (param $out i32) (param $bias i32) (param $n i32) (param $oh i32) (param $ow i32)
+    (param $c i32) (param $tilesY i32) (param $tilesX i32) (param $m i32) (param $relu i32)
+    (param $sP i32) (param $sT i32) (param $scratch i32)
+    (local $a i32) (local $b i32) (local $ty i32) (local $tx i32) (local $t i32) (local $ch i32)
+    (local $r i32) (local $s i32) (local $k i32) (local $y i32) (local $xx i32) (local $pixel i32)
+    (local $s0 i32) (local $s1 i32) (local $in i32) (local $is i32) (local $o i32) (local $os i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $x4 v128) (local $x5 v128)
+    (local $p v128) (local $q v128) (local $bv v128) (local $val v128)
+    (local.set $a (i32.add (local.get $m) (i32.const 2)))
+    (local.set $pixel (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $s0 (local.get $scratch))
+    (local.set $s1 (i32.add (local.get $scratch) (i32.const 576)))
+    (local.set $t (i32.const 0))
+    (local.set $b (i32.const 0))
+    (block $bEnd (loop $bLoop (br_if $bEnd (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $ty (i32.const 0))
+      (block $yEnd (loop $yLoop (br_if $yEnd (i32.ge_u (local.get $ty) (local.get $tilesY)))
+        (local.set $tx (i32.const 0))
+        (block $xEnd (loop $xLoop (br_if $xEnd (i32.ge_u (local.get $tx) (local.get $tilesX)))
+          (local.set $ch (i32.const 0))
+          (block $cEnd (loop $cLoop (br_if $cEnd (i32.ge_u (local.get $ch) (local.get $c)))
+            ;; a + m passes of the 1-D transform A^T: pass j < a takes column j of M (straight
+            ;; from the products) into column j of s0 (m rows of a); pass a + r takes row r of s0
+            ;; into row r of s1 (m rows of m).
+            (local.set $k (i32.const 0))
+            (block $kEnd (loop $kLoop (br_if $kEnd (i32.ge_u (local.get $k) (i32.add (local.get $a) (local.get $m))))
+              (if (i32.lt_u (local.get $k) (local.get $a))
+                (then
+                  (local.set $in (i32.add (local.get $mm) (i32.shl (i32.add (i32.add
+                    (i32.mul (local.get $k) (local.get $sP)) (i32.mul (local.get $t) (local.get $sT))) (local.get $ch)) (i32.const 2))))
+                  (local.set $is (i32.shl (i32.mul (local.get $a) (local.get $sP)) (i32.const 2)))
+                  (local.set $o (i32.add (local.get $s0) (i32.shl (local.get $k) (i32.const 4))))
+                  (local.set $os (i32.shl (local.get $a) (i32.const 4))))
+                (else
+                  (local.set $r (i32.sub (local.get $k) (local.get $a)))
+                  (local.set $in (i32.add (local.get $s0) (i32.shl (i32.mul (local.get $r) (local.get $a)) (i32.const 4))))
+                  (local.set $is (i32.const 16))
+                  (local.set $o (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $r) (local.get $m)) (i32.const 4))))
+                  (local.set $os (i32.const 16))))
+              (local.set $x0 (v128.load (local.get $in)))
+              (local.set $x1 (v128.load (i32.add (local.get $in) (local.get $is))))
+              (local.set $x2 (v128.load (i32.add (local.get $in) (i32.shl (local.get $is) (i32.const 1)))))
+              (local.set $x3 (v128.load (i32.add (local.get $in) (i32.mul (local.get $is) (i32.const 3)))))
+              (if (i32.eq (local.get $m) (i32.const 4))
+                (then
+                  (local.set $x4 (v128.load (i32.add (local.get $in) (i32.shl (local.get $is) (i32.const 2)))))
+                  (local.set $x5 (v128.load (i32.add (local.get $in) (i32.mul (local.get $is) (i32.const 5)))))
+                  ;; A^T of F(4x4, 3x3): with p = x1 + x2, q = x3 + x4 and the differences.
+                  (local.set $p (f32x4.add (local.get $x1) (local.get $x2)))
+                  (local.set $q (f32x4.add (local.get $x3) (local.get $x4)))
+                  (v128.store (local.get $o) (f32x4.add (f32x4.add (local.get $x0) (local.get $p)) (local.get $q)))
+                  (v128.store (i32.add (local.get $o) (i32.shl (local.get $os) (i32.const 1)))
+                    (f32x4.add (local.get $p) (f32x4.mul (v128.const f32x4 4 4 4 4) (local.get $q))))
+                  (local.set $p (f32x4.sub (local.get $x1) (local.get $x2)))
+                  (local.set $q (f32x4.sub (local.get $x3) (local.get $x4)))
+                  (v128.store (i32.add (local.get $o) (local.get $os))
+                    (f32x4.add (local.get $p) (f32x4.mul (v128.const f32x4 2 2 2 2) (local.get $q))))
+                  (v128.store (i32.add (local.get $o) (i32.mul (local.get $os) (i32.const 3)))
+                    (f32x4.add (f32x4.add (local.get $p) (f32x4.mul (v128.const f32x4 8 8 8 8) (local.get $q))) (local.get $x5))))
+                (else
+                  ;; A^T of F(2x2, 3x3).
+                  (v128.store (local.get $o) (f32x4.add (f32x4.add (local.get $x0) (local.get $x1)) (local.get $x2)))
+                  (v128.store (i32.add (local.get $o) (local.get $os))
+                    (f32x4.sub (f32x4.sub (local.get $x1) (local.get $x2)) (local.get $x3)))))
+              (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $kLoop)))
+            ;; The tile's m x m outputs, plus the bias, through the relu, inside the output only.
+            (local.set $bv (v128.const i32x4 0 0 0 0))
+            (if (local.get $bias) (then
+              (local.set $bv (v128.load (i32.add (local.get $bias) (i32.shl (local.get $ch) (i32.const 2)))))))
+            (local.set $r (i32.const 0))
+            (block $rEnd (loop $rLoop (br_if $rEnd (i32.ge_u (local.get $r) (local.get $m)))
+              (local.set $y (i32.add (i32.mul (local.get $ty) (local.get $m)) (local.get $r)))
+              (local.set $s (i32.const 0))
+              (block $sEnd (loop $sLoop (br_if $sEnd (i32.ge_u (local.get $s) (local.get $m)))
+                (local.set $xx (i32.add (i32.mul (local.get $tx) (local.get $m)) (local.get $s)))
+                (if (i32.and (i32.lt_u (local.get $y) (local.get $oh)) (i32.lt_u (local.get $xx) (local.get $ow))) (then
+                  (local.set $val (v128.load (i32.add (local.get $s1)
+                    (i32.shl (i32.add (i32.mul (local.get $r) (local.get $m)) (local.get $s)) (i32.const 4)))))
+                  (if (local.get $bias) (then (local.set $val (f32x4.add (local.get $val) (local.get $bv)))))
+                  (if (local.get $relu) (then (local.set $val (f32x4.max (local.get $val) (v128.const f32x4 0 0 0 0)))))
+                  (v128.store (i32.add (local.get $out) (i32.add
+                    (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $oh)) (local.get $y)) (local.get $ow)) (local.get $xx)) (local.get $pixel))
+                    (i32.shl (local.get $ch) (i32.const 2))))
+                    (local.get $val))))
+                (local.set $s (i32.add (local.get $s) (i32.const 1))) (br $sLoop)))
+              (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
+            (local.set $ch (i32.add (local.get $ch) (i32.const 4))) (br $cLoop)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 1))) (br $xLoop)))
+        (local.set $ty (i32.add (local.get $ty) (i32.const 1))) (br $yLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1))) (br $bLoop)))
+  )
+
+  ;; A dY A^T for every m x m tile dY of the output's gradient dz (NHWC [n, oh, ow, c], 0 past its
+  ;; edge), written to g (element (p, t, ch) at p * sP + t * sT + ch, channels contiguous): what
+  ;; the filter gradient multiplies with the input's transformed tiles.
+  (func (export "winograd_gradient")
+    (param $dz i32) (param $g i32) (param $n i32) (param $oh i32) (param $ow i32) (param $c i32)
+    (param $tilesY i32) (param $tilesX i32) (param $m i32) (param $sP i32) (param $sT i32) (param $scratch i32)
+    (local $a i32) (local $b i32) (local $ty i32) (local $tx i32) (local $t i32) (local $ch i32)
+    (local $r i32) (local $s i32) (local $k i32) (local $y i32) (local $xx i32) (local $pixel i32)
+    (local $s0 i32) (local $s1 i32) (local $in i32) (local $is i32) (local $o i32) (local $os i32) (local $at i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $p v128) (local $q v128)
+    (local.set $a (i32.add (local.get $m) (i32.const 2)))
+    (local.set $pixel (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $s0 (local.get $scratch))
+    (local.set $s1 (i32.add (local.get $scratch) (i32.const 576)))
+    (local.set $t (i32.const 0))
+    (local.set $b (i32.const 0))
+    (block $bEnd (loop $bLoop (br_if $bEnd (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $ty (i32.const 0))
+      (block $yEnd (loop $yLoop (br_if $yEnd (i32.ge_u (local.get $ty) (local.get $tilesY)))
+        (local.set $tx (i32.const 0))
+        (block $xEnd (loop $xLoop (br_if $xEnd (i32.ge_u (local.get $tx) (local.get $tilesX)))
+          (local.set $ch (i32.const 0))
+          (block $cEnd (loop $cLoop (br_if $cEnd (i32.ge_u (local.get $ch) (local.get $c)))
+            ;; The tile's m x m gradients of four channels into s0, row-major, 0 past the edge.
+            (local.set $r (i32.const 0))
+            (block $grEnd (loop $grLoop (br_if $grEnd (i32.ge_u (local.get $r) (local.get $m)))
+              (local.set $y (i32.add (i32.mul (local.get $ty) (local.get $m)) (local.get $r)))
+              (local.set $s (i32.const 0))
+              (block $gsEnd (loop $gsLoop (br_if $gsEnd (i32.ge_u (local.get $s) (local.get $m)))
+                (local.set $xx (i32.add (i32.mul (local.get $tx) (local.get $m)) (local.get $s)))
+                (local.set $at (i32.add (local.get $s0) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $m)) (local.get $s)) (i32.const 4))))
+                (if (i32.and (i32.lt_u (local.get $y) (local.get $oh)) (i32.lt_u (local.get $xx) (local.get $ow)))
+                  (then (v128.store (local.get $at) (v128.load (i32.add (local.get $dz) (i32.add
+                    (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $oh)) (local.get $y)) (local.get $ow)) (local.get $xx)) (local.get $pixel))
+                    (i32.shl (local.get $ch) (i32.const 2)))))))
+                  (else (v128.store (local.get $at) (v128.const i32x4 0 0 0 0))))
+                (local.set $s (i32.add (local.get $s) (i32.const 1))) (br $gsLoop)))
+              (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $grLoop)))
+            ;; m + a passes of the 1-D transform A: pass r < m takes row r of s0 (m values) into
+            ;; row r of s1 (a values); pass m + j takes column j of s1 into the a matrices of
+            ;; column j (p = i * a + j) of g.
+            (local.set $k (i32.const 0))
+            (block $kEnd (loop $kLoop (br_if $kEnd (i32.ge_u (local.get $k) (i32.add (local.get $m) (local.get $a))))
+              (if (i32.lt_u (local.get $k) (local.get $m))
+                (then
+                  (local.set $in (i32.add (local.get $s0) (i32.shl (i32.mul (local.get $k) (local.get $m)) (i32.const 4))))
+                  (local.set $is (i32.const 16))
+                  (local.set $o (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $k) (local.get $a)) (i32.const 4))))
+                  (local.set $os (i32.const 16)))
+                (else
+                  (local.set $s (i32.sub (local.get $k) (local.get $m)))
+                  (local.set $in (i32.add (local.get $s1) (i32.shl (local.get $s) (i32.const 4))))
+                  (local.set $is (i32.shl (local.get $a) (i32.const 4)))
+                  (local.set $o (i32.add (local.get $g) (i32.shl (i32.add (i32.add
+                    (i32.mul (local.get $s) (local.get $sP)) (i32.mul (local.get $t) (local.get $sT))) (local.get $ch)) (i32.const 2))))
+                  (local.set $os (i32.shl (i32.mul (local.get $a) (local.get $sP)) (i32.const 2)))))
+              (local.set $x0 (v128.load (local.get $in)))
+              (local.set $x1 (v128.load (i32.add (local.get $in) (local.get $is))))
+              (if (i32.eq (local.get $m) (i32.const 4))
+                (then
+                  (local.set $x2 (v128.load (i32.add (local.get $in) (i32.shl (local.get $is) (i32.const 1)))))
+                  (local.set $x3 (v128.load (i32.add (local.get $in) (i32.mul (local.get $is) (i32.const 3)))))
+                  ;; A of F(4x4, 3x3): with p = x0 + x2, q = x1 + x3, then x0 + 4 x2 and 2 (x1 + 4 x3).
+                  (local.set $p (f32x4.add (local.get $x0) (local.get $x2)))
+                  (local.set $q (f32x4.add (local.get $x1) (local.get $x3)))
+                  (v128.store (local.get $o) (local.get $x0))
+                  (v128.store (i32.add (local.get $o) (local.get $os)) (f32x4.add (local.get $p) (local.get $q)))
+                  (v128.store (i32.add (local.get $o) (i32.shl (local.get $os) (i32.const 1))) (f32x4.sub (local.get $p) (local.get $q)))
+                  (local.set $p (f32x4.add (local.get $x0) (f32x4.mul (v128.const f32x4 4 4 4 4) (local.get $x2))))
+                  (local.set $q (f32x4.mul (v128.const f32x4 2 2 2 2)
+                    (f32x4.add (local.get $x1) (f32x4.mul (v128.const f32x4 4 4 4 4) (local.get $x3)))))
+                  (v128.store (i32.add (local.get $o) (i32.mul (local.get $os) (i32.const 3))) (f32x4.add (local.get $p) (local.get $q)))
+                  (v128.store (i32.add (local.get $o) (i32.shl (local.get $os) (i32.const 2))) (f32x4.sub (local.get $p) (local.get $q)))
+                  (v128.store (i32.add (local.get $o) (i32.mul (local.get $os) (i32.const 5))) (local.get $x3)))
+                (else
+                  ;; A of F(2x2, 3x3).
+                  (v128.store (local.get $o) (local.get $x0))
+                  (v128.store (i32.add (local.get $o) (local.get $os)) (f32x4.add (local.get $x0) (local.get $x1)))
+                  (v128.store (i32.add (local.get $o) (i32.shl (local.get $os) (i32.const 1))) (f32x4.sub (local.get $x0) (local.get $x1)))
+                  (v128.store (i32.add (local.get $o) (i32.mul (local.get $os) (i32.const 3))) (f32x4.neg (local.get $x1)))))
+              (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $kLoop)))
+            (local.set $ch (i32.add (local.get $ch) (i32.const 4))) (br $cLoop)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 1))) (br $xLoop)))
+        (local.set $ty (i32.add (local.get $ty) (i32.const 1))) (br $yLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1))) (br $bLoop)))
+  )
+
+  ;; The filter gradient's products, summed over tiles: for each position p < area and channel pair,
+  ;; sums[p][ci][co] (float64) += the float32 sum over t, in order, of v[p][t][ci] * g[p][t][co],
+  ;; with v element (p, t, ci) at p * vP + t * cin + ci and g's (p, t, co) at p * gP + t * cout + co.
+  ;; Neither operand is reused, so XNNPACK would pack one of them for every product (~5 ns a float,
+  ;; more than the product costs): this multiplies them as they are, 4 x 8 outputs at a time
+  ;; (4 x 4 for the last four columns), each output's products added in order of t.
+  (func (export "winograd_filter_products")
+    (param $v i32) (param $g i32) (param $sums i32) (param $area i32) (param $tiles i32)
+    (param $cin i32) (param $cout i32) (param $vP i32) (param $gP i32)
+    (local $p i32) (local $ci i32) (local $co i32) (local $t i32) (local $vp i32) (local $gp i32)
+    (local $va i32) (local $ga i32) (local $vRow i32) (local $gRow i32) (local $out i32) (local $r i32) (local $wide i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $x v128) (local $d0 v128) (local $d1 v128) (local $acc v128)
+    (local.set $vRow (i32.shl (local.get $cin) (i32.const 2)))
+    (local.set $gRow (i32.shl (local.get $cout) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $area)))
+      (local.set $vp (i32.add (local.get $v) (i32.shl (i32.mul (local.get $p) (local.get $vP)) (i32.const 2))))
+      (local.set $gp (i32.add (local.get $g) (i32.shl (i32.mul (local.get $p) (local.get $gP)) (i32.const 2))))
+      (local.set $ci (i32.const 0))
+      (block $ciEnd (loop $ciLoop (br_if $ciEnd (i32.ge_u (local.get $ci) (local.get $cin)))
+        (local.set $co (i32.const 0))
+        (block $coEnd (loop $coLoop (br_if $coEnd (i32.ge_u (local.get $co) (local.get $cout)))
+          (local.set $wide (i32.le_u (i32.add (local.get $co) (i32.const 8)) (local.get $cout)))
+          (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+          (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+          (local.set $b0 (v128.const i32x4 0 0 0 0)) (local.set $b1 (v128.const i32x4 0 0 0 0))
+          (local.set $b2 (v128.const i32x4 0 0 0 0)) (local.set $b3 (v128.const i32x4 0 0 0 0))
+          (local.set $va (i32.add (local.get $vp) (i32.shl (local.get $ci) (i32.const 2))))
+          (local.set $ga (i32.add (local.get $gp) (i32.shl (local.get $co) (i32.const 2))))
+          (local.set $t (i32.const 0))
+          (if (local.get $wide)
+            (then
+              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $tiles)))
+                (local.set $x (v128.load (local.get $va)))
+                (local.set $d0 (v128.load (local.get $ga)))
+                (local.set $d1 (v128.load offset=16 (local.get $ga)))
+                (local.set $acc (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x) (local.get $x)))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $acc) (local.get $d0))))
+                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $acc) (local.get $d1))))
+                (local.set $acc (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x) (local.get $x)))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $acc) (local.get $d0))))
+                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $acc) (local.get $d1))))
+                (local.set $acc (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x) (local.get $x)))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $acc) (local.get $d0))))
+                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $acc) (local.get $d1))))
+                (local.set $acc (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x) (local.get $x)))
+                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $acc) (local.get $d0))))
+                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $acc) (local.get $d1))))
+                (local.set $va (i32.add (local.get $va) (local.get $vRow)))
+                (local.set $ga (i32.add (local.get $ga) (local.get $gRow)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop))))
+            (else
+              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $tiles)))
+                (local.set $x (v128.load (local.get $va)))
+                (local.set $d0 (v128.load (local.get $ga)))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+                  (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+                  (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+                  (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+                  (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $va (i32.add (local.get $va) (local.get $vRow)))
+                (local.set $ga (i32.add (local.get $ga) (local.get $gRow)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop2)))))
+          ;; Rows ci .. ci + 3 of the block into the float64 sums, columns co .. co + 7 (or + 3).
+          (local.set $r (i32.const 0))
+          (block $rEnd (loop $rLoop (br_if $rEnd (i32.ge_u (local.get $r) (i32.const 4)))
+            (local.set $out (i32.add (local.get $sums) (i32.shl (i32.add (i32.mul
+              (i32.add (i32.mul (local.get $p) (local.get $cin)) (i32.add (local.get $ci) (local.get $r))) (local.get $cout))
+              (local.get $co)) (i32.const 3))))
+            (local.set $d0 (select (local.get $a0) (select (local.get $a1) (select (local.get $a2) (local.get $a3)
+              (i32.eq (local.get $r) (i32.const 2))) (i32.eq (local.get $r) (i32.const 1))) (i32.eqz (local.get $r))))
+            (local.set $d1 (select (local.get $b0) (select (local.get $b1) (select (local.get $b2) (local.get $b3)
+              (i32.eq (local.get $r) (i32.const 2))) (i32.eq (local.get $r) (i32.const 1))) (i32.eqz (local.get $r))))
+            (v128.store (local.get $out) (f64x2.add (v128.load (local.get $out)) (f64x2.promote_low_f32x4 (local.get $d0))))
+            (v128.store offset=16 (local.get $out) (f64x2.add (v128.load offset=16 (local.get $out))
+              (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d0) (local.get $d0)))))
+            (if (local.get $wide) (then
+              (v128.store offset=32 (local.get $out) (f64x2.add (v128.load offset=32 (local.get $out)) (f64x2.promote_low_f32x4 (local.get $d1))))
+              (v128.store offset=48 (local.get $out) (f64x2.add (v128.load offset=48 (local.get $out))
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d1) (local.get $d1)))))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
+          (local.set $co (i32.add (local.get $co) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $coLoop)))
+        (local.set $ci (i32.add (local.get $ci) (i32.const 4))) (br $ciLoop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
+  )
+)
