@@ -84,9 +84,14 @@ export interface WinogradPlan {
  */
 export const MIN_PRODUCT_DEPTH = 32;
 
+/** Whether the kernels can compute a convolution at all: 3x3, channel counts multiples of 4. */
+export function winogradCan(spec: ConvSpec, input: Shape): boolean {
+  return spec.kernel === 3 && input[2] % 4 === 0 && spec.filters % 4 === 0;
+}
+
 export function winogradPlan(spec: ConvSpec, input: Shape): WinogradPlan | undefined {
   const channels = input[2];
-  if (spec.kernel !== 3 || channels % 4 !== 0 || spec.filters % 4 !== 0) return undefined;
+  if (!winogradCan(spec, input)) return undefined;
   return {
     tile: 4,
     forward: channels >= MIN_PRODUCT_DEPTH,
@@ -130,6 +135,9 @@ export class WinogradConv {
     const { input, output, padBefore, tile, chunk } = options;
     const [h, w, channels] = input;
     const [oh, ow, filters] = output;
+    if (channels % 4 !== 0 || filters % 4 !== 0) {
+      throw new Error(`Winograd's kernels take channels four at a time, got ${channels} in and ${filters} out`);
+    }
     this.#m = tile;
     this.#a = tile + 2;
     this.#chunk = chunk;
