@@ -9,10 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { heapMatMul, PackedOperand } from '../dist/src/model/heap-matmul.js';
-import { emptyTensor, heapView, heapView64, offsetOf, winogradKernels } from '../dist/src/model/kernels.js';
+import { emptyTensor, heapView, offsetOf, winogradKernels } from '../dist/src/model/kernels.js';
 import { WinogradConv } from '../dist/src/model/winograd.js';
 import {
-  winogradFilterProducts,
   winogradGradient,
   winogradInput,
   winogradOutput,
@@ -150,40 +149,6 @@ describe.each([2, 4] as WinogradTile[])('the F(%ix%i, 3x3) transforms', (m) => {
         const expected = new Float32Array(a * a * strides.sP).fill(7);
         winogradGradient(dz, expected, { ...g, tilesY, tilesX, m }, strides);
         expect(bits(heapView(out))).toEqual(bits(expected));
-      });
-    });
-  }
-});
-
-describe('winograd_filter_products', () => {
-  for (const shape of [
-    { area: 16, tiles: 13, cin: 8, cout: 12 },
-    { area: 36, tiles: 7, cin: 4, cout: 8 },
-    { area: 2, tiles: 40, cin: 12, cout: 4 },
-  ]) {
-    it(`equals the reference bit for bit, adding to float64 sums: ${shape.area} positions, ${shape.tiles} tiles, ${shape.cin} x ${shape.cout} channels`, () => {
-      tf.tidy(() => {
-        const vP = shape.tiles * shape.cin + 3;
-        const gP = shape.tiles * shape.cout + 1;
-        const v = values(shape.area * vP, shape.cin);
-        const g = values(shape.area * gP, shape.cout);
-        const length = shape.area * shape.cin * shape.cout;
-        const sums = emptyTensor([2 * length]);
-        heapView64(sums).fill(0.25);
-        winogradKernels().winograd_filter_products(
-          offsetOf(onHeap(v)),
-          offsetOf(onHeap(g)),
-          offsetOf(sums),
-          shape.area,
-          shape.tiles,
-          shape.cin,
-          shape.cout,
-          vP,
-          gP,
-        );
-        const expected = new Float64Array(length).fill(0.25);
-        winogradFilterProducts(v, g, expected, { ...shape, vP, gP });
-        expect(bits(heapView64(sums))).toEqual(bits(expected));
       });
     });
   }

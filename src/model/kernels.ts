@@ -85,6 +85,17 @@ export interface GlueKernels {
   bytes_to_floats(bytes: number, floats: number, length: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
   bias_rows(z: number, bias: number, rows: number, cols: number, relu: number): void;
+  outer_products(
+    a: number,
+    b: number,
+    sums: number,
+    count: number,
+    rows: number,
+    m: number,
+    n: number,
+    aP: number,
+    bP: number,
+  ): void;
 }
 
 /**
@@ -137,17 +148,6 @@ export interface WinogradKernels {
     sP: number,
     sT: number,
     scratch: number,
-  ): void;
-  winograd_filter_products(
-    v: number,
-    g: number,
-    sums: number,
-    area: number,
-    tiles: number,
-    cin: number,
-    cout: number,
-    vP: number,
-    gP: number,
   ): void;
 }
 

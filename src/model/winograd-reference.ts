@@ -219,25 +219,3 @@ export function winogradGradient(
     }
   }
 }
-
-/**
- * The filter gradient's products: for each position p < area, sums[p][ci][co] (float64) += the
- * float32 sum, in order of t, of v[p][t][ci] * g[p][t][co] (v's matrices vP apart, g's gP).
- */
-export function winogradFilterProducts(
-  v: Float32Array,
-  g: Float32Array,
-  sums: Float64Array,
-  shape: { area: number; tiles: number; cin: number; cout: number; vP: number; gP: number },
-): void {
-  const { area, tiles, cin, cout, vP, gP } = shape;
-  for (let p = 0; p < area; p++) {
-    for (let ci = 0; ci < cin; ci++) {
-      for (let co = 0; co < cout; co++) {
-        let sum = 0;
-        for (let t = 0; t < tiles; t++) sum = f(sum + f(v[p * vP + t * cin + ci] * g[p * gP + t * cout + co]));
-        sums[(p * cin + ci) * cout + co] += sum;
-      }
-    }
-  }
-}

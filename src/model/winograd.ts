@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { heapMatMul, PackedOperand } from './heap-matmul.js';
-import { emptyTensor, heapView, heapView64, offsetOf, winogradKernels } from './kernels.js';
+import { emptyTensor, glueKernels, heapView, heapView64, offsetOf, winogradKernels } from './kernels.js';
 import type { ConvSpec, Shape } from './spec.js';
 import type { WinogradTile } from './winograd-reference.js';
 
@@ -24,8 +24,10 @@ export type { WinogradTile } from './winograd-reference.js';
  *                                    dM_p [tiles, out] = A dY A^T of the output gradient's tiles
  *             dW = G^T dU G          summed over the chunks in float64, then transformed back
  *
- * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap; the products run straight
- * on XNNPACK (heap-matmul.ts). Every pass goes through the batch in blocks of `chunk` samples, so
+ * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap; the products of the forward
+ * pass and the input gradient run straight on XNNPACK (heap-matmul.ts), where the transformed
+ * filter is packed once a step; the filter gradient's, where neither operand is reused, on
+ * kernels.wat's `outer_products`, which needs no packing. Every pass goes through the batch in blocks of `chunk` samples, so
  * that a block's transformed tiles stay in cache between the kernels and the products. The filter
  * gradient's blocks are the convolution's chunks (aligned to the epoch's order, see conv.ts), each
  * product a float32 sum over one chunk's tiles: N workers do the arithmetic of 1.
@@ -267,7 +269,7 @@ export class WinogradConv {
         filters,
         offsetOf(scratch),
       );
-      kernels.winograd_filter_products(
+      glueKernels().outer_products(
         offsetOf(inputs),
         offsetOf(gradients),
         offsetOf(products),

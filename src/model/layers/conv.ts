@@ -16,8 +16,9 @@ import { WinogradConv, type WinogradPlan, winogradPlan } from '../winograd.js';
  *                                            transposed im2col is built from the input's channel
  *                                            planes by kernels.wat
  *        or   dW^T = dZ^T · cols(X)          for a first layer with few inputs per output (k*k*in
- *                                            <= out): XNNPACK packs the second operand, whose
- *                                            cost grows with its width, so the narrower goes there
+ *                                            <= out): the outer products of dZ's rows and
+ *                                            im2col's, summed by kernels.wat (XNNPACK would pack
+ *                                            one of them, at ~5 ns a float, for every chunk)
  *   input     dX = conv2d(dZ, W')            W' = W rotated 180 degrees, in and out swapped, the
  *                                            padding mirrored: the transposed convolution as a
  *                                            forward one
@@ -253,16 +254,20 @@ export class ConvCompute implements LayerCompute {
     }
     let dz: tf.Tensor | undefined;
     if (this.#transposedFilterGradient) {
-      // dW^T = dZ^T · cols, chunk by chunk: dZ^T is written per chunk, channel-major.
+      // dW^T = dZ^T · cols, chunk by chunk, as the outer products of dZ's rows and im2col's rows.
       const rows = input.rows();
+      const most = Math.max(...chunks.map(([from, to]) => to - from)) * positions;
+      // 3 floats to spare after each: outer_products may read that far past the last row.
+      const part = emptyTensor([most * filters + 3]);
+      const columns = emptyTensor([most * this.#taps + 3]);
+      const transposed = emptyTensor([2 * filters * this.#taps]);
+      heapView64(transposed).fill(0);
       for (const [from, to] of chunks) {
         const n = to - from;
-        const dzT = emptyTensor([filters, n * positions]);
-        const columns = emptyTensor([n * positions, this.#taps]);
         kernels.activation_backward(
           offsetOf(activations) + from * positions * filters * 4,
           offsetOf(upstream) + from * strides.sB * 4,
-          offsetOf(dzT),
+          offsetOf(part),
           offsetOf(biasSums),
           n,
           positions,
@@ -274,9 +279,9 @@ export class ConvCompute implements LayerCompute {
           strides.sB,
           strides.sP,
           strides.sC,
-          positions,
+          positions * filters,
+          filters,
           1,
-          n * positions,
         );
         kernels.im2col(
           offsetOf(rows) + from * height * width * channels * 4,
@@ -291,10 +296,21 @@ export class ConvCompute implements LayerCompute {
           outHeight,
           outWidth,
         );
-        const part = heapView(tf.matMul(dzT as tf.Tensor2D, columns as tf.Tensor2D));
-        for (let f = 0; f < filters; f++) {
-          for (let t = 0; t < this.#taps; t++) sums[t * filters + f] += part[f * this.#taps + t];
-        }
+        kernels.outer_products(
+          offsetOf(part),
+          offsetOf(columns),
+          offsetOf(transposed),
+          1,
+          n * positions,
+          filters,
+          this.#taps,
+          0,
+          0,
+        );
+      }
+      const products = heapView64(transposed);
+      for (let f = 0; f < filters; f++) {
+        for (let t = 0; t < this.#taps; t++) sums[t * filters + f] = products[f * this.#taps + t];
       }
     } else {
       // dW = cols^T · dZ, chunk by chunk: dZ is written whole (NHWC), which the input gradient needs too.
