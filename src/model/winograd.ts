@@ -102,6 +102,28 @@ export function winogradPlan(spec: ConvSpec, input: Shape): WinogradPlan | undef
   };
 }
 
+/**
+ * Multiply-adds of one sample's Winograd products in each pass: (m + 2)^2 per tile and channel
+ * pair, the tiles covering the pass's output (those past the edge count: they are computed).
+ */
+export function winogradMacs(
+  spec: ConvSpec,
+  input: Shape,
+  output: Shape,
+  tile: WinogradTile,
+): Record<WinogradPass, number> {
+  const area = (tile + 2) ** 2;
+  const tiles = (shape: Shape) => Math.ceil(shape[0] / tile) * Math.ceil(shape[1] / tile);
+  const pairs = input[2] * spec.filters;
+  return {
+    forward: area * tiles(output) * pairs,
+    inputGradient: area * tiles(input) * pairs,
+    filterGradient: area * tiles(output) * pairs,
+  };
+}
+
+export type WinogradPass = 'forward' | 'inputGradient' | 'filterGradient';
+
 /** A pass's geometry: its input's NHWC shape, its output's, the padding before, and the tiles. */
 interface Pass {
   readonly h: number;
