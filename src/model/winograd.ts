@@ -146,9 +146,10 @@ export class WinogradConv {
   readonly #backward: Pass;
   readonly #prepareForward: boolean;
   readonly #prepareInputGradient: boolean;
-  /** Scratch for the filter transforms, float64: half-transformed, and one position's pairs. */
+  /** Scratch for the filter transforms: the rotated filter, and float64 sums half and wholly transformed. */
+  readonly #rotated: Float32Array;
   readonly #half: Float64Array;
-  readonly #pair: Float64Array;
+  readonly #whole: Float64Array;
   #filter: tf.Tensor | undefined;
   #flipped: tf.Tensor | undefined;
   #bias: tf.Tensor | undefined;
@@ -181,7 +182,8 @@ export class WinogradConv {
       tilesX: tiles(w),
     };
     this.#half = new Float64Array(this.#a * 3 * channels * filters);
-    this.#pair = new Float64Array(channels * filters);
+    this.#rotated = new Float32Array(options.inputGradient ? 9 * channels * filters : 0);
+    this.#whole = new Float64Array(this.#a * this.#a * channels * filters);
   }
 
   /**
@@ -194,7 +196,7 @@ export class WinogradConv {
     const size = channels * filters * 4;
     if (this.#prepareForward) {
       const filter = (this.#filter = emptyTensor([area, channels, filters]));
-      this.#transformFilter(kernel, heapView(filter), false);
+      this.#transformFilter(kernel, heapView(filter));
       this.#bias = emptyTensor([filters]);
       heapView(this.#bias).set(bias);
       this.#packed = Array.from(
@@ -203,8 +205,17 @@ export class WinogradConv {
       );
     }
     if (this.#prepareInputGradient) {
+      // W rotated 180 degrees, in and out swapped: [3, 3, out, in].
+      const rotated = this.#rotated;
+      for (let tap = 0; tap < 9; tap++) {
+        const from = (8 - tap) * channels * filters;
+        const to = tap * filters * channels;
+        for (let c = 0; c < channels; c++) {
+          for (let f = 0; f < filters; f++) rotated[to + f * channels + c] = kernel[from + c * filters + f];
+        }
+      }
       const flipped = (this.#flipped = emptyTensor([area, filters, channels]));
-      this.#transformFilter(kernel, heapView(flipped), true);
+      this.#transformFilter(rotated, heapView(flipped));
       this.#packedFlipped = Array.from(
         { length: area },
         (_, p) => new PackedOperand(offsetOf(flipped) + p * size, filters, channels),
@@ -373,49 +384,40 @@ export class WinogradConv {
   }
 
   /**
-   * U_p = (G g G^T)_p for every channel pair, in float64, rounded once: into `u`, `[a * a, in,
-   * out]`, or, `flipped`, the filter rotated 180 degrees with in and out swapped, `[a * a, out, in]`.
+   * U_p = (G g G^T)_p for every channel pair of `kernel` (Keras's layout, `[3, 3, in, out]`: the
+   * pairs in u's order), in float64, rounded once: into `u`, `[a * a, in, out]`.
    */
-  #transformFilter(kernel: Float32Array, u: Float32Array, flipped: boolean): void {
-    const { in: channels, out: filters } = this.#forward;
+  #transformFilter(kernel: Float32Array, u: Float32Array): void {
     const g = G[this.#m];
     const a = this.#a;
-    const pairs = channels * filters;
+    const pairs = kernel.length / 9;
+    // half[i][kx] = sum over ky of G[i][ky] g[ky][kx].
     const half = this.#half.fill(0);
-    // half[i][kx] = sum over ky of G[i][ky] g[ky][kx], the pairs in u's order.
     for (let ky = 0; ky < 3; ky++) {
       for (let kx = 0; kx < 3; kx++) {
-        const tap = flipped ? (2 - ky) * 3 + (2 - kx) : ky * 3 + kx;
-        const from = tap * pairs;
+        const from = (ky * 3 + kx) * pairs;
         for (let i = 0; i < a; i++) {
           const coefficient = g[i][ky];
           if (coefficient === 0) continue;
           const to = (i * 3 + kx) * pairs;
-          if (flipped) {
-            for (let c = 0; c < channels; c++) {
-              for (let f = 0; f < filters; f++)
-                half[to + f * channels + c] += coefficient * kernel[from + c * filters + f];
-            }
-          } else {
-            for (let q = 0; q < pairs; q++) half[to + q] += coefficient * kernel[from + q];
-          }
+          for (let q = 0; q < pairs; q++) half[to + q] += coefficient * kernel[from + q];
         }
       }
     }
     // u[i * a + j] = sum over kx of half[i][kx] G[j][kx].
-    const sums = this.#pair;
+    const whole = this.#whole.fill(0);
     for (let i = 0; i < a; i++) {
       for (let j = 0; j < a; j++) {
-        sums.fill(0);
+        const to = (i * a + j) * pairs;
         for (let kx = 0; kx < 3; kx++) {
           const coefficient = g[j][kx];
           if (coefficient === 0) continue;
           const from = (i * 3 + kx) * pairs;
-          for (let q = 0; q < pairs; q++) sums[q] += half[from + q] * coefficient;
+          for (let q = 0; q < pairs; q++) whole[to + q] += half[from + q] * coefficient;
         }
-        u.set(sums, (i * a + j) * pairs);
       }
     }
+    u.set(whole);
   }
 
   /** dW = G^T dU G, float64, from the summed products `[a * a, in, out]` to Keras's `[3, 3, in, out]`. */
