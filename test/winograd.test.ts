@@ -79,7 +79,7 @@ describe.each([2, 4] as WinogradTile[])('the F(%ix%i, 3x3) transforms', (m) => {
           m,
           strides.sP,
           strides.sT,
-          offsetOf(emptyTensor([288])),
+          offsetOf(emptyTensor([36 * g.c + 144])),
         );
         const expected = new Float32Array(a * a * strides.sP).fill(7);
         winogradInput(
@@ -116,7 +116,7 @@ describe.each([2, 4] as WinogradTile[])('the F(%ix%i, 3x3) transforms', (m) => {
             relu ? 1 : 0,
             strides.sP,
             strides.sT,
-            offsetOf(emptyTensor([288])),
+            offsetOf(emptyTensor([36 * g.c + 144])),
           );
           const expected = new Float32Array(g.n * g.oh * g.ow * g.c).fill(NaN);
           winogradOutput(products, expected, bias ? biasValues : undefined, { ...g, tilesY, tilesX, m, relu }, strides);
@@ -144,7 +144,7 @@ describe.each([2, 4] as WinogradTile[])('the F(%ix%i, 3x3) transforms', (m) => {
           m,
           strides.sP,
           strides.sT,
-          offsetOf(emptyTensor([288])),
+          offsetOf(emptyTensor([36 * g.c + 144])),
         );
         const expected = new Float32Array(a * a * strides.sP).fill(7);
         winogradGradient(dz, expected, { ...g, tilesY, tilesX, m }, strides);

@@ -64,8 +64,8 @@ const G: Record<WinogradTile, readonly (readonly number[])[]> = {
   ],
 };
 
-/** Bytes of scratch the kernels use per call: two tiles of 36 vectors. */
-const SCRATCH_FLOATS = 2 * 36 * 4;
+/** Floats of scratch the transforms use for `channels` channels: a tile of them, and 36 vectors. */
+const scratchFloats = (channels: number) => 36 * channels + 144;
 
 /** Which of a convolution's passes take Winograd's algorithm, and its tiles' size. */
 export interface WinogradPlan {
@@ -267,7 +267,7 @@ export class WinogradConv {
     const inputs = emptyTensor([area, most, channels]);
     const gradients = emptyTensor([area, most, filters]);
     const products = emptyTensor([2 * area * channels * filters]);
-    const scratch = emptyTensor([SCRATCH_FLOATS]);
+    const scratch = emptyTensor([scratchFloats(Math.max(channels, filters))]);
     heapView64(products).fill(0);
     for (const [from, to] of chunks) {
       const n = to - from;
@@ -334,7 +334,7 @@ export class WinogradConv {
     const block = Math.min(count, this.#chunk) * tilesY * tilesX;
     const inputs = emptyTensor([area, block, channels]);
     const products = emptyTensor([area, block, out]);
-    const scratch = emptyTensor([SCRATCH_FLOATS]);
+    const scratch = emptyTensor([scratchFloats(Math.max(channels, out))]);
     for (let from = 0; from < count; from += this.#chunk) {
       const n = Math.min(this.#chunk, count - from);
       const tiles = n * tilesY * tilesX;
