@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeps } from '../dist/src/model/layers/dropout.js';
 import { buildNetwork, kindOf } from '../dist/src/model/network.js';
 import { winogradPlan } from '../dist/src/model/winograd.js';
-import { parseLayers } from '../dist/src/model/spec.js';
+import { type ConvSpec, parseLayers } from '../dist/src/model/spec.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
 const CLASSES = 3;
@@ -369,7 +369,7 @@ describe.each(WIDE_CASES)("explicit gradients, Winograd's algorithm in every pas
   it('take Winograd in all three passes, and equal tf.grads of the same loss on the cpu backend', async () => {
     const f = fixture(c);
     const winograd = f.network.layers[1];
-    expect(winogradPlan(winograd.spec, winograd.input)).toEqual({
+    expect(winogradPlan(winograd.spec as ConvSpec, winograd.input)).toEqual({
       tile: 4,
       forward: true,
       inputGradient: true,

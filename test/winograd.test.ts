@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFashionMnist } from '../dist/src/index.js';
 import { heapMatMul, PackedOperand } from '../dist/src/model/heap-matmul.js';
 import { emptyTensor, heapView, offsetOf, winogradKernels } from '../dist/src/model/kernels.js';
 import { WinogradConv } from '../dist/src/model/winograd.js';
@@ -17,6 +18,7 @@ import {
   winogradOutput,
   type WinogradTile,
 } from '../dist/src/model/winograd-reference.js';
+import { DEBIAN_DIR } from './helpers.js';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -246,19 +248,19 @@ function winogradPasses(
     inputGradient: true,
   });
   conv.prepare(kernel, new Float32Array(g.f));
-  const result = tf.tidy(() => {
+  const dw = new Float64Array(9 * g.c * g.f);
+  let [y, dx]: Float32Array[] = [];
+  tf.tidy(() => {
     const xTensor = tf.tensor4d(x, [g.n, g.h, g.w, g.c]);
     const dzTensor = tf.tensor4d(dz, [g.n, g.oh, g.ow, g.f]);
-    const y = conv.forward(xTensor, g.n, false).dataSync();
-    const dx = conv.inputGradient(dzTensor, g.n).dataSync();
-    const dw = new Float64Array(9 * g.c * g.f);
+    y = conv.forward(xTensor, g.n, false).dataSync() as Float32Array;
+    dx = conv.inputGradient(dzTensor, g.n).dataSync() as Float32Array;
     const chunks: [number, number][] = [];
     for (let from = 0; from < g.n; from += chunk) chunks.push([from, Math.min(g.n, from + chunk)]);
     conv.filterGradient(xTensor, dzTensor, chunks, dw);
-    return { y, dx, dw };
   });
   conv.release();
-  return result;
+  return { y, dx, dw };
 }
 
 describe('WinogradConv against a float64 direct convolution', () => {
@@ -287,4 +289,52 @@ describe('WinogradConv against a float64 direct convolution', () => {
       });
     }
   }
+});
+
+/** The RMS error over the RMS of the reference. */
+function rmsError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let error = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    error += (actual[i] - expected[i]) ** 2;
+    scale += expected[i] ** 2;
+  }
+  return Math.sqrt(error / scale);
+}
+
+describe("F(4x4)'s error on real activations", () => {
+  it("stays within a few float32 roundings of the exact convolution, for the preset's second layer", async () => {
+    // 16 real training images through a first convolution (Glorot-uniform, seeded), relu and 2x2
+    // pooling, as the preset has them: the second convolution's input, 14 x 14 x 32.
+    const data = await loadFashionMnist({ dir: DEBIAN_DIR, env: {} });
+    const n = 16;
+    const next = generator(7);
+    const glorot = (size: number, fanIn: number, fanOut: number) => {
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      return Float32Array.from({ length: size }, () => (2 * next() - 1) * limit);
+    };
+    const x = tf.tidy(() => {
+      const images = tf.tensor4d(
+        Float32Array.from(data.train.images.subarray(0, n * 784), (v) => v / 255),
+        [n, 28, 28, 1],
+      );
+      const first = tf.relu(tf.conv2d(images, tf.tensor4d(glorot(9 * 32, 9, 9 * 32), [3, 3, 1, 32]), 1, 'same'));
+      return tf.maxPool(first as tf.Tensor4D, 2, 2, 'valid').dataSync() as Float32Array;
+    });
+    const g = { n, h: 14, w: 14, c: 32, f: 64, pad: 1, oh: 14, ow: 14 };
+    const kernel = glorot(9 * 32 * 64, 9 * 32, 9 * 64);
+    const dz = values(n * 14 * 14 * 64, 8).map((v) => v / 64);
+    const expected = direct64(x, kernel, g).forward(dz);
+    const actual = winogradPasses(4, g, x, kernel, dz, 16);
+    // Measured: largest errors 1-8e-6 of the largest value, RMS errors 0.5-2e-6 (tfjs's direct
+    // float32 convolution: about 5e-7 and 2e-7); the bounds leave room for other data.
+    for (const [pass, value, reference] of [
+      ['forward', actual.y, expected.y],
+      ['input gradient', actual.dx, expected.dx],
+      ['filter gradient', actual.dw, expected.dw],
+    ] as const) {
+      expect(relativeError(value, reference), pass).toBeLessThan(5e-5);
+      expect(rmsError(value, reference), pass).toBeLessThan(1e-5);
+    }
+  });
 });
