@@ -11,7 +11,7 @@ export type { WinogradTile } from './winograd-reference.js';
  * the transforms are in winograd-reference.ts). Each tile of (m + 2)^2 inputs gives m x m outputs
  * with (m + 2)^2 products per channel pair instead of 9 m^2: 16 instead of 36 for F(2x2), 36
  * instead of 144 for F(4x4). Over a batch, those products are (m + 2)^2 plain matMuls, one per
- * position p of the transformed tile, which XNNPACK runs at its peak:
+ * position p of the transformed tile:
  *
  *   forward   M_p = V_p · U_p        V_p [tiles, in]  the input's tiles, transformed (B^T d B)
  *                                    U_p [in, out]    the filter, transformed (G g G^T), once a step
@@ -19,18 +19,19 @@ export type { WinogradTile } from './winograd-reference.js';
  *   input     the same with dZ for the input, the filter rotated 180 degrees with in and out
  *             swapped (U'_p [out, in]), and the padding mirrored: the transposed convolution as a
  *             forward one
- *   filter    dU_p = V_p^T · dM_p    V_p^T [in, tiles] the input's tiles, transformed, written
- *                                    transposed so that the product's operands are plain;
- *                                    dM_p [tiles, out] = A dY A^T of the output gradient's tiles
+ *   filter    dU_p = V_p^T · dM_p    V_p [tiles, in] as in the forward pass, dM_p [tiles, out] =
+ *                                    A dY A^T of the output gradient's tiles: their outer
+ *                                    products, summed over a chunk's tiles
  *             dW = G^T dU G          summed over the chunks in float64, then transformed back
  *
- * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap; the products of the forward
- * pass and the input gradient run straight on XNNPACK (heap-matmul.ts), where the transformed
- * filter is packed once a step; the filter gradient's, where neither operand is reused, on
- * kernels.wat's `outer_products`, which needs no packing. Every pass goes through the batch in blocks of `chunk` samples, so
- * that a block's transformed tiles stay in cache between the kernels and the products. The filter
- * gradient's blocks are the convolution's chunks (aligned to the epoch's order, see conv.ts), each
- * product a float32 sum over one chunk's tiles: N workers do the arithmetic of 1.
+ * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap. The products of the forward
+ * pass and the input gradient run straight on XNNPACK (heap-matmul.ts), which packs each U_p once
+ * a step; the filter gradient's, where neither operand is reused and XNNPACK would pack one for
+ * every product, on kernels.wat's `outer_products`, which reads both as they are. Every pass goes
+ * through the batch in blocks of `chunk` samples, so that a block's transformed tiles stay in
+ * cache between the kernels and the products. The filter gradient's blocks are the convolution's
+ * chunks (aligned to the epoch's order, see conv.ts), each product a float32 sum over one chunk's
+ * tiles: N workers do the arithmetic of 1.
  */
 export interface WinogradOptions {
   /** `[height, width, in]` and `[outHeight, outWidth, out]`. */
