@@ -4,9 +4,9 @@ import { wasmBackend } from './kernels.js';
  * Plain matMuls on XNNPACK, called as tfjs-wasm's own BatchMatMul kernel calls it, on matrices
  * anywhere in its heap. Winograd's element-wise stage is 16 or 36 small products per pass of a
  * convolution (winograd.ts), on slices of one buffer: through `tf.matMul` each would need a tensor
- * of its own (a copy), and its dispatch (tensor bookkeeping, reshapes, an output allocation) cost
- * ~50 us a call against ~10 us for the product of 256 x 32 by 32 x 64 itself; called here, one
- * costs a few microseconds more than the product.
+ * of its own (a copy), and its dispatch (tensor bookkeeping, reshapes, an output allocation) costs
+ * about as much as the product: 36 products of [256, 32] by [32, 64] took 4.7 ms through
+ * `tf.matMul` and 2.7 ms called here (in one run, alternating, of tensors already on the heap).
  *
  * An operand is a tensor id registered with the backend's C++ side for a view of the heap; the
  * ids come from the backend's own counter, so they never meet a tensor's. XNNPACK packs the
