@@ -14,6 +14,7 @@ import {
   bytesToFloats,
   im2col,
   im2colTransposed,
+  outerProducts,
   poolBackward,
   poolForward,
   type Strides,
@@ -318,6 +319,46 @@ describe('bytes_to_floats and transpose', () => {
         const expected = new Float32Array(rows * cols);
         transpose(src, expected, rows, cols);
         expect(bits(heapView(dst))).toEqual(bits(expected));
+      });
+    });
+  }
+});
+
+describe('outer_products', () => {
+  for (const shape of [
+    { count: 16, rows: 13, m: 8, n: 12 },
+    { count: 36, rows: 7, m: 4, n: 8 },
+    { count: 2, rows: 40, m: 12, n: 4 },
+    { count: 1, rows: 50, m: 32, n: 9 },
+    { count: 3, rows: 5, m: 4, n: 2 },
+    { count: 2, rows: 9, m: 9, n: 32 },
+    { count: 1, rows: 6, m: 3, n: 5 },
+  ]) {
+    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows, ${shape.m} x ${shape.n}`, () => {
+      tf.tidy(() => {
+        // Gaps between the matrices, and 3 floats after each operand's last row, which the last
+        // rows or columns may read.
+        const aP = shape.rows * shape.m + 3;
+        const bP = shape.rows * shape.n + 1;
+        const a = values(shape.count * aP + 3, shape.m);
+        const b = values(shape.count * bP + 3, shape.n);
+        const length = shape.count * shape.m * shape.n;
+        const sums = emptyTensor([2 * length]);
+        heapView64(sums).fill(0.25);
+        glueKernels().outer_products(
+          offsetOf(onHeap(a)),
+          offsetOf(onHeap(b)),
+          offsetOf(sums),
+          shape.count,
+          shape.rows,
+          shape.m,
+          shape.n,
+          aP,
+          bP,
+        );
+        const expected = new Float64Array(length).fill(0.25);
+        outerProducts(a, b, expected, { ...shape, aP, bP });
+        expect(bits(heapView64(sums))).toEqual(bits(expected));
       });
     });
   }

@@ -14,7 +14,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeps } from '../dist/src/model/layers/dropout.js';
 import { buildNetwork, kindOf } from '../dist/src/model/network.js';
-import { parseLayers } from '../dist/src/model/spec.js';
+import { winogradPlan } from '../dist/src/model/winograd.js';
+import { type ConvSpec, parseLayers } from '../dist/src/model/spec.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
 const CLASSES = 3;
@@ -123,6 +124,18 @@ const CASES: Case[] = [
     width: 17,
     images: 24,
     shard: [7, 17],
+  },
+  {
+    name: "Winograd's filter gradient: a same 3x3 conv of 8 input channels, partial tiles both ways",
+    layers: 'conv:8:1,conv:4:3:same,flatten,dense:3',
+    height: 5,
+    width: 6,
+  },
+  {
+    name: "Winograd's filter gradient: a valid linear 3x3 conv of 8 input channels, a partial row of tiles",
+    layers: 'conv:8:1,conv:4:3:valid:linear,flatten,dense:3',
+    height: 7,
+    width: 6,
   },
 ];
 
@@ -446,5 +459,65 @@ describe('dropout masks', () => {
     const base = mask(1, 3, 7, 42);
     expect(new Set([base, mask(2, 3, 7, 42), mask(1, 4, 7, 42), mask(1, 3, 8, 42), mask(1, 3, 7, 43)]).size).toBe(5);
     expect(mask(1, 3, 7, 42)).toBe(base);
+  });
+});
+
+/**
+ * Convolutions wide enough for every pass to take Winograd's F(4x4, 3x3) by the rule, partial
+ * tiles in each: finite differences on an evenly spread sample of their thousands of parameters.
+ */
+const WIDE_CASES: Case[] = [
+  {
+    name: 'a same 3x3 conv of 32 channels, 5 x 6',
+    layers: 'conv:32:1,conv:32:3:same,flatten,dense:3',
+    height: 5,
+    width: 6,
+  },
+  {
+    name: 'a valid linear 3x3 conv of 32 channels into a pool, 7 x 6',
+    layers: 'conv:32:1,conv:32:3:valid:linear,pool,flatten,dense:3',
+    height: 7,
+    width: 6,
+  },
+];
+
+describe.each(WIDE_CASES)("explicit gradients, Winograd's algorithm in every pass: $name", (c) => {
+  it('take Winograd in all three passes, and equal tf.grads of the same loss on the cpu backend', async () => {
+    const f = fixture(c);
+    const winograd = f.network.layers[1];
+    expect(winogradPlan(winograd.spec as ConvSpec, winograd.input)).toEqual({
+      tile: 4,
+      forward: true,
+      inputGradient: true,
+      filterGradient: true,
+    });
+    const { grad, score } = workerGradient(f);
+    await tf.setBackend('cpu');
+    const reference = autodiffGradient(f);
+    await tf.setBackend('wasm');
+    expect(score.lossSum).toBeCloseTo(reference.loss, 4);
+    expectClose(f.network, grad, reference.grad, 1e-5);
+  });
+
+  it('match central finite differences of the float64 loss on 160 of the parameters', () => {
+    const f = fixture(c);
+    const { grad } = workerGradient(f);
+    const h = 1e-7; // as in the cases above: no relu or pooling window changes its choice
+    const p64 = Float64Array.from(f.params);
+    const sample = Array.from({ length: 160 }, (_, i) => Math.floor((i * p64.length) / 160));
+    const numeric = sample.map((i) => {
+      const saved = p64[i];
+      p64[i] = saved + h;
+      const up = scoreF64(f, p64).lossSum;
+      p64[i] = saved - h;
+      const down = scoreF64(f, p64).lossSum;
+      p64[i] = saved;
+      return (up - down) / (2 * h);
+    });
+    // The sample's largest difference over its largest magnitude: a sample has no whole tensors.
+    const scale = Math.max(...numeric.map(Math.abs));
+    const error = Math.max(...sample.map((p, k) => Math.abs(grad[p] - numeric[k])));
+    expect(error / scale).toBeLessThan(1e-4);
+    expect(numeric.filter((g) => g !== 0).length).toBeGreaterThan(sample.length / 3);
   });
 });

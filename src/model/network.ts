@@ -6,7 +6,8 @@ import { dense } from './layers/dense.js';
 import { dropout } from './layers/dropout.js';
 import { flatten } from './layers/flatten.js';
 import { pool } from './layers/pool.js';
-import { formatLayer, type LayerSpec, type Shape } from './spec.js';
+import { type ConvSpec, formatLayer, type LayerSpec, type Shape } from './spec.js';
+import { winogradMacs, winogradPlan } from './winograd.js';
 
 /** Every kind of layer, by the name its spec carries. */
 const KINDS: { readonly [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> } = {
@@ -102,6 +103,27 @@ export function trainingFlops(network: Network): number {
   for (const layer of network.layers) {
     const macs = forwardMacs(layer);
     flops += 2 * macs * (layer.needsInputGradient ? 3 : 2);
+  }
+  return flops;
+}
+
+/**
+ * The floating-point operations one sample's training step multiplies as computed: trainingFlops,
+ * but where a convolution's pass takes Winograd's algorithm, its element-wise products instead of
+ * the direct convolution's (its transforms are left out, as pooling is). What the hardware does,
+ * where trainingFlops is what the step is worth.
+ */
+export function performedFlops(network: Network): number {
+  let flops = 0;
+  for (const layer of network.layers) {
+    const direct = forwardMacs(layer);
+    const plan = layer.spec.kind === 'conv' ? winogradPlan(layer.spec, layer.input) : undefined;
+    const winograd =
+      plan === undefined ? undefined : winogradMacs(layer.spec as ConvSpec, layer.input, layer.output, plan.tile);
+    const pass = (uses: boolean | undefined, macs: number | undefined) =>
+      2 * (uses && macs !== undefined ? macs : direct);
+    flops += pass(plan?.forward, winograd?.forward) + pass(plan?.filterGradient, winograd?.filterGradient);
+    if (layer.needsInputGradient) flops += pass(plan?.inputGradient, winograd?.inputGradient);
   }
   return flops;
 }

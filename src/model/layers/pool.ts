@@ -3,6 +3,7 @@ import { Activations } from '../compute.js';
 import { emptyTensor, glueKernels, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 import type { PoolSpec, Shape } from '../spec.js';
+import { winogradPlan } from '../winograd.js';
 
 /**
  * Max pooling over `size x size` windows with stride `size`; a partial window at the right or
@@ -68,7 +69,9 @@ class PoolCompute implements LayerCompute {
   constructor(layer: PlacedLayer<PoolSpec>, next: PlacedLayer | undefined) {
     this.#layer = layer;
     this.#output = layer.output;
-    this.#second = next?.spec.kind === 'conv' ? 'planes' : next?.spec.kind === 'dense' ? 'columns' : undefined;
+    // A convolution's direct filter gradient reads channel planes; Winograd's reads rows.
+    const planes = next?.spec.kind === 'conv' && winogradPlan(next.spec, next.input)?.filterGradient !== true;
+    this.#second = planes ? 'planes' : next?.spec.kind === 'dense' ? 'columns' : undefined;
   }
 
   prepare(): void {}
