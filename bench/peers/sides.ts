@@ -156,7 +156,9 @@ export async function runTorch(python: string, settings: RunSettings): Promise<R
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
   ];
-  const { stdout, stderr } = await withModelPy(settings.layers, (path) => run(python, args(path), 'the PyTorch script'));
+  const { stdout, stderr } = await withModelPy(settings.layers, (path) =>
+    run(python, args(path), 'the PyTorch script'),
+  );
   const epochs = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
