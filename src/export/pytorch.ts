@@ -136,7 +136,17 @@ function readme(run: PyTorchRun): string {
     checkpoint === undefined
       ? `The run was exported without a checkpoint: \`train_ddp.py --epochs N\` starts a new run of N epochs from its weights, with its settings (Adam's moments start at zero, the shuffles from the seed, as \`train({ model })\` does with a \`tf.Sequential\`).`
       : `The run was exported after epoch ${checkpoint.epochsDone}${checkpoint.stepsDone > 0 ? `, step ${checkpoint.stepsDone}` : ''} of ${config.epochs}, with Adam's state: \`train_ddp.py\` continues it to the end by default.`;
+  const [height, width, channels] = run.network.input;
+  const data =
+    run.data.pictures === undefined
+      ? 'the four IDX files of Fashion-MNIST (or those the run was trained on), found in `--data DIR`, `$FASHION_MNIST_DIR`, `./data/fashion-mnist` or `/usr/share/datasets/fashion-mnist` (`apt-get install dataset-fashion-mnist` on Debian)'
+      : `here, the pictures of \`${run.data.pictures.folder}\` as the run decoded, fitted and split them, ${height}x${width}x${channels} images in the four IDX files \`${runDataFiles(channels).join('`, `')}\`, which train_ddp.py reads by default`;
+  const sha =
+    run.data.sha256 === undefined
+      ? ''
+      : `; train_ddp.py checks that their SHA-256 is the run's, \`${run.data.sha256}\``;
   return template('README.md')
+    .replace('{{DATA}}', `${data}${sha}.`)
     .replace('{{LAYERS}}', config.model)
     .replace('{{WHERE}}', where)
     .replace('{{BATCH}}', String(config.batchSize));

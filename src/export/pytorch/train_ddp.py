@@ -434,7 +434,8 @@ def train(args, world):
         f"global batch {batch}, Adam lr {config['adam']['learningRate']} ({config['schedule']}), seed {config['seed']}",
     )
     checked = "the run's" if recorded is not None else "the run recorded none to check it against"
-    say(world, f"Data: {data}, sha256 {digest} ({checked})")
+    source = "the run's pictures, as IDX files in this folder" if carried else data
+    say(world, f"Data: {source}, sha256 {digest} ({checked})")
     for epoch in range(epochs_done + 1, epochs_done + more + 1):
         started = time.perf_counter()
         if steps_done == 0:
