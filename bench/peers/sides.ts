@@ -51,7 +51,7 @@ export interface EpochRecord {
   readonly testAccuracy: number;
 }
 
-/** One run of a side: its epochs, and the SHA-256 of the data it read (see scripts/train.ts's dataSha256). */
+/** One run of a side: its epochs, and the SHA-256 of the data it read (see src/data/data-hash.ts). */
 export interface RunRecord {
   readonly epochs: EpochRecord[];
   readonly dataSha256: string;
@@ -156,7 +156,9 @@ export async function runTorch(python: string, settings: RunSettings): Promise<R
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
   ];
-  const { stdout, stderr } = await withModelPy(settings.layers, (path) => run(python, args(path), 'the PyTorch script'));
+  const { stdout, stderr } = await withModelPy(settings.layers, (path) =>
+    run(python, args(path), 'the PyTorch script'),
+  );
   const epochs = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
