@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildNetwork, initializeParams } from '../src/model/network.js';
-import type { LayerSpec } from '../src/model/spec.js';
+import type { LayerSpec } from '../src/model/kinds.js';
 import { Rng } from '../src/rng.js';
 import { NetworkRunner } from '../src/worker/network-step.js';
 import { ACTIVE, type CeilingJob, READY, ROUND } from './ceiling-control.js';

@@ -1,4 +1,4 @@
-import type { LayerSpec } from './model/spec.js';
+import type { LayerSpec } from './model/kinds.js';
 import type { AdamConfig } from './optimizer/adam.js';
 import type { OptimizerMemory } from './optimizer/adam-kernel.js';
 import type { LearningRateSchedule } from './optimizer/schedule.js';

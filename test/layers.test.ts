@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeps } from '../dist/src/model/layers/dropout.js';
-import { buildNetwork, kindOf } from '../dist/src/model/network.js';
+import { fromKerasWeights, toKerasWeights } from '../dist/src/model/keras.js';
+import { buildNetwork } from '../dist/src/model/network.js';
 import { parseLayers } from '../dist/src/model/spec.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
@@ -188,9 +189,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
     ),
     CLASSES,
   );
-  const weights = network.layers.map((layer) =>
-    kindOf(layer.spec).toKerasWeights(layer, f.params.subarray(layer.offset, layer.offset + layer.paramCount)),
-  );
+  const weights = network.layers.map((layer) => toKerasWeights(layer, f.params));
   const masks = network.layers.map((layer) => {
     if (layer.spec.kind !== 'dropout') return undefined;
     const units = layer.input.reduce((a, b) => a * b, 1);
@@ -229,7 +228,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   for (const layer of network.layers) {
     const count = weights[layer.index].length;
     const values = expected.slice(at, at + count).map((t) => t.dataSync() as Float32Array);
-    kindOf(layer.spec).fromKerasWeights(layer, values, grad.subarray(layer.offset, layer.offset + layer.paramCount));
+    fromKerasWeights(layer, values, grad);
     at += count;
   }
   tf.dispose([x, y, flat, expected, masks.filter((m) => m !== undefined)]);

@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Strides } from './kernels-reference.js';
-import type { Shape } from './spec.js';
+
+/** The shape of one sample between two layers: `[height, width, channels]` for images, `[features]` for vectors. */
+export type Shape = readonly number[];
+
+/**
+ * A layout of activations besides rows (see Activations) that a layer's passes read their input
+ * in, and that the layer before it writes for free when it can.
+ */
+export type Layout = 'columns' | 'planes';
 
 /**
  * The activations (or their gradients) of a batch of `count` samples between two layers, in one or

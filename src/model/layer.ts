@@ -1,15 +1,16 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
-import type { Activations, StepContext } from './compute.js';
-import type { LayerSpec, Shape } from './spec.js';
+import type { Activations, Layout, Shape, StepContext } from './compute.js';
+import type { Fail, KerasWeight, LayerShapes, Settings } from './keras-shapes.js';
 
 /** A layer of a network, placed: its spec, the shapes around it and its slice of the flat parameter vector. */
-export interface PlacedLayer<S extends LayerSpec = LayerSpec> {
+export interface PlacedLayer<S = unknown> {
   readonly spec: S;
   /** 0-based position in the network. */
   readonly index: number;
   readonly input: Shape;
   readonly output: Shape;
+  /** Its Keras weights, in Keras's order and layouts: its parameters are these, back to back. */
+  readonly weights: readonly KerasWeight[];
   /** Where its parameters start in the flat parameter vector, and how many there are. */
   readonly offset: number;
   readonly paramCount: number;
@@ -18,29 +19,89 @@ export interface PlacedLayer<S extends LayerSpec = LayerSpec> {
 }
 
 /**
- * What a kind of layer is: its shape rule, its parameters and their initialisation, its Keras form
- * for export and import, and its forward and backward passes on a worker. The network (network.ts),
- * the step driver (worker/network-step.ts) and the export know none by name: they call these.
- * The flat parameter vector is the seam: the all-reduce, Adam, the barriers and the checkpoints
- * see only that vector, never a layer.
+ * What a kind of layer is, all in its one file (layers/): its grammar, its Keras form both ways
+ * and the shape rule that gives its weights, its cost, the layout it wants, its initialisation, and
+ * its forward and backward passes on a worker. Everything else (the grammar's parser, the network,
+ * the step driver, export, import, loadModel) calls these and knows no kind by name; kinds.ts lists
+ * them, and the compiler names what a new kind lacks. The flat parameter vector is the seam: the
+ * all-reduce, Adam, the barriers and the checkpoints see only that vector, never a layer.
+ *
+ * A layer's parameters are its Keras weights, in Keras's order and layouts, back to back: export
+ * and import copy them as they are.
  */
-export interface LayerKind<S extends LayerSpec> {
-  /** The output shape for `input`; throws a one-line message (without the layer's name) if it cannot take it. */
-  outputShape(spec: S, input: Shape): Shape;
-  /** How many parameters it has for `input`, in the order of its own storage layout. */
-  paramCount(spec: S, input: Shape): number;
+export interface LayerKind<S extends { readonly kind: string }> {
+  readonly grammar: Grammar<S>;
+  readonly keras: KerasForm<S>;
+  /**
+   * Throws a one-line message (without the layer's name) when the trainer cannot run it on `input`:
+   * an input of the wrong rank, or one too small to leave an output. Its output and weights are
+   * then those of its Keras form (`keras.shapes`).
+   */
+  check(spec: S, input: Shape): void;
+  /** Multiply-adds of one sample's forward pass (0 for a layer without weights): see trainingFlops. */
+  macs(layer: PlacedLayer<S>): number;
+  /**
+   * The second layout it wants its input in, given the one the layer after it wants (undefined at
+   * the end of the network): a layer that only reshapes passes the next one's on.
+   */
+  inputLayout(next: Layout | undefined): Layout | undefined;
   /** Keras's initialisation (Glorot-uniform kernels, zero biases), drawn in storage order. */
   initialize(layer: PlacedLayer<S>, params: Float32Array, rng: Rng): void;
-  /** The layer as tfjs-layers builds it; `inputShape` is given to the first layer. */
-  kerasLayer(layer: PlacedLayer<S>, inputShape?: number[]): tf.layers.Layer;
-  /** Its parameters (a subarray of the flat vector) as Keras's weights, and back. */
-  toKerasWeights(layer: PlacedLayer<S>, params: Float32Array): tf.Tensor[];
-  fromKerasWeights(layer: PlacedLayer<S>, weights: readonly Float32Array[], params: Float32Array): void;
   /**
-   * Its passes on a worker, with buffers for `rows` samples at most; `next` is the layer its
-   * output goes to (past a flatten), which may want it in a second layout (see Activations).
+   * Its passes on a worker, with buffers for `rows` samples at most. `outputLayout` is the second
+   * layout the next layer wants (its `inputLayout`), which this one writes too when it costs
+   * nothing more.
    */
-  compute(layer: PlacedLayer<S>, rows: number, next: PlacedLayer | undefined): LayerCompute;
+  compute(layer: PlacedLayer<S>, rows: number, outputLayout: Layout | undefined): LayerCompute;
+}
+
+/** A kind's form in a layer list: `conv:32:3:same`, its word then its parts, separated by colons. */
+export interface Grammar<S> {
+  /** Its line in LAYERS_GRAMMAR: the form, `conv:FILTERS:KERNEL[:same|valid][:relu|linear]`, and what it is. */
+  readonly usage: string;
+  readonly meaning: string;
+  /** The spec from the parts after its word; `last` says whether it ends the list. */
+  parse(parts: readonly string[], read: PartReader, last: boolean): S;
+  /** The inverse of `parse`: the word and the parts, defaults left out. */
+  format(spec: S, last: boolean): string;
+}
+
+/** Reads a layer's parts; every error names the layer and its position in the list. */
+export interface PartReader {
+  /** An error `<option>: "<layer>" at position <n>: <why>`. */
+  fail(why: string): Error;
+  /** A whole number in `range`; `name` is the part's name (`filters`, shown as FILTERS), `example` a layer that has it. */
+  integer(
+    value: string | undefined,
+    name: string,
+    range: { readonly min: number; readonly max: number },
+    example: string,
+  ): number;
+  /** One of `options`, or `fallback` when the part is absent. */
+  choice<T extends string>(value: string | undefined, options: readonly T[], fallback: T): T;
+  /** Throws when the layer has more than `count` parts. */
+  atMost(count: number): void;
+}
+
+/**
+ * A kind's Keras form: its class, and its config both ways. Configs are read as model.json holds
+ * them, in snake_case (`tf.Sequential.toJSON` gives the same form for a model in memory).
+ */
+export interface KerasForm<S> {
+  /** As model.json and tfjs's `getClassName()` name it: `Conv2D`. */
+  readonly className: string;
+  /** What of the class the trainer trains, in the message that refuses the rest: `Conv2D (square kernel, stride 1, ...)`. */
+  readonly supported: string;
+  /**
+   * Keras's rule for the class, as tfjs-layers builds it: the settings checked and rebuilt, the
+   * weights it creates and its output's shape. It takes every config tfjs can run, those the
+   * trainer does not train too (loadModel reads them), and calls `fail` on the others.
+   */
+  shapes(config: Settings, input: readonly number[], fail: Fail): LayerShapes;
+  /** The spec of settings that `shapes` gave; throws `unsupported(why)` for those the trainer cannot train. */
+  spec(settings: Settings, unsupported: (why: string) => Error): S;
+  /** The spec's settings, as `shapes` gives them back: what export hands tfjs. */
+  settings(spec: S): Settings;
 }
 
 /** A layer's work on a worker. Tensors it creates inside `forward`/`backward` belong to the step's tidy scope. */

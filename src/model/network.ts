@@ -1,29 +1,14 @@
 import { OptionError } from '../errors.js';
 import type { Rng } from '../rng.js';
-import type { LayerKind, PlacedLayer } from './layer.js';
-import { conv } from './layers/conv.js';
-import { dense } from './layers/dense.js';
-import { dropout } from './layers/dropout.js';
-import { flatten } from './layers/flatten.js';
-import { pool } from './layers/pool.js';
-import { formatLayer, type LayerSpec, type Shape } from './spec.js';
-
-/** Every kind of layer, by the name its spec carries. */
-const KINDS: { readonly [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> } = {
-  conv,
-  pool,
-  flatten,
-  dense,
-  dropout,
-};
-
-export function kindOf<S extends LayerSpec>(spec: S): LayerKind<S> {
-  return KINDS[spec.kind] as unknown as LayerKind<S>;
-}
+import type { Shape } from './compute.js';
+import { elements } from './keras-shapes.js';
+import { kindOf, type LayerSpec } from './kinds.js';
+import type { PlacedLayer } from './layer.js';
+import { formatLayer } from './spec.js';
 
 /** A model's layers placed on its input: shapes, and the layout of the flat parameter vector. */
 export interface Network {
-  readonly layers: readonly PlacedLayer[];
+  readonly layers: readonly PlacedLayer<LayerSpec>[];
   /** One sample's input, `[height, width, 1]`. */
   readonly input: Shape;
   readonly classes: number;
@@ -48,23 +33,28 @@ export function buildNetwork(
   label: string,
 ): Network {
   const input: Shape = [image.height, image.width, 1];
-  const layers: PlacedLayer[] = [];
+  const layers: PlacedLayer<LayerSpec>[] = [];
   let shape = input;
   let offset = 0;
   specs.forEach((spec, index) => {
-    const at = `${label}: ${formatLayer(spec, index === specs.length - 1)} at position ${index + 1}`;
-    if (spec.kind === 'dense' && spec.activation === 'softmax' && index !== specs.length - 1) {
+    const last = index === specs.length - 1;
+    const at = `${label}: ${formatLayer(spec, last)} at position ${index + 1}`;
+    const kind = kindOf(spec);
+    const settings = kind.keras.settings(spec);
+    if (settings.activation === 'softmax' && !last) {
       throw new OptionError(`${at}: softmax is for the output layer only; use relu or linear here`);
     }
-    const kind = kindOf(spec);
-    let output: Shape;
     try {
-      output = kind.outputShape(spec, shape);
+      kind.check(spec, shape);
     } catch (error) {
       throw new OptionError(`${at} ${(error as Error).message}`);
     }
-    const paramCount = kind.paramCount(spec, shape);
-    layers.push({ spec, index, input: shape, output, offset, paramCount, needsInputGradient: offset > 0 });
+    // What the kind's check let through, its Keras rule takes.
+    const { weights, output } = kind.keras.shapes(settings, shape, (key, value, expected) => {
+      throw new OptionError(`${at}: ${key} is ${JSON.stringify(value)}, expected ${expected}`);
+    });
+    const paramCount = weights.reduce((sum, weight) => sum + elements(weight.shape), 0);
+    layers.push({ spec, index, input: shape, output, weights, offset, paramCount, needsInputGradient: offset > 0 });
     offset += paramCount;
     if (offset > MAX_PARAMS) {
       throw new OptionError(
@@ -73,9 +63,14 @@ export function buildNetwork(
     }
     shape = output;
   });
-  const last = specs.at(-1);
-  if (last?.kind !== 'dense' || last.activation !== 'softmax' || last.units !== classes) {
-    const got = last === undefined ? 'nothing' : formatLayer(last, true);
+  const last = layers.at(-1);
+  if (
+    last === undefined ||
+    kindOf(last.spec).keras.settings(last.spec).activation !== 'softmax' ||
+    last.output.length !== 1 ||
+    last.output[0] !== classes
+  ) {
+    const got = last === undefined ? 'nothing' : formatLayer(last.spec, true);
     throw new OptionError(
       `${label}: the last layer must be dense:${classes} with softmax (one unit per class), got ${got}`,
     );
@@ -99,15 +94,8 @@ export function initializeParams(network: Network, params: Float32Array, rng: Rn
 export function trainingFlops(network: Network): number {
   let flops = 0;
   for (const layer of network.layers) {
-    const macs = forwardMacs(layer);
+    const macs = kindOf(layer.spec).macs(layer);
     flops += 2 * macs * (layer.needsInputGradient ? 3 : 2);
   }
   return flops;
-}
-
-/** Multiply-adds of one sample's forward pass through a layer (0 for those without weights). */
-export function forwardMacs({ spec, input, output }: PlacedLayer): number {
-  if (spec.kind === 'dense') return input[0] * spec.units;
-  if (spec.kind === 'conv') return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
-  return 0;
 }

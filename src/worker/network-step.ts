@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, type StepContext } from '../model/compute.js';
+import { Activations, type Layout, type StepContext } from '../model/compute.js';
 import type { Strides } from '../model/kernels-reference.js';
 import { emptyTensor, glueKernels, heapBytes, heapView, offsetOf } from '../model/kernels.js';
 import type { LayerCompute } from '../model/layer.js';
-import { kindOf, type Network } from '../model/network.js';
+import { kindOf } from '../model/kinds.js';
+import type { Network } from '../model/network.js';
 
 export interface Batch {
   /** Grey levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are. */
@@ -37,8 +38,8 @@ export class NetworkRunner {
   readonly #network: Network;
   readonly #layers: readonly LayerCompute[];
   readonly #pixels: number;
-  /** Whether the first layer with parameters is dense on the flattened image: then it wants the columns layout too. */
-  readonly #denseFirst: boolean;
+  /** The second layout the first layer wants: the gather writes columns too (one channel's planes are its rows). */
+  readonly #inputLayout: Layout | undefined;
   readonly #context: StepContext = { grad: new Float32Array(0), seed: 0, step: 0, order: undefined, start: 0 };
 
   constructor(
@@ -46,12 +47,17 @@ export class NetworkRunner {
     readonly rows: number,
   ) {
     this.#network = network;
-    const { layers } = network;
-    // Each layer learns which layer its output goes to, past a flatten (which only reshapes).
-    const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
-    this.#layers = layers.map((layer, i) => kindOf(layer.spec).compute(layer, rows, consumer(i)));
+    // Each layer learns the layout the next one wants, from the last back to the first.
+    const layers: LayerCompute[] = [];
+    let wanted: Layout | undefined;
+    for (const layer of [...network.layers].reverse()) {
+      const kind = kindOf(layer.spec);
+      layers.unshift(kind.compute(layer, rows, wanted));
+      wanted = kind.inputLayout(wanted);
+    }
+    this.#layers = layers;
     this.#pixels = network.input[0] * network.input[1];
-    this.#denseFirst = consumer(-1)?.spec.kind === 'dense';
+    this.#inputLayout = wanted;
   }
 
   /** Uploads the parameters, once per step: every shard of the step, and evaluation, use them. */
@@ -85,7 +91,7 @@ export class NetworkRunner {
     // inside it, and copied into `grad` before it ends.
     let score: BatchScore = { lossSum: 0, correct: 0 };
     tf.tidy(() => {
-      let activations = this.#gather(batch, this.#denseFirst);
+      let activations = this.#gather(batch, this.#inputLayout === 'columns');
       for (const layer of this.#layers) activations = layer.forward(activations, context);
       const dLogits = emptyTensor([count, this.#network.classes]);
       const logits = activations.strided();

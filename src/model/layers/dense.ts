@@ -1,9 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations } from '../compute.js';
+import { Activations, type Shape } from '../compute.js';
+import { checkActivation, checkBoolean, type KerasWeight, whole } from '../keras-shapes.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { Strides } from '../kernels-reference.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { DenseSpec, Shape } from '../spec.js';
+
+/** A fully connected layer; the last layer of a model is one with softmax, one unit per class. */
+export interface DenseSpec {
+  readonly kind: 'dense';
+  readonly units: number;
+  readonly activation: 'relu' | 'linear' | 'softmax';
+}
+
+const UNITS = { min: 1, max: 8192 };
 
 /**
  * A fully connected layer. Its kernel is stored as Keras's, `[inputs, units]`, then the bias. With
@@ -22,15 +31,61 @@ import type { DenseSpec, Shape } from '../spec.js';
  * driver computes the softmax cross-entropy and its gradient from the logits.
  */
 export const dense: LayerKind<DenseSpec> = {
-  outputShape(spec, input) {
+  grammar: {
+    usage: 'dense:UNITS[:relu|linear|softmax]',
+    meaning: 'fully connected (default relu; the last: softmax)',
+    parse(parts, read, last) {
+      read.atMost(2);
+      return {
+        kind: 'dense',
+        units: read.integer(parts[0], 'units', UNITS, 'dense:128'),
+        // The last layer is the output: softmax, unless it says otherwise.
+        activation: read.choice(parts[1], ['relu', 'linear', 'softmax'] as const, last ? 'softmax' : 'relu'),
+      };
+    },
+    format(spec, last) {
+      const implied = last ? 'softmax' : 'relu';
+      return `dense:${spec.units}${spec.activation === implied ? '' : `:${spec.activation}`}`;
+    },
+  },
+
+  keras: {
+    className: 'Dense',
+    supported: 'Dense (relu or linear; softmax for the last)',
+    shapes(c, input, fail) {
+      const units = whole(c.units, 'units', fail);
+      const activation = checkActivation(c, fail);
+      const useBias = checkBoolean(c.use_bias ?? true, 'use_bias', fail);
+      const weights: KerasWeight[] = [{ name: 'kernel', shape: [input[input.length - 1], units] }];
+      if (useBias) weights.push({ name: 'bias', shape: [units] });
+      return { settings: { units, activation, use_bias: useBias }, weights, output: [...input.slice(0, -1), units] };
+    },
+    spec(settings, unsupported) {
+      if (settings.use_bias !== true) throw unsupported('has no bias');
+      const activation = settings.activation as string;
+      if (activation !== 'relu' && activation !== 'linear' && activation !== 'softmax') {
+        throw unsupported(`has activation "${activation}"; supported: relu, linear, softmax`);
+      }
+      return { kind: 'dense', units: settings.units as number, activation };
+    },
+    settings(spec) {
+      return { units: spec.units, activation: spec.activation, use_bias: true };
+    },
+  },
+
+  check(_spec, input) {
     if (input.length !== 1) {
       throw new Error(`needs a flat input, got ${input.join('x')}: add flatten before it`);
     }
-    return [spec.units];
   },
 
-  paramCount(spec, input) {
-    return (input[0] + 1) * spec.units;
+  macs({ spec, input }) {
+    return input[0] * spec.units;
+  },
+
+  inputLayout() {
+    // Its weight gradient reads the input transposed, X^T (see above).
+    return 'columns';
   },
 
   initialize(layer, params, rng) {
@@ -42,23 +97,6 @@ export const dense: LayerKind<DenseSpec> = {
     for (let o = 0; o < units; o++) {
       for (let i = 0; i < inputs; i++) params[i * units + o] = (2 * rng.next() - 1) * limit;
     }
-  },
-
-  kerasLayer(layer, inputShape) {
-    return tf.layers.dense({ units: layer.spec.units, activation: layer.spec.activation, inputShape });
-  },
-
-  toKerasWeights(layer, params) {
-    const size = layer.input[0] * layer.spec.units;
-    return [
-      tf.tensor2d(params.slice(0, size), [layer.input[0], layer.spec.units]),
-      tf.tensor1d(params.slice(size, size + layer.spec.units)),
-    ];
-  },
-
-  fromKerasWeights(_layer, [kernel, bias], params) {
-    params.set(kernel, 0);
-    params.set(bias, kernel.length);
   },
 
   compute(layer) {

@@ -1,8 +1,12 @@
-import * as tf from '@tensorflow/tfjs';
 import { Activations, type StepContext } from '../compute.js';
 import { emptyTensor, heapView } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { DropoutSpec } from '../spec.js';
+
+/** Inverted dropout while training (kept values scaled by 1 / (1 - rate)); nothing when evaluating. */
+export interface DropoutSpec {
+  readonly kind: 'dropout';
+  readonly rate: number;
+}
 
 /**
  * Inverted dropout: while training, each value is kept with probability 1 - rate and scaled by
@@ -13,25 +17,50 @@ import type { DropoutSpec } from '../spec.js';
  * the result of 1, and a resumed run draws the same masks.
  */
 export const dropout: LayerKind<DropoutSpec> = {
-  outputShape(_spec, input) {
-    return input;
+  grammar: {
+    usage: 'dropout:RATE',
+    meaning: 'drops a fraction RATE of its inputs while training',
+    parse(parts, read) {
+      read.atMost(1);
+      const rate = Number(parts[0]);
+      if (parts[0] === undefined || parts[0] === '') throw read.fail('needs RATE, e.g. dropout:0.5');
+      if (!(rate >= 0 && rate < 1)) throw read.fail(`RATE must be at least 0 and less than 1, got "${parts[0]}"`);
+      return { kind: 'dropout', rate };
+    },
+    format(spec) {
+      return `dropout:${spec.rate}`;
+    },
   },
 
-  paramCount() {
+  keras: {
+    className: 'Dropout',
+    supported: 'Dropout',
+    shapes(c, input, fail) {
+      const rate = c.rate;
+      if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) fail('rate', rate, 'a number from 0 to below 1');
+      if (c.noise_shape != null) fail('noise_shape', c.noise_shape, 'null');
+      return { settings: { rate }, weights: [], output: [...input] };
+    },
+    spec(settings) {
+      return { kind: 'dropout', rate: settings.rate as number };
+    },
+    settings(spec) {
+      return { rate: spec.rate };
+    },
+  },
+
+  check() {},
+
+  macs() {
     return 0;
   },
 
+  inputLayout() {
+    // It reads whichever layouts its input has.
+    return undefined;
+  },
+
   initialize() {},
-
-  kerasLayer(layer, inputShape) {
-    return tf.layers.dropout({ rate: layer.spec.rate, inputShape });
-  },
-
-  toKerasWeights() {
-    return [];
-  },
-
-  fromKerasWeights() {},
 
   compute(layer, rows) {
     return new DropoutCompute(layer, rows);

@@ -1,29 +1,52 @@
-import * as tf from '@tensorflow/tfjs';
 import type { Activations } from '../compute.js';
+import { elements } from '../keras-shapes.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { FlattenSpec } from '../spec.js';
+
+/** Images to vectors, in NHWC order (as Keras's Flatten). */
+export interface FlattenSpec {
+  readonly kind: 'flatten';
+}
 
 /** Images to vectors in NHWC order, as Keras's Flatten: only the shape changes, never the data. */
 export const flatten: LayerKind<FlattenSpec> = {
-  outputShape(_spec, input) {
-    return [input.reduce((a, b) => a * b, 1)];
+  grammar: {
+    usage: 'flatten',
+    meaning: 'images to vectors',
+    parse(_parts, read) {
+      read.atMost(0);
+      return { kind: 'flatten' };
+    },
+    format() {
+      return 'flatten';
+    },
   },
 
-  paramCount() {
+  keras: {
+    className: 'Flatten',
+    supported: 'Flatten',
+    shapes(_config, input) {
+      return { settings: {}, weights: [], output: [elements(input)] };
+    },
+    spec() {
+      return { kind: 'flatten' };
+    },
+    settings() {
+      return {};
+    },
+  },
+
+  check() {},
+
+  macs() {
     return 0;
   },
 
+  inputLayout(next) {
+    // Rows and columns keep their order through a reshape: what the next layer wants, it wants here.
+    return next;
+  },
+
   initialize() {},
-
-  kerasLayer(_layer, inputShape) {
-    return tf.layers.flatten({ inputShape });
-  },
-
-  toKerasWeights() {
-    return [];
-  },
-
-  fromKerasWeights() {},
 
   compute(layer) {
     return new FlattenCompute(layer);
