@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { buildNetwork, initializeParams } from '../src/model/network.js';
 import type { LayerSpec } from '../src/model/kinds.js';
 import { Rng } from '../src/rng.js';
+import { SharedCollective } from '../src/worker/collective.js';
 import { NetworkRunner } from '../src/worker/network-step.js';
 import { ACTIVE, type CeilingJob, READY, ROUND } from './ceiling-control.js';
 
@@ -18,13 +19,19 @@ await tf.setBackend('wasm');
 const network = buildNetwork(job.layers, { height: 28, width: 28 }, 10, 'model');
 const params = new Float32Array(network.paramCount);
 initializeParams(network, params, new Rng(1));
-const grad = new Float32Array(network.paramCount);
 const runner = new NetworkRunner(network, job.rows);
-const batch = { images: job.images, labels: job.labels, start: 0, end: job.rows };
+const samples = { images: job.images, labels: job.labels };
+const shard = [
+  { index: 0, start: 0, end: job.rows, grad: new Float32Array(network.paramCount), lossSum: 0, correct: 0 },
+];
+const collective = SharedCollective.alone(1, network.collectiveLength);
+collective.beginStep(job.rows);
+const options = { seed: 1, step: 0, collective };
 /** One step's work for a worker with one shard: upload the parameters, compute, free them. */
 const step = (t: number) => {
+  options.step = t;
   runner.prepare(params);
-  runner.shardGradients(batch, grad, 1, t);
+  runner.gradients(samples, shard, options);
   runner.release();
 };
 // Past the warm-up the trainer sees in its first steps (tfjs's heap growing, V8's JIT settling).

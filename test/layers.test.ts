@@ -12,6 +12,7 @@ import { keeps } from '../dist/src/model/layers/dropout.js';
 import { fromKerasWeights, toKerasWeights } from '../dist/src/model/keras.js';
 import { buildNetwork } from '../dist/src/model/network.js';
 import { parseLayers } from '../dist/src/model/spec.js';
+import { SharedCollective } from '../dist/src/worker/collective.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
 const CLASSES = 3;
@@ -94,14 +95,30 @@ function fixture(c: Case) {
 }
 type Fixture = ReturnType<typeof fixture>;
 
-/** The worker's computation of one shard, parameters prepared and released around it as in a step. */
-function workerGradient(f: Fixture) {
-  const runner = new NetworkRunner(f.network, 8);
-  const grad = new Float32Array(f.network.paramCount);
+/**
+ * The worker's computation of shards `[start, end)` of the fixture's order, in one step of
+ * `samples` samples, parameters prepared and released around it as in a step.
+ */
+function workerGradients(f: Fixture, spans: readonly [number, number][], runner = new NetworkRunner(f.network, 8)) {
+  const shards = spans.map(([start, end], index) => ({
+    index,
+    start,
+    end,
+    grad: new Float32Array(f.network.paramCount).fill(3),
+    lossSum: NaN,
+    correct: NaN,
+  }));
+  const collective = SharedCollective.alone(shards.length, f.network.collectiveLength);
+  collective.beginStep(spans.reduce((sum, [start, end]) => sum + end - start, 0));
   runner.prepare(f.params);
-  const score = runner.shardGradients(f.batch, grad, SEED, STEP);
+  runner.gradients(f, shards, { seed: SEED, step: STEP, collective });
   runner.release();
-  return { grad, score };
+  return shards.map(({ grad, lossSum, correct }) => ({ grad, score: { lossSum, correct } }));
+}
+
+/** The worker's computation of the fixture's shard, alone. */
+function workerGradient(f: Fixture) {
+  return workerGradients(f, [[f.batch.start, f.batch.end]])[0];
 }
 
 /** The dropout mask value of a unit, as the definition (the `keeps` hash) gives it. */
@@ -305,18 +322,33 @@ describe('the network runner', () => {
     const f = fixture(CASES[0]);
     const before = tf.memory().numTensors;
     const runner = new NetworkRunner(f.network, 8);
-    const grad = new Float32Array(f.network.paramCount).fill(3);
+    const [empty] = workerGradients(f, [[f.batch.start, f.batch.start]], runner);
+    expect(empty.score).toEqual({ lossSum: 0, correct: 0 });
+    expect(empty.grad.every((g) => g === 0)).toBe(true);
+    workerGradients(f, [[f.batch.start, f.batch.end]], runner);
     runner.prepare(f.params);
-    expect(runner.shardGradients({ ...f.batch, end: f.batch.start }, grad, SEED, STEP)).toEqual({
-      lossSum: 0,
-      correct: 0,
-    });
-    expect(grad.every((g) => g === 0)).toBe(true);
-    runner.shardGradients(f.batch, grad, SEED, STEP);
     runner.evaluate({ images: f.images, labels: f.labels, start: 0, end: 8 });
     runner.release();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it.each(CASES)(
+    'computes several shards layer by layer as it computes each alone, bit for bit, an empty one among them: $name',
+    (c) => {
+      const f = fixture(c);
+      // The fixture's shard [2, 8) in the pieces of a step of 4 workers on one thread.
+      const spans: [number, number][] = [
+        [2, 4],
+        [4, 4],
+        [4, 7],
+        [7, 8],
+      ];
+      const together = workerGradients(f, spans);
+      const alone = spans.map((span) => workerGradients(f, [span])[0]);
+      expect(together).toEqual(alone);
+      expect(together[2].grad.some((g) => g !== 0)).toBe(true);
+    },
+  );
 });
 
 describe('dropout masks', () => {

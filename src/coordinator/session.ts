@@ -4,6 +4,7 @@ import { initializeParams, type Network } from '../model/network.js';
 import { createOptimizerMemory } from '../optimizer/adam-kernel.js';
 import {
   CONTROL_WORDS,
+  createCollectiveMemory,
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_REQUEST,
@@ -403,6 +404,7 @@ function createSharedState(options: SessionOptions, rng: Rng, faults: number): S
       classes: network.classes,
     },
     optimizer,
+    collective: createCollectiveMemory(config.workers, network.collectiveLength),
     stats: new Float64Array(new SharedArrayBuffer(config.workers * STATS_WORDS * 8)),
     timings: new Float64Array(new SharedArrayBuffer(config.workers * TIMING_WORDS * 8)),
     order: new Int32Array(new SharedArrayBuffer(data.train.count * 4)),

@@ -41,6 +41,11 @@ export interface LayerKind<S extends { readonly kind: string }> {
   /** Multiply-adds of one sample's forward pass (0 for a layer without weights): see trainingFlops. */
   macs(layer: PlacedLayer<S>): number;
   /**
+   * The most values one shard of it writes into the collective's slot for one sum (see
+   * Collective), which sizes the collective's shared memory; 0 when its passes never call it.
+   */
+  collectiveLength(layer: PlacedLayer<S>): number;
+  /**
    * The second layout it wants its input in, given the one the layer after it wants (undefined at
    * the end of the network): a layer that only reshapes passes the next one's on.
    */
@@ -104,20 +109,26 @@ export interface KerasForm<S> {
   settings(spec: S): Settings;
 }
 
-/** A layer's work on a worker. Tensors it creates inside `forward`/`backward` belong to the step's tidy scope. */
+/**
+ * A layer's work on a worker. A training pass runs layer by layer over all the shards of the step
+ * that the thread computes (one, or several when fewer threads compute than there are workers),
+ * so that a layer can sum over the whole step with the collective (see Collective) between its
+ * shards' computations. Tensors it creates inside `forward`/`backward` belong to the step's tidy
+ * scope.
+ */
 export interface LayerCompute {
   /** Uploads its parameters from the flat vector, once per step (all shards of the step share them). */
   prepare(params: Float32Array): void;
   /** Frees what `prepare` uploaded. */
   release(): void;
-  /** The training pass: keeps what `backward` needs. */
-  forward(input: Activations, context: StepContext): Activations;
+  /** The training pass over `context.shards` (`inputs[j]` is shard j's, possibly none): keeps what `backward` needs. */
+  forward(inputs: readonly Activations[], context: StepContext): Activations[];
   /**
-   * Given the gradient of the loss at its output, writes its parameters' gradients into
-   * `context.grad` (at its offset) and returns the gradient at its input, or undefined when no
-   * layer before it has parameters.
+   * Given the gradients of the loss at its outputs, writes each shard's parameter gradients into
+   * its slot (`context.shards[j].grad`, at the layer's offset) and returns the gradients at its
+   * inputs, or undefined when no layer before it has parameters.
    */
-  backward(gradient: Activations, context: StepContext): Activations | undefined;
+  backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined;
   /** The evaluation pass (no dropout), on any number of rows. */
   infer(input: Activations): Activations;
 }

@@ -13,6 +13,8 @@ export interface Network {
   readonly input: Shape;
   readonly classes: number;
   readonly paramCount: number;
+  /** The most values a layer sums over the step's shards at once (see Collective); 0 when none does. */
+  readonly collectiveLength: number;
 }
 
 /**
@@ -75,7 +77,8 @@ export function buildNetwork(
       `${label}: the last layer must be dense:${classes} with softmax (one unit per class), got ${got}`,
     );
   }
-  return { layers, input, classes, paramCount: offset };
+  const collectiveLength = Math.max(0, ...layers.map((layer) => kindOf(layer.spec).collectiveLength(layer)));
+  return { layers, input, classes, paramCount: offset, collectiveLength };
 }
 
 /** Keras's initial parameters: Glorot-uniform kernels and zero biases, drawn layer by layer. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, glorotUniform, type Shape, type StepContext } from '../compute.js';
+import { Activations, glorotUniform, type Shape, type StepContext, type StepShard } from '../compute.js';
 import {
   checkActivation,
   checkBoolean,
@@ -163,6 +163,10 @@ export const conv: LayerKind<ConvSpec> = {
     return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
   inputLayout() {
     // The filter gradient builds its transposed im2col from the input's channel planes.
     return 'planes';
@@ -212,9 +216,9 @@ class ConvCompute implements LayerCompute {
   #bias: tf.Tensor1D | undefined;
   /** W rotated 180 degrees, in and out swapped: `[k, k, out, in]`. */
   #flipped: tf.Tensor4D | undefined;
-  /** Kept from the forward pass for the backward pass. */
-  #input: Activations | undefined;
-  #activations: tf.Tensor | undefined;
+  /** Kept from the forward pass for the backward pass, per shard. */
+  readonly #input: (Activations | undefined)[] = [];
+  readonly #activations: (tf.Tensor | undefined)[] = [];
 
   constructor(layer: PlacedLayer<ConvSpec>) {
     this.#layer = layer;
@@ -269,17 +273,24 @@ class ConvCompute implements LayerCompute {
     });
   }
 
-  forward(input: Activations): Activations {
-    const activations = this.#apply(input);
-    this.#input = input;
-    this.#activations = activations;
-    return Activations.ofRows(activations, this.#output);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => {
+      const activations = this.#apply(input);
+      this.#input[j] = input;
+      this.#activations[j] = activations;
+      return Activations.ofRows(activations, this.#output);
+    });
   }
 
-  backward(gradient: Activations, context: StepContext): Activations | undefined {
-    const input = this.#input as Activations;
-    const activations = this.#activations as tf.Tensor;
-    this.#input = this.#activations = undefined;
+  backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j]));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number, shard: StepShard): Activations | undefined {
+    const input = this.#input[j] as Activations;
+    const activations = this.#activations[j] as tf.Tensor;
+    this.#input[j] = this.#activations[j] = undefined;
     const { kernel, filters, activation } = this.#layer.spec;
     const [height, width, channels] = this.#layer.input;
     const [outHeight, outWidth] = this.#output;
@@ -295,7 +306,7 @@ class ConvCompute implements LayerCompute {
     // Chunks of samples aligned to the epoch's order: the same chunks whatever the shard.
     const chunks: [number, number][] = [];
     for (let from = 0; from < count;) {
-      const to = Math.min(count, (Math.floor((context.start + from) / this.#chunk) + 1) * this.#chunk - context.start);
+      const to = Math.min(count, (Math.floor((shard.start + from) / this.#chunk) + 1) * this.#chunk - shard.start);
       chunks.push([from, to]);
       from = to;
     }
@@ -393,8 +404,8 @@ class ConvCompute implements LayerCompute {
       }
     }
     const at = this.#layer.offset;
-    context.grad.set(sums, at);
-    context.grad.set(heapView64(biasSums), at + this.#taps * filters);
+    shard.grad.set(sums, at);
+    shard.grad.set(heapView64(biasSums), at + this.#taps * filters);
     if (!this.#layer.needsInputGradient) return undefined;
     const [before, after] = this.#padding;
     const dx = tf.conv2d(

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, type Shape } from '../compute.js';
+import { Activations, type Shape, type StepContext } from '../compute.js';
 import { checkActivation, checkBoolean, type KerasWeight, whole } from '../keras-shapes.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { Strides } from '../kernels-reference.js';
@@ -83,6 +83,10 @@ export const dense: LayerKind<DenseSpec> = {
     return input[0] * spec.units;
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
   inputLayout() {
     // Its weight gradient reads the input transposed, X^T (see above).
     return 'columns';
@@ -114,9 +118,9 @@ class DenseCompute implements LayerCompute {
   /** The kernel transposed, `[units, inputs]`, for the columns-layout forward pass; made when first needed in a step. */
   #kernelT: tf.Tensor2D | undefined;
   #bias: tf.Tensor1D | undefined;
-  /** Kept from the forward pass for the backward pass: the input, and the activations with their strides. */
-  #input: Activations | undefined;
-  #activations: { tensor: tf.Tensor; strides: Strides } | undefined;
+  /** Kept from the forward pass for the backward pass, per shard: the input, and the activations with their strides. */
+  readonly #input: (Activations | undefined)[] = [];
+  readonly #activations: ({ tensor: tf.Tensor; strides: Strides } | undefined)[] = [];
 
   constructor(layer: PlacedLayer<DenseSpec>) {
     this.#layer = layer;
@@ -173,23 +177,32 @@ class DenseCompute implements LayerCompute {
     return z;
   }
 
-  forward(input: Activations): Activations {
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => this.#forward(input, j));
+  }
+
+  #forward(input: Activations, j: number): Activations {
     const count = input.count;
-    this.#input = input;
+    this.#input[j] = input;
     if (input.hasColumns() && count < this.#units) {
       const activations = this.#columns(input);
-      this.#activations = { tensor: activations, strides: { sB: 1, sP: 0, sC: count } };
+      this.#activations[j] = { tensor: activations, strides: { sB: 1, sP: 0, sC: count } };
       return Activations.ofColumns(activations, this.#output);
     }
     const activations = this.#rows(input);
-    this.#activations = { tensor: activations, strides: { sB: this.#units, sP: 0, sC: 1 } };
+    this.#activations[j] = { tensor: activations, strides: { sB: this.#units, sP: 0, sC: 1 } };
     return Activations.ofRows(activations, this.#output);
   }
 
-  backward(gradient: Activations, context: { grad: Float32Array }): Activations | undefined {
-    const input = this.#input as Activations;
-    const activations = this.#activations as { tensor: tf.Tensor; strides: Strides };
-    this.#input = this.#activations = undefined;
+  backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j].grad));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number, grad: Float32Array): Activations | undefined {
+    const input = this.#input[j] as Activations;
+    const activations = this.#activations[j] as { tensor: tf.Tensor; strides: Strides };
+    this.#input[j] = this.#activations[j] = undefined;
     const count = input.count;
     const units = this.#units;
     const { tensor: upstream, strides } = gradient.strided();
@@ -226,8 +239,8 @@ class DenseCompute implements LayerCompute {
     backward(dz, offsetOf(biasSums), units, 1);
     if (dzT !== undefined) backward(dzT, 0, 1, count);
     const at = this.#layer.offset;
-    context.grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
-    context.grad.set(heapView64(biasSums), at + this.#inputs * units);
+    grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
+    grad.set(heapView64(biasSums), at + this.#inputs * units);
     if (dzT === undefined) return undefined;
     return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
   }

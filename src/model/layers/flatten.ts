@@ -41,6 +41,10 @@ export const flatten: LayerKind<FlattenSpec> = {
     return 0;
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
   inputLayout(next) {
     // Rows and columns keep their order through a reshape: what the next layer wants, it wants here.
     return next;
@@ -60,12 +64,12 @@ class FlattenCompute implements LayerCompute {
 
   release(): void {}
 
-  forward(input: Activations): Activations {
-    return input.reshaped(this.layer.output);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input) => input.reshaped(this.layer.output));
   }
 
-  backward(gradient: Activations): Activations | undefined {
-    return this.layer.needsInputGradient ? gradient.reshaped(this.layer.input) : undefined;
+  backward(gradients: readonly Activations[]): Activations[] | undefined {
+    return this.layer.needsInputGradient ? gradients.map((gradient) => gradient.reshaped(this.layer.input)) : undefined;
   }
 
   infer(input: Activations): Activations {

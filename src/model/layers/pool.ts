@@ -83,6 +83,10 @@ export const pool: LayerKind<PoolSpec> = {
     return 0;
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
   inputLayout() {
     return undefined;
   },
@@ -99,8 +103,9 @@ class PoolCompute implements LayerCompute {
   readonly #output: Shape;
   /** The layout the next layer wants besides rows. */
   readonly #second: Layout | undefined;
-  #input: tf.Tensor | undefined;
-  #pooled: tf.Tensor | undefined;
+  /** Kept from the forward pass for the backward pass, per shard: the input and the output, in rows. */
+  readonly #input: (tf.Tensor | undefined)[] = [];
+  readonly #pooled: (tf.Tensor | undefined)[] = [];
 
   constructor(layer: PlacedLayer<PoolSpec>, second: Layout | undefined) {
     this.#layer = layer;
@@ -144,19 +149,27 @@ class PoolCompute implements LayerCompute {
       sP,
       sC,
     );
-    this.#pooled = pooled;
     return Activations.of(count, this.#output, { rows: pooled, [second ?? 'rows']: other ?? pooled });
   }
 
-  forward(input: Activations): Activations {
-    this.#input = input.rows();
-    return this.#pool(input, this.#second);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => {
+      this.#input[j] = input.rows();
+      const output = this.#pool(input, this.#second);
+      this.#pooled[j] = output.rows();
+      return output;
+    });
   }
 
-  backward(gradient: Activations): Activations | undefined {
-    const x = this.#input as tf.Tensor;
-    const pooled = this.#pooled as tf.Tensor;
-    this.#input = this.#pooled = undefined;
+  backward(gradients: readonly Activations[]): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number): Activations | undefined {
+    const x = this.#input[j] as tf.Tensor;
+    const pooled = this.#pooled[j] as tf.Tensor;
+    this.#input[j] = this.#pooled[j] = undefined;
     if (!this.#layer.needsInputGradient) return undefined;
     const [height, width, channels] = this.#layer.input;
     const count = gradient.count;
