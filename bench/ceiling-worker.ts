@@ -18,7 +18,8 @@ const job = workerData as CeilingJob & { readonly layers: readonly LayerSpec[]; 
 await tf.setBackend('wasm');
 const network = buildNetwork(job.layers, { height: 28, width: 28 }, 10, 'model');
 const params = new Float32Array(network.paramCount);
-initializeParams(network, params, new Rng(1));
+const state = new Float32Array(network.stateCount);
+initializeParams(network, params, state, new Rng(1));
 const runner = new NetworkRunner(network, job.rows);
 const samples = { images: job.images, labels: job.labels };
 const shard = [
@@ -26,11 +27,11 @@ const shard = [
 ];
 const collective = SharedCollective.alone(1, network.collectiveLength);
 collective.beginStep(job.rows);
-const options = { seed: 1, step: 0, collective };
+const options = { seed: 1, step: 0, collective, state, updatesState: true };
 /** One step's work for a worker with one shard: upload the parameters, compute, free them. */
 const step = (t: number) => {
   options.step = t;
-  runner.prepare(params);
+  runner.prepare(params, state);
   runner.gradients(samples, shard, options);
   runner.release();
 };

@@ -34,6 +34,12 @@ export interface SharedState {
    * WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
    */
   readonly optimizer: OptimizerMemory;
+  /**
+   * The layers' state, which is not trained (a batch normalisation's moving statistics), laid out
+   * as `buildNetwork` places it: beside the optimizer's memory, never in it, so that Adam cannot
+   * touch it. Empty for a model whose layers keep none.
+   */
+  readonly state: Float32Array;
   /** The layers' sums over the step's shards (see CollectiveMemory). */
   readonly collective: CollectiveMemory;
   /** Per shard of the global batch: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */

@@ -87,11 +87,12 @@ function fixture(c: Case) {
   const network = buildNetwork(parseLayers(c.layers, 'layers'), c, CLASSES, 'layers');
   const next = generator(c.height * 31 + c.width);
   const params = Float32Array.from({ length: network.paramCount }, () => next() - 0.5);
+  const state = new Float32Array(network.stateCount);
   const pixels = c.height * c.width;
   const images = Uint8Array.from({ length: 10 * pixels }, () => Math.floor(next() * 256));
   const labels = Uint8Array.from({ length: 10 }, (_, i) => i % CLASSES);
   const order = Int32Array.from([9, 3, 0, 7, 4, 1, 8, 2, 6, 5]);
-  return { network, params, images, labels, order, batch: { images, labels, order, start: 2, end: 8 } };
+  return { network, params, state, images, labels, order, batch: { images, labels, order, start: 2, end: 8 } };
 }
 type Fixture = ReturnType<typeof fixture>;
 
@@ -110,8 +111,8 @@ function workerGradients(f: Fixture, spans: readonly [number, number][], runner 
   }));
   const collective = SharedCollective.alone(shards.length, f.network.collectiveLength);
   collective.beginStep(spans.reduce((sum, [start, end]) => sum + end - start, 0));
-  runner.prepare(f.params);
-  runner.gradients(f, shards, { seed: SEED, step: STEP, collective });
+  runner.prepare(f.params, f.state);
+  runner.gradients(f, shards, { seed: SEED, step: STEP, collective, state: f.state, updatesState: true });
   runner.release();
   return shards.map(({ grad, lossSum, correct }) => ({ grad, score: { lossSum, correct } }));
 }
@@ -206,7 +207,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
     ),
     CLASSES,
   );
-  const weights = network.layers.map((layer) => toKerasWeights(layer, f.params));
+  const weights = network.layers.map((layer) => toKerasWeights(layer, f.params, f.state));
   const masks = network.layers.map((layer) => {
     if (layer.spec.kind !== 'dropout') return undefined;
     const units = layer.input.reduce((a, b) => a * b, 1);
@@ -245,7 +246,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   for (const layer of network.layers) {
     const count = weights[layer.index].length;
     const values = expected.slice(at, at + count).map((t) => t.dataSync() as Float32Array);
-    fromKerasWeights(layer, values, grad);
+    fromKerasWeights(layer, values, grad, new Float32Array(f.network.stateCount));
     at += count;
   }
   tf.dispose([x, y, flat, expected, masks.filter((m) => m !== undefined)]);
@@ -300,7 +301,7 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
   it('evaluate to the float64 loss without dropout, in any chunking', () => {
     const f = fixture(c);
     const runner = new NetworkRunner(f.network, 4);
-    runner.prepare(f.params);
+    runner.prepare(f.params, f.state);
     const all = { images: f.images, labels: f.labels, start: 0, end: 10 };
     const chunks = [0, 4, 8].map((start) => runner.evaluate({ ...all, start, end: Math.min(10, start + 4) }));
     runner.release();
@@ -326,7 +327,7 @@ describe('the network runner', () => {
     expect(empty.score).toEqual({ lossSum: 0, correct: 0 });
     expect(empty.grad.every((g) => g === 0)).toBe(true);
     workerGradients(f, [[f.batch.start, f.batch.end]], runner);
-    runner.prepare(f.params);
+    runner.prepare(f.params, f.state);
     runner.evaluate({ images: f.images, labels: f.labels, start: 0, end: 8 });
     runner.release();
     expect(tf.memory().numTensors).toBe(before);

@@ -140,6 +140,14 @@ export interface StepContext {
   order: Int32Array | undefined;
   /** Sums over all the step's shards, every computing thread's (see Collective). */
   collective: Collective;
+  /**
+   * The layers' state vector (see PlacedLayer.stateOffset), shared by every worker. In a step, a
+   * layer updates its slice only where `updatesState` is set, on one computing worker, so that an
+   * update such as a moving average is made once; every worker computes the same values to update
+   * it with (from the collective's sums), and none reads the state while training.
+   */
+  state: Float32Array;
+  updatesState: boolean;
 }
 
 /**

@@ -14,6 +14,12 @@ export type Fail = (key: string, value: unknown, expected: string) => never;
 export interface KerasWeight {
   readonly name: string;
   readonly shape: readonly number[];
+  /**
+   * Set for a weight that is not trained but kept up to date by the layer itself (Keras's
+   * non-trainable weights, such as a batch normalisation's moving statistics): in the trainer, it
+   * lives in the state vector, beside the parameters, and Adam never touches it.
+   */
+  readonly state?: boolean;
 }
 
 /** What tfjs-layers makes of a layer's config. */

@@ -14,7 +14,11 @@ import { buildNetwork, type Network } from './network.js';
  * is a Flatten (the tutorial's model) and `[height, width, 1]` ones otherwise; kernels in Keras's
  * layouts. Compiled with the training's loss, so that `model.evaluate` works as in the tutorial.
  */
-export async function toLayersModel(params: Float32Array, network: Network): Promise<tf.LayersModel> {
+export async function toLayersModel(
+  params: Float32Array,
+  state: Float32Array,
+  network: Network,
+): Promise<tf.LayersModel> {
   await tf.ready();
   const [height, width] = network.input;
   const layers = network.layers.map((layer, i) => {
@@ -25,34 +29,45 @@ export async function toLayersModel(params: Float32Array, network: Network): Pro
   });
   const topology = { modelTopology: { class_name: 'Sequential', config: { layers } } };
   const model = await tf.models.modelFromJSON(topology as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
-  setWeights(model, params, network);
+  setWeights(model, params, state, network);
   model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   return model;
 }
 
-/** Puts the flat parameters into a model whose layers are `network`'s, one for one. */
-export function setWeights(model: tf.LayersModel, params: Float32Array, network: Network): void {
-  const weights = network.layers.flatMap((layer) => toKerasWeights(layer, params));
+/** Puts the flat parameters and the state into a model whose layers are `network`'s, one for one. */
+export function setWeights(model: tf.LayersModel, params: Float32Array, state: Float32Array, network: Network): void {
+  const weights = network.layers.flatMap((layer) => toKerasWeights(layer, params, state));
   model.setWeights(weights);
   tf.dispose(weights);
 }
 
-/** A layer's parameters, in the flat vector, as its Keras weights: they are stored as those, back to back. */
-export function toKerasWeights(layer: PlacedLayer, params: Float32Array): tf.Tensor[] {
-  let at = layer.offset;
-  return layer.weights.map(({ shape }) => {
-    const size = elements(shape);
-    at += size;
-    return tf.tensor(params.slice(at - size, at), [...shape]);
+/**
+ * A layer's Keras weights, in Keras's order, from its parameters in the flat vector and its state
+ * in the state vector: they are stored as those, back to back in each.
+ */
+export function toKerasWeights(layer: PlacedLayer, params: Float32Array, state: Float32Array): tf.Tensor[] {
+  const at = { params: layer.offset, state: layer.stateOffset };
+  return layer.weights.map((weight) => {
+    const size = elements(weight.shape);
+    const from = weight.state === true ? 'state' : 'params';
+    const values = (from === 'state' ? state : params).slice(at[from], at[from] + size);
+    at[from] += size;
+    return tf.tensor(values, [...weight.shape]);
   });
 }
 
-/** The inverse of toKerasWeights: a layer's Keras weights' values into its parameters in the flat vector. */
-export function fromKerasWeights(layer: PlacedLayer, values: readonly Float32Array[], params: Float32Array): void {
-  let at = layer.offset;
-  layer.weights.forEach((_, i) => {
-    params.set(values[i], at);
-    at += values[i].length;
+/** The inverse of toKerasWeights: a layer's Keras weights' values into its slices of the two vectors. */
+export function fromKerasWeights(
+  layer: PlacedLayer,
+  values: readonly Float32Array[],
+  params: Float32Array,
+  state: Float32Array,
+): void {
+  const at = { params: layer.offset, state: layer.stateOffset };
+  layer.weights.forEach((weight, i) => {
+    const to = weight.state === true ? 'state' : 'params';
+    (to === 'state' ? state : params).set(values[i], at[to]);
+    at[to] += values[i].length;
   });
 }
 
@@ -66,7 +81,7 @@ const SUPPORTED = ALL_KINDS.map((kind) => kind.keras.supported).join(', ');
 
 /**
  * A tf.Sequential built with tfjs's layer API, as the trainer's layers and its current weights in
- * the trainer's layout (training starts from them, as `model.fit` would). Each layer is read from
+ * the trainer's layout (parameters and state) (training starts from them, as `model.fit` would). Each layer is read from
  * its config as model.json would hold it, by its kind's Keras rule, as loadModel reads one. Throws
  * UnsupportedLayerError naming the first layer that is not a supported kind or configuration, and
  * OptionError when the model does not fit the data.
@@ -75,7 +90,7 @@ export function importSequential(
   model: tf.Sequential,
   image: { readonly height: number; readonly width: number },
   classes: number,
-): { layers: LayerSpec[]; network: Network; params: Float32Array } {
+): { layers: LayerSpec[]; network: Network; params: Float32Array; state: Float32Array } {
   const shape = model.inputs[0].shape.slice(1);
   const expected = [image.height, image.width];
   const fits =
@@ -111,11 +126,12 @@ export function importSequential(
   });
   const network = buildNetwork(specs, image, classes, 'model');
   const params = new Float32Array(network.paramCount);
+  const state = new Float32Array(network.stateCount);
   network.layers.forEach((layer, i) => {
     const weights = model.layers[i].getWeights().map((w) => w.dataSync() as Float32Array);
-    fromKerasWeights(layer, weights, params);
+    fromKerasWeights(layer, weights, params, state);
   });
-  return { layers: specs, network, params };
+  return { layers: specs, network, params, state };
 }
 
 /** A config key as tfjs's layer API spells it, for messages: `kernel_size` is `kernelSize` there. */

@@ -9,11 +9,17 @@ export interface PlacedLayer<S = unknown> {
   readonly index: number;
   readonly input: Shape;
   readonly output: Shape;
-  /** Its Keras weights, in Keras's order and layouts: its parameters are these, back to back. */
+  /**
+   * Its Keras weights, in Keras's order and layouts: its parameters are those that are trained,
+   * back to back, and its state the others (see KerasWeight.state).
+   */
   readonly weights: readonly KerasWeight[];
   /** Where its parameters start in the flat parameter vector, and how many there are. */
   readonly offset: number;
   readonly paramCount: number;
+  /** Where its state starts in the state vector, and how many values it has (0 for most kinds). */
+  readonly stateOffset: number;
+  readonly stateCount: number;
   /** Whether a layer before it has parameters, so that its backward pass must give its input's gradient. */
   readonly needsInputGradient: boolean;
 }
@@ -24,10 +30,14 @@ export interface PlacedLayer<S = unknown> {
  * its forward and backward passes on a worker. Everything else (the grammar's parser, the network,
  * the step driver, export, import, loadModel) calls these and knows no kind by name; kinds.ts lists
  * them, and the compiler names what a new kind lacks. The flat parameter vector is the seam: the
- * all-reduce, Adam, the barriers and the checkpoints see only that vector, never a layer.
+ * all-reduce, Adam, the barriers and the checkpoints see only that vector (and the checkpoints the
+ * state vector beside it), never a layer.
  *
- * A layer's parameters are its Keras weights, in Keras's order and layouts, back to back: export
- * and import copy them as they are.
+ * A layer's parameters are its trained Keras weights, in Keras's order and layouts, back to back,
+ * and its state (values it keeps up to date itself, not trained: a batch normalisation's moving
+ * statistics) its other Keras weights, likewise, in a second vector beside the parameters, which
+ * the checkpoints, the snapshots and export carry too, and Adam never sees. Export and import copy
+ * both as they are.
  */
 export interface LayerKind<S extends { readonly kind: string }> {
   readonly grammar: Grammar<S>;
@@ -50,8 +60,11 @@ export interface LayerKind<S extends { readonly kind: string }> {
    * the end of the network): a layer that only reshapes passes the next one's on.
    */
   inputLayout(next: Layout | undefined): Layout | undefined;
-  /** Keras's initialisation (Glorot-uniform kernels, zero biases), drawn in storage order. */
-  initialize(layer: PlacedLayer<S>, params: Float32Array, rng: Rng): void;
+  /**
+   * Keras's initialisation (Glorot-uniform kernels, zero biases), drawn in storage order, into its
+   * parameters and its state (its slices of the two vectors).
+   */
+  initialize(layer: PlacedLayer<S>, params: Float32Array, state: Float32Array, rng: Rng): void;
   /**
    * Its passes on a worker, with buffers for `rows` samples at most. `outputLayout` is the second
    * layout the next layer wants (its `inputLayout`), which this one writes too when it costs
@@ -117,8 +130,11 @@ export interface KerasForm<S> {
  * scope.
  */
 export interface LayerCompute {
-  /** Uploads its parameters from the flat vector, once per step (all shards of the step share them). */
-  prepare(params: Float32Array): void;
+  /**
+   * Uploads its parameters from the flat vector, and reads its state, once per step (all shards of
+   * the step share them) and before an evaluation.
+   */
+  prepare(params: Float32Array, state: Float32Array): void;
   /** Frees what `prepare` uploaded. */
   release(): void;
   /** The training pass over `context.shards` (`inputs[j]` is shard j's, possibly none): keeps what `backward` needs. */

@@ -13,6 +13,8 @@ export interface Network {
   readonly input: Shape;
   readonly classes: number;
   readonly paramCount: number;
+  /** The length of the state vector (see PlacedLayer.stateCount). */
+  readonly stateCount: number;
   /** The most values a layer sums over the step's shards at once (see Collective); 0 when none does. */
   readonly collectiveLength: number;
 }
@@ -38,6 +40,7 @@ export function buildNetwork(
   const layers: PlacedLayer<LayerSpec>[] = [];
   let shape = input;
   let offset = 0;
+  let stateOffset = 0;
   specs.forEach((spec, index) => {
     const last = index === specs.length - 1;
     const at = `${label}: ${formatLayer(spec, last)} at position ${index + 1}`;
@@ -55,9 +58,27 @@ export function buildNetwork(
     const { weights, output } = kind.keras.shapes(settings, shape, (key, value, expected) => {
       throw new OptionError(`${at}: ${key} is ${JSON.stringify(value)}, expected ${expected}`);
     });
-    const paramCount = weights.reduce((sum, weight) => sum + elements(weight.shape), 0);
-    layers.push({ spec, index, input: shape, output, weights, offset, paramCount, needsInputGradient: offset > 0 });
+    const size = (state: boolean) =>
+      weights
+        .filter((weight) => (weight.state === true) === state)
+        .reduce((sum, weight) => sum + elements(weight.shape), 0);
+    const paramCount = size(false);
+    const stateCount = size(true);
+    const needsInputGradient = offset > 0;
+    layers.push({
+      spec,
+      index,
+      input: shape,
+      output,
+      weights,
+      offset,
+      paramCount,
+      stateOffset,
+      stateCount,
+      needsInputGradient,
+    });
     offset += paramCount;
+    stateOffset += stateCount;
     if (offset > MAX_PARAMS) {
       throw new OptionError(
         `${at} brings the model to ${offset} parameters, more than the ${MAX_PARAMS} allowed; use fewer or smaller layers`,
@@ -78,13 +99,18 @@ export function buildNetwork(
     );
   }
   const collectiveLength = Math.max(0, ...layers.map((layer) => kindOf(layer.spec).collectiveLength(layer)));
-  return { layers, input, classes, paramCount: offset, collectiveLength };
+  return { layers, input, classes, paramCount: offset, stateCount: stateOffset, collectiveLength };
 }
 
-/** Keras's initial parameters: Glorot-uniform kernels and zero biases, drawn layer by layer. */
-export function initializeParams(network: Network, params: Float32Array, rng: Rng): void {
+/** Keras's initial parameters (Glorot-uniform kernels and zero biases) and state, drawn layer by layer. */
+export function initializeParams(network: Network, params: Float32Array, state: Float32Array, rng: Rng): void {
   for (const layer of network.layers) {
-    kindOf(layer.spec).initialize(layer, params.subarray(layer.offset, layer.offset + layer.paramCount), rng);
+    kindOf(layer.spec).initialize(
+      layer,
+      params.subarray(layer.offset, layer.offset + layer.paramCount),
+      state.subarray(layer.stateOffset, layer.stateOffset + layer.stateCount),
+      rng,
+    );
   }
 }
 

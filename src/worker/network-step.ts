@@ -43,6 +43,9 @@ export interface StepOptions {
   readonly step: number;
   /** Sums over all the shards of the step, every computing worker's. */
   readonly collective: Collective;
+  /** The layers' state, and whether this worker updates it in this step (see StepContext). */
+  readonly state: Float32Array;
+  readonly updatesState: boolean;
 }
 
 /**
@@ -85,9 +88,9 @@ export class NetworkRunner {
     this.#inputLayout = wanted;
   }
 
-  /** Uploads the parameters, once per step: every shard of the step, and evaluation, use them. */
-  prepare(params: Float32Array): void {
-    for (const layer of this.#layers) layer.prepare(params);
+  /** Uploads the parameters and reads the state, once per step: every shard of the step, and evaluation, use them. */
+  prepare(params: Float32Array, state: Float32Array): void {
+    for (const layer of this.#layers) layer.prepare(params, state);
   }
 
   release(): void {
@@ -116,6 +119,8 @@ export class NetworkRunner {
     context.step = options.step;
     context.order = samples.order;
     context.collective = options.collective;
+    context.state = options.state;
+    context.updatesState = options.updatesState;
     const classes = this.#network.classes;
     // Every tensor of the step is freed at the end of the tidy; results are read (as heap views)
     // inside it, and copied into the slots before it ends.

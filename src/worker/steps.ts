@@ -137,7 +137,7 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
     return { index, start: 0, end: 0, grad: slots[index], lossSum: 0, correct: 0 };
   });
   const collective = new SharedCollective(shared.collective, control, parties);
-  const options = { seed: task.seed, step: 0, collective };
+  const options = { seed: task.seed, step: 0, collective, state: shared.state, updatesState: rank === 0 };
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;
@@ -155,7 +155,7 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
       for (const shard of shards) shardOf(batchStart, batchCount, shard.index, workers, shard);
       collective.beginStep(batchCount);
       options.step = kernelStep.t - 1;
-      runner.prepare(optimizer.params);
+      runner.prepare(optimizer.params, shared.state);
       runner.gradients(source, shards, options);
       // The step's parameter tensors are the only ones alive here, unless something leaks.
       timings[TIMING_TENSORS] = tf.memory().numTensors;
@@ -228,7 +228,7 @@ function runEvaluate(task: EvaluateTask, exit: ExitThread): EvaluateResult {
   const { images, labels } = shared.test;
   let lossSum = 0;
   let correct = 0;
-  runner.prepare(shared.optimizer.params);
+  runner.prepare(shared.optimizer.params, shared.state);
   try {
     for (let from = start; from < end; from += EVAL_ROWS) {
       const score = runner.evaluate({ images, labels, start: from, end: Math.min(end, from + EVAL_ROWS) });

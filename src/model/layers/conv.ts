@@ -172,7 +172,7 @@ export const conv: LayerKind<ConvSpec> = {
     return 'planes';
   },
 
-  initialize(layer, params, rng) {
+  initialize(layer, params, _state, rng) {
     const { kernel, filters } = layer.spec;
     const area = kernel * kernel;
     const channels = layer.input[2];

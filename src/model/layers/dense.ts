@@ -92,7 +92,7 @@ export const dense: LayerKind<DenseSpec> = {
     return 'columns';
   },
 
-  initialize(layer, params, rng) {
+  initialize(layer, params, _state, rng) {
     // Drawn unit by unit, input by input: the order of the trainer's first versions, which stored
     // the kernel transposed, so that a seed keeps giving the same initial weights.
     const inputs = layer.input[0];
