@@ -11,8 +11,9 @@ import { buildNetwork, type Network } from './network.js';
 /**
  * Trained parameters as a tfjs-layers model, as Keras would build it: each layer from its kind's
  * Keras settings (the config model.json holds), the first taking `[height, width]` images when it
- * is a Flatten (the tutorial's model) and `[height, width, 1]` ones otherwise; kernels in Keras's
- * layouts. Compiled with the training's loss, so that `model.evaluate` works as in the tutorial.
+ * makes vectors of them (the tutorial's Flatten) and `[height, width, 1]` ones otherwise; kernels
+ * in Keras's layouts. Compiled with the training's loss, so that `model.evaluate` works as in the
+ * tutorial.
  */
 export async function toLayersModel(
   params: Float32Array,
@@ -21,10 +22,11 @@ export async function toLayersModel(
 ): Promise<tf.LayersModel> {
   await tf.ready();
   const [height, width] = network.input;
+  const flat = network.layers[0].output.length === 1;
   const layers = network.layers.map((layer, i) => {
     const { className, settings } = kindOf(layer.spec).keras;
     const config: Settings = settings(layer.spec);
-    if (i === 0) config.batch_input_shape = className === 'Flatten' ? [null, height, width] : [null, height, width, 1];
+    if (i === 0) config.batch_input_shape = flat ? [null, height, width] : [null, height, width, 1];
     return { class_name: className, config };
   });
   const topology = { modelTopology: { class_name: 'Sequential', config: { layers } } };

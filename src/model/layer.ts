@@ -145,6 +145,9 @@ export interface LayerCompute {
    * inputs, or undefined when no layer before it has parameters.
    */
   backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined;
-  /** The evaluation pass (no dropout), on any number of rows. */
+  /**
+   * The evaluation pass (no dropout), on any number of rows: each worker evaluates its part of the
+   * test split on its own, so this pass has no collective, and uses the state as it is.
+   */
   infer(input: Activations): Activations;
 }
