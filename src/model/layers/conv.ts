@@ -350,10 +350,13 @@ class ConvCompute implements LayerCompute {
           outHeight,
           outWidth,
         );
-        const part = heapView(tf.matMul(dzT as tf.Tensor2D, columns as tf.Tensor2D));
+        const product = tf.matMul(dzT as tf.Tensor2D, columns as tf.Tensor2D);
+        const part = heapView(product);
         for (let f = 0; f < filters; f++) {
           for (let t = 0; t < this.#taps; t++) sums[t * filters + f] += part[f * this.#taps + t];
         }
+        // Freed now rather than with the step's tensors: the next chunk, or shard, reuses the memory.
+        tf.dispose([dzT, columns, product]);
       }
     } else {
       // dW = cols^T · dZ, chunk by chunk: dZ is written whole (NHWC), which the input gradient needs too.
@@ -399,8 +402,10 @@ class ConvCompute implements LayerCompute {
         // (tf.slice would do, but on wasm it first copies the whole of dZ out of the heap).
         const part = emptyTensor([n * positions, filters]);
         heapView(part).set(heapView(dz).subarray(from * positions * filters, to * positions * filters));
-        const product = heapView(tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D));
-        for (let i = 0; i < sums.length; i++) sums[i] += product[i];
+        const product = tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D);
+        const values = heapView(product);
+        for (let i = 0; i < sums.length; i++) sums[i] += values[i];
+        tf.dispose([columns, part, product]);
       }
     }
     const at = this.#layer.offset;

@@ -239,7 +239,10 @@ class DenseCompute implements LayerCompute {
     backward(dz, offsetOf(biasSums), units, 1);
     if (dzT !== undefined) backward(dzT, 0, 1, count);
     const at = this.#layer.offset;
-    grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
+    const weightGradient = tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D);
+    grad.set(heapView(weightGradient), at);
+    // Freed now rather than with the step's tensors: the next shard's product reuses its memory.
+    weightGradient.dispose();
     grad.set(heapView64(biasSums), at + this.#inputs * units);
     if (dzT === undefined) return undefined;
     return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
