@@ -83,10 +83,10 @@ const SUPPORTED = ALL_KINDS.map((kind) => kind.keras.supported).join(', ');
 
 /**
  * A tf.Sequential built with tfjs's layer API, as the trainer's layers and its current weights in
- * the trainer's layout (parameters and state) (training starts from them, as `model.fit` would). Each layer is read from
- * its config as model.json would hold it, by its kind's Keras rule, as loadModel reads one. Throws
- * UnsupportedLayerError naming the first layer that is not a supported kind or configuration, and
- * OptionError when the model does not fit the data.
+ * the trainer's layout, parameters and state (training starts from them, as `model.fit` would).
+ * Each layer is read from its config as model.json would hold it, by its kind's Keras rule, as
+ * loadModel reads one. Throws UnsupportedLayerError naming the first layer that is not a supported
+ * kind or configuration, and OptionError when the model does not fit the data.
  */
 export function importSequential(
   model: tf.Sequential,
@@ -118,8 +118,9 @@ export function importSequential(
     const kind = kindOfClass(className);
     if (kind === undefined) throw unsupported('is not a kind the trainer supports');
     const trainingOnly = TRAINING_ONLY.find((key) => config[key] != null);
-    if (trainingOnly !== undefined)
+    if (trainingOnly !== undefined) {
       throw unsupported(`has a ${camelCase(trainingOnly)}, which the trainer does not apply`);
+    }
     const { settings, output } = kind.keras.shapes(config, input, (key, value, wanted) => {
       throw unsupported(`has ${camelCase(key)} ${JSON.stringify(value)}, expected ${wanted}`);
     });

@@ -88,7 +88,10 @@ export interface Grammar<S> {
 export interface PartReader {
   /** An error `<option>: "<layer>" at position <n>: <why>`. */
   fail(why: string): Error;
-  /** A whole number in `range`; `name` is the part's name (`filters`, shown as FILTERS), `example` a layer that has it. */
+  /**
+   * A whole number in `range`; `name` is the part's name (`filters`, shown as FILTERS), `example` a
+   * layer that has it.
+   */
   integer(
     value: string | undefined,
     name: string,
@@ -108,7 +111,10 @@ export interface PartReader {
 export interface KerasForm<S> {
   /** As model.json and tfjs's `getClassName()` name it: `Conv2D`. */
   readonly className: string;
-  /** What of the class the trainer trains, in the message that refuses the rest: `Conv2D (square kernel, stride 1, ...)`. */
+  /**
+   * What of the class the trainer trains, in the message that refuses the rest: `Conv2D (square
+   * kernel, stride 1, ...)`.
+   */
   readonly supported: string;
   /**
    * Keras's rule for the class, as tfjs-layers builds it: the settings checked and rebuilt, the
