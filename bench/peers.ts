@@ -23,6 +23,7 @@ import {
   MLP_LAYERS,
   ourModelFlags,
   RunError,
+  type RunRecord,
   type RunSettings,
   runOurs,
   runTorch,
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
     );
   } else {
     console.log(
-      `  PyTorch: ${torch.executable} bench/peers/torch_train.py --threads ${plan.workers}: Python ${torch.python}, ` +
+      `  PyTorch: ${torch.executable} bench/peers/torch_train.py --model-py (the export's model.py) --threads ${plan.workers}: Python ${torch.python}, ` +
         `torch ${torch.torch}, BLAS ${torch.blas.name}${torch.blas.library ? ` (${torch.blas.library})` : ''}, ` +
         `torch.set_num_threads(${torch.threads}), OPENBLAS_NUM_THREADS=${torch.openblasThreads ?? 'unset'}`,
     );
@@ -207,15 +208,26 @@ async function main(): Promise<void> {
         .join(' ')} s (${later}), test accuracy ${epochs[epochs.length - 1].testAccuracy.toFixed(4)}`,
     );
   const results: { batchSize: number; ours: SideResult; pytorch: SideResult | null; ratio: number | null }[] = [];
+  // Every run of both sides must have read the same data: the first run's hash, and each after it.
+  let dataSha256: string | undefined;
+  const sameData = (record: RunRecord, side: string): EpochRecord[] => {
+    dataSha256 ??= record.dataSha256;
+    if (record.dataSha256 !== dataSha256) {
+      throw new RunError(
+        `the runs read different data from ${data}: sha256 ${dataSha256}, then ${record.dataSha256} (${side})`,
+      );
+    }
+    return record.epochs;
+  };
   for (const batchSize of plan.batchSizes) {
     const run: RunSettings = { ...settings, batchSize };
     const ourRuns: EpochRecord[][] = [];
     const torchRuns: EpochRecord[][] = [];
     for (let r = 1; r <= plan.runs; r++) {
-      ourRuns.push(await runOurs(run));
+      ourRuns.push(sameData(await runOurs(run), 'ours'));
       describeRun(batchSize, r, 'ours', ourRuns[ourRuns.length - 1]);
       if (python === undefined) continue;
-      torchRuns.push(await runTorch(python, run));
+      torchRuns.push(sameData(await runTorch(python, run), 'PyTorch'));
       describeRun(batchSize, r, 'PyTorch', torchRuns[torchRuns.length - 1]);
     }
     const oursResult = summarize(ourRuns);
@@ -224,8 +236,9 @@ async function main(): Promise<void> {
     results.push({ batchSize, ours: oursResult, pytorch: torchResult, ratio });
   }
 
+  console.log(`\nData: sha256 ${dataSha256}, the same in every run${python === undefined ? '' : ' of both sides'}.`);
   console.log(
-    `\nSeconds per epoch, median of ${later} over ${plan.runs === 1 ? 'the run' : `${plan.runs} runs each`}; test accuracy after the last epoch:`,
+    `Seconds per epoch, median of ${later} over ${plan.runs === 1 ? 'the run' : `${plan.runs} runs each`}; test accuracy after the last epoch:`,
   );
   console.log(
     `${pad('batch', 5)} ${pad('ours', 6)} ${pad('PyTorch', 8)} ${pad('PyTorch/ours', 13)}   ${pad('test acc: ours', 14)} ${pad('PyTorch', 8)}`,
@@ -245,6 +258,7 @@ async function main(): Promise<void> {
     const report = {
       machine,
       settings: { ...settings, runs: plan.runs, model: plan.modelName },
+      dataSha256,
       ours,
       pytorch,
       results,

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import wabt from 'wabt';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const sources = ['src/optimizer/adam.wat', 'src/model/kernels.wat'];
+const sources = ['src/optimizer/adam.wat', 'src/model/kernels.wat', 'src/model/winograd.wat'];
 const assembler = await wabt();
 for (const source of sources) {
   const module = assembler.parseWat(source, readFileSync(join(root, source), 'utf8'), {

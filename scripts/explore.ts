@@ -1,31 +1,39 @@
-/** `npm run explore`: what the tutorial prints about the data, and its first 25 training images. */
+/** `npm run explore`: what the tutorial prints about the data, and 25 of its training images. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadFashionMnist } from '../src/data/fashion-mnist.js';
+import { IMAGE_FOLDER_FLAGS, IMAGE_FOLDER_USAGE, loadData, parseImageFolderFlags } from '../src/cli/data.js';
 import { parseFlags } from '../src/cli/flags.js';
+import { channelsOf } from '../src/data/dataset.js';
 import { isUserError } from '../src/errors.js';
 import { drawImageGrid } from '../src/report/image-grid.js';
 
 const USAGE = `Usage: npm run explore -- [--data DIR] [--out DIR]
 
-Prints the shapes, pixel range and class counts of Fashion-MNIST, and writes explore.png: the first
-25 training images with their class names (default --out: runs/explore).`;
+Prints the shapes, pixel range and class counts of Fashion-MNIST (or a folder of your own
+pictures), and writes explore.png: 25 training images with their class names, the first 25 of
+Fashion-MNIST, or of a folder the first of each class in turn (default --out: runs/explore).
+
+${IMAGE_FOLDER_USAGE}`;
 
 async function main(): Promise<void> {
   const { values } = parseFlags(process.argv.slice(2), {
     data: { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
+    ...IMAGE_FOLDER_FLAGS,
   });
   if (values.help) {
     console.log(USAGE);
     return;
   }
-  const data = await loadFashionMnist({ dir: values.data });
+  const { data, summary } = await loadData(values.data, parseImageFolderFlags(values), 1);
+  for (const line of summary) console.log(line);
   const { train, test, height, width, classNames } = data;
-  console.log(`Train Images Shape: (${train.count}, ${height}, ${width})`);
+  const channels = channelsOf(data);
+  const shape = (count: number) => `(${[count, height, width, ...(channels === 1 ? [] : [channels])].join(', ')})`;
+  console.log(`Train Images Shape: ${shape(train.count)}`);
   console.log(`Train Labels Shape: (${train.count},)`);
-  console.log(`Test Images Shape: (${test.count}, ${height}, ${width})`);
+  console.log(`Test Images Shape: ${shape(test.count)}`);
   console.log(`Test Labels Shape: (${test.count},)`);
   let min = 255;
   let max = 0;
@@ -48,15 +56,33 @@ async function main(): Promise<void> {
   );
   const out = values.out ?? join('runs', 'explore');
   await mkdir(out, { recursive: true });
-  const pixels = height * width;
-  const items = Array.from({ length: 25 }, (_, i) => ({
+  const pixels = height * width * channels;
+  // A folder's pictures come class by class: the first of each class in turn shows them all.
+  const shown =
+    data.imageFolder === undefined
+      ? Array.from({ length: Math.min(25, train.count) }, (_, i) => i)
+      : roundRobin(train.labels, 25);
+  const items = shown.map((i) => ({
     pixels: (train.images as Uint8Array).subarray(i * pixels, (i + 1) * pixels),
     caption: [classNames[train.labels[i]]],
     red: false,
   }));
   const path = join(out, 'explore.png');
-  await writeFile(path, drawImageGrid(items, { columns: 5, side: width }).png);
+  const grid = drawImageGrid(items, { columns: 5, width, height, channels, greyAsInk: data.imageFolder === undefined });
+  await writeFile(path, grid.png);
   console.log(`Wrote ${path}`);
+}
+
+/** Up to `count` indices: the first image of each class, then the second of each, and so on. */
+function roundRobin(labels: Uint8Array, count: number): number[] {
+  const byClass = new Map<number, number[]>();
+  labels.forEach((label, i) => byClass.set(label, [...(byClass.get(label) ?? []), i]));
+  const queues = [...byClass.keys()].sort((a, b) => a - b).map((label) => byClass.get(label) as number[]);
+  const out: number[] = [];
+  for (let round = 0; out.length < count && queues.some((q) => round < q.length); round++) {
+    for (const queue of queues) if (round < queue.length && out.length < count) out.push(queue[round]);
+  }
+  return out;
 }
 
 main().catch((error: unknown) => {

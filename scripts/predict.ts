@@ -6,16 +6,20 @@ import type * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModel } from '../src/model/files.js';
+import { IMAGE_FOLDER_FLAGS, loadData, parseImageFolderFlags } from '../src/cli/data.js';
+import { parseFlags } from '../src/cli/flags.js';
 import type { EpochLog } from '../src/coordinator/config.js';
 import { checkNumber } from '../src/coordinator/options.js';
-import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
-import { parseFlags } from '../src/cli/flags.js';
+import { channelsOf } from '../src/data/dataset.js';
+import { FASHION_MNIST_CLASSES } from '../src/data/fashion-mnist.js';
+import { readPicture } from '../src/data/image-folder.js';
 import { DataError, isUserError, OptionError } from '../src/errors.js';
 import { findFileInside, readFileInside } from '../src/files.js';
+import { loadModel } from '../src/model/files.js';
+import { checkModelMetadata, type ModelMetadata } from '../src/model/metadata.js';
 import { DAMAGED, parseJson } from '../src/model/model-json.js';
-import { greyPng, preprocessImage } from '../src/report/preprocess.js';
 import { topClasses } from '../src/report/predictions.js';
+import { imagePng, preprocessImage } from '../src/report/preprocess.js';
 import { writeReport } from '../src/report/report.js';
 
 const METRICS_JSON = 'metrics.json';
@@ -26,14 +30,20 @@ const EPOCH_FIELDS = ['epoch', 'loss', 'accuracy', 'testLoss', 'testAccuracy', '
 const USAGE = `Usage: npm run predict -- --model DIR [--image FILE [FILE...]] [flags]
 
   --model DIR           a directory written by npm run train (model.json, weights.bin)
-  --image FILE...       PNG or JPEG pictures to classify (any size, colour or grey); prints the top 3
-  --save-preprocessed   with --image: also write the 28x28 image the model saw, as FILE.28x28.png
+  --image FILE...       PNG, JPEG (or WebP) pictures to classify (any size, colour or grey); prints the top 3.
+                        For a model trained on Fashion-MNIST, each becomes a 28x28 light object on
+                        black; for one trained on a folder of pictures, each is fitted as its
+                        training pictures were (size, channels, --resize)
+  --save-preprocessed   with --image: also write the image the model saw, as FILE.HxW.png
 Without --image, writes predictions.png (100 random test images), confusion-matrix.png,
 learning-curves.png (when the directory has metrics.json) and report.json, and prints precision and
 recall per class:
-  --data DIR            where Fashion-MNIST is (as for npm run train)
+  --data DIR            where the test images are: Fashion-MNIST (as for npm run train), or the
+                        folder of pictures the model was trained on (read as it was then)
   --out DIR             where the pictures go (default: the --model directory)
-  --seed N              chooses the 100 images (default: 1)`;
+  --seed N              chooses the 100 images (default: 1)
+  --cache DIR, --skip-bad-images
+                        for a folder of pictures, as for npm run train`;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseFlags(
@@ -45,6 +55,8 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       out: { type: 'string' },
       seed: { type: 'string' },
+      cache: IMAGE_FOLDER_FLAGS.cache,
+      'skip-bad-images': IMAGE_FOLDER_FLAGS['skip-bad-images'],
       help: { type: 'boolean', short: 'h' },
     },
     { positionals: true },
@@ -63,21 +75,50 @@ async function main(): Promise<void> {
     throw new DataError(`--model "${values.model}" has no model.json; pass a directory written by npm run train`);
   }
   const model = await loadModel(values.model);
-  checkModelShape(model, values.model);
+  const metadata = metadataOf(model, values.model);
   if (images.length > 0) {
-    await classifyImages(model, images, values['save-preprocessed'] === true);
+    await classifyImages(model, metadata, images, values['save-preprocessed'] === true);
     return;
   }
   const seed =
     values.seed === undefined ? 1 : checkNumber('seed', Number(values.seed), '--seed', JSON.stringify(values.seed));
   const history = await readHistory(values.model);
-  const data = await loadFashionMnist({ dir: values.data });
+  const folder = metadata.imageFolder;
+  const { data, summary } = await loadData(
+    values.data,
+    {
+      ...parseImageFolderFlags({ cache: values.cache, 'skip-bad-images': values['skip-bad-images'] }),
+      // A folder of pictures is read as the model's training read it.
+      ...(folder === undefined
+        ? {}
+        : {
+            imageSize: metadata.image,
+            channels: metadata.image.channels as 1 | 3,
+            resize: folder.resize,
+            validationSplit: folder.validationSplit?.fraction,
+          }),
+    },
+    folder?.validationSplit?.seed ?? 1,
+  );
+  for (const line of summary) console.log(line);
+  if (folder !== undefined && data.imageFolder === undefined) {
+    throw new OptionError(
+      `--model "${values.model}" was trained on a folder of pictures: pass it as --data (its test/ or held-out pictures are scored)`,
+    );
+  }
+  if (data.classNames.join('\n') !== metadata.classNames.join('\n')) {
+    throw new DataError(
+      `${values.data ?? 'the data'}: its classes (${data.classNames.join(', ')}) are not the model's (${metadata.classNames.join(', ')})`,
+    );
+  }
   const out = values.out ?? values.model;
   const report = await writeReport({
     model,
     test: data.test,
     height: data.height,
     width: data.width,
+    channels: channelsOf(data),
+    greyAsInk: data.imageFolder === undefined,
     classNames: data.classNames,
     history,
     seed,
@@ -90,20 +131,26 @@ async function main(): Promise<void> {
 }
 
 /**
- * The model must take 28x28 images (with a channel axis or without: modelInput adds it) and give the
- * 10 classes: a model directory is input like any other.
+ * What the model was trained on, from its model.json (a model written before it recorded that is
+ * a Fashion-MNIST model), checked against the model's own input and output shapes: a model
+ * directory is input like any other.
  */
-function checkModelShape(model: tf.LayersModel, dir: string): void {
+function metadataOf(model: tf.LayersModel, dir: string): ModelMetadata {
+  const metadata =
+    checkModelMetadata(model.getUserDefinedMetadata(), join(dir, 'model.json'), DAMAGED) ??
+    ({ classNames: FASHION_MNIST_CLASSES, image: { height: 28, width: 28, channels: 1 } } satisfies ModelMetadata);
+  const { height, width, channels } = metadata.image;
   const input = String(model.inputs[0].shape);
   const output = String(model.outputs[0].shape);
-  const images = [String([null, 28, 28]), String([null, 28, 28, 1])];
-  if (!images.includes(input) || output !== String([null, FASHION_MNIST_CLASSES.length])) {
+  const images = [String([null, height, width, channels]), ...(channels === 1 ? [String([null, height, width])] : [])];
+  if (!images.includes(input) || output !== String([null, metadata.classNames.length])) {
     const shape = (s: readonly (number | null)[]) => `[${s.slice(1).join(', ')}]`;
     throw new DataError(
       `${join(dir, 'model.json')}: the model takes inputs of shape ${shape(model.inputs[0].shape)} and gives ${shape(model.outputs[0].shape)}; ` +
-        `predict needs 28x28 images in and the ${FASHION_MNIST_CLASSES.length} Fashion-MNIST classes out`,
+        `predict needs ${height}x${width}${channels === 1 ? '' : `x${channels}`} images in and its ${metadata.classNames.length} classes out`,
     );
   }
+  return metadata;
 }
 
 /** The training history in the model directory's metrics.json, for the learning curves; none without one. */
@@ -130,18 +177,30 @@ async function readHistory(dir: string): Promise<EpochLog[] | undefined> {
   return epochs as EpochLog[];
 }
 
-async function classifyImages(model: tf.LayersModel, paths: string[], savePreprocessed: boolean): Promise<void> {
+async function classifyImages(
+  model: tf.LayersModel,
+  metadata: ModelMetadata,
+  paths: string[],
+  savePreprocessed: boolean,
+): Promise<void> {
+  const { image, imageFolder, classNames } = metadata;
+  // A model trained on a folder of pictures sees each as its training pictures were made; one
+  // trained on Fashion-MNIST, as that dataset's images were made from photos.
+  const prepare = (path: string) =>
+    imageFolder === undefined
+      ? preprocessImage(path, image.height)
+      : readPicture(path, { ...image, channels: image.channels as 1 | 3, resize: imageFolder.resize });
   const prepared = [];
   // Every file is checked before any is classified: one bad file, one error, nothing half done.
-  for (const path of paths) prepared.push({ path, pixels: await preprocessImage(path) });
+  for (const path of paths) prepared.push({ path, pixels: await prepare(path) });
   for (const { path, pixels } of prepared) {
-    const top = topClasses(model, pixels, 28);
+    const top = topClasses(model, pixels, image);
     console.log(
-      `${path}: ${top.map(({ classIndex, probability }) => `${FASHION_MNIST_CLASSES[classIndex]} ${(100 * probability).toFixed(1)}%`).join(', ')}`,
+      `${path}: ${top.map(({ classIndex, probability }) => `${classNames[classIndex]} ${(100 * probability).toFixed(1)}%`).join(', ')}`,
     );
     if (savePreprocessed) {
-      const target = `${path}.28x28.png`;
-      await writeFile(target, greyPng(pixels));
+      const target = `${path}.${image.height}x${image.width}.png`;
+      await writeFile(target, imagePng(pixels, image.width, image.height, image.channels));
       console.log(`  wrote ${target}`);
     }
   }

@@ -1,16 +1,35 @@
 /** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
-import { formatBytes, progressLine } from '../src/cli/progress.js';
+import { loadData } from '../src/cli/data.js';
+import { progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { nodePlatform } from '../src/coordinator/node-platform.js';
-import { resolveOptions } from '../src/coordinator/options.js';
+import { DEFAULTS, resolveOptions } from '../src/coordinator/options.js';
+import { channelsOf, type Dataset } from '../src/data/dataset.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
+import { buildNetwork } from '../src/model/network.js';
+import { parseLayers } from '../src/model/spec.js';
 import { drawReport } from '../src/report/report.js';
-import { loadFashionMnist, saveModel, train } from '../src/index.js';
+import { saveModel, train } from '../src/index.js';
+
+/**
+ * SHA-256 of what a run trained and was tested on: each split's image values as stored (grey
+ * levels, for Fashion-MNIST's files), then its labels, train before test. metrics.json records it,
+ * so that two runs (bench:peers's two sides) can be shown to have read the same data.
+ */
+function dataSha256(data: Dataset): string {
+  const hash = createHash('sha256');
+  for (const { images, labels } of [data.train, data.test]) {
+    hash.update(new Uint8Array(images.buffer, images.byteOffset, images.byteLength));
+    hash.update(labels);
+  }
+  return hash.digest('hex');
+}
 
 /** The process that started this one (under `npm run train`, npm's shell), as it was at the start. */
 const PARENT = process.ppid;
@@ -35,17 +54,14 @@ async function run(args: TrainArgs): Promise<void> {
   const say = (line: string) => {
     if (!args.quiet) console.log(line);
   };
-  const data = await loadFashionMnist({
-    dir: args.data,
-    onDownloadProgress: ({ file, receivedBytes, totalBytes }) => {
-      if (!process.stderr.isTTY) return;
-      const of = totalBytes === undefined ? '' : ` of ${formatBytes(totalBytes)}`;
-      process.stderr.write(`\rDownloading ${file}.gz: ${formatBytes(receivedBytes)}${of}   `);
-      if (receivedBytes === totalBytes) process.stderr.write('\n');
-    },
-  });
   const resume = args.resume === undefined ? undefined : await readCheckpoint(args.resume);
-  const { epochs } = resume?.config ?? resolveOptions(args.options, nodePlatform.cores);
+  const { epochs, seed } = resume?.config ?? resolveOptions(args.options, nodePlatform.cores);
+  const { data, summary } = await loadData(args.data, args.imageFolder, seed ?? DEFAULTS.seed);
+  for (const line of summary) say(line);
+  if (args.layers !== undefined) {
+    // The layers against the pictures' size and classes, named as the flag they came in.
+    buildNetwork(parseLayers(args.layers, '--layers'), data, data.classNames.length, '--layers');
+  }
   // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
   // (files are written atomically and synchronously, so none is ever half written).
   const interrupter = new AbortController();
@@ -106,7 +122,15 @@ async function run(args: TrainArgs): Promise<void> {
     testAccuracy: result.testAccuracy,
     testLoss: result.testLoss,
     wallSeconds: result.wallSeconds,
-    config: { ...result.config, learningRate: result.config.adam.learningRate, data: args.data ?? null },
+    config: {
+      ...result.config,
+      learningRate: result.config.adam.learningRate,
+      data: args.data ?? null,
+      dataSha256: dataSha256(data),
+      classNames: data.classNames,
+      image: { height: data.height, width: data.width, channels: channelsOf(data) },
+      imageFolder: data.imageFolder ?? null,
+    },
     epochs: result.history,
   };
   writeFilesAtomically(args.out, [{ name: 'metrics.json', data: `${JSON.stringify(metrics, null, 2)}\n` }], {
@@ -119,6 +143,10 @@ async function run(args: TrainArgs): Promise<void> {
     test: data.test,
     height: data.height,
     width: data.width,
+    channels: channelsOf(data),
+    // Fashion-MNIST's light garments on black are drawn dark on white, as the tutorial does; your
+    // own pictures as they are.
+    greyAsInk: data.imageFolder === undefined,
     classNames: data.classNames,
     history: result.history,
     seed: result.config.seed,

@@ -19,7 +19,11 @@ export { loadModel, saveModel } from './model/files.js';
 export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
 export type { LoadFashionMnistOptions } from './data/fashion-mnist.js';
 export type { DownloadProgress } from './data/download.js';
-export type { Dataset, Split } from './data/dataset.js';
+export type { Dataset, ImageFolderOrigin, ResizeMode, Split } from './data/dataset.js';
+export { loadImageFolder } from './data/image-folder.js';
+export type { ImageFolderData, ImageFolderSummary, LoadImageFolderOptions } from './data/image-folder.js';
+export type { DecodeProgress, SkippedImage } from './data/image-set.js';
+export type { ModelMetadata } from './model/metadata.js';
 export {
   AbortError,
   DataError,

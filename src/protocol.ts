@@ -13,7 +13,7 @@ import type { LearningRateSchedule } from './optimizer/schedule.js';
  * been updated; and once more at each sum of the collective that a layer calls, if any.
  */
 
-/** A dataset split as it lives in shared memory: `count` images of `pixels` values each (see Split). */
+/** A dataset split as it lives in shared memory: `count` images of height x width x channels values each (see Split). */
 export interface SharedSplit {
   readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
@@ -54,11 +54,12 @@ export interface SharedState {
   readonly faultsInjected: Int32Array;
 }
 
-/** A model's layers on `height x width` single-channel images, with `classes` outputs. */
+/** A model's layers on `height x width` images of `channels` channels, with `classes` outputs. */
 export interface ModelShape {
   readonly layers: readonly LayerSpec[];
   readonly height: number;
   readonly width: number;
+  readonly channels: number;
   readonly classes: number;
 }
 

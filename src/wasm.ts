@@ -1,8 +1,13 @@
 /**
- * The project's own WebAssembly modules, kernels.wat and adam.wat, which scripts/build-wasm.mjs
- * assembles into these files next to the compiled JavaScript; compiled once per thread.
+ * The project's own WebAssembly modules, kernels.wat, winograd.wat and adam.wat, which
+ * scripts/build-wasm.mjs assembles into these files next to the compiled JavaScript; compiled once
+ * per thread.
  */
-export const WASM_FILES = { kernels: 'model/kernels.wasm', adam: 'optimizer/adam.wasm' } as const;
+export const WASM_FILES = {
+  kernels: 'model/kernels.wasm',
+  winograd: 'model/winograd.wasm',
+  adam: 'optimizer/adam.wasm',
+} as const;
 export type WasmName = keyof typeof WASM_FILES;
 
 const modules = new Map<WasmName, WebAssembly.Module>();

@@ -35,7 +35,7 @@ describe('loadFashionMnist', () => {
     const empty = tempDir();
     mkdirSync(join(empty, 'x'));
     await expect(loadFashionMnist({ dir: empty, env: {} })).rejects.toThrow(
-      `data directory "${empty}" lacks train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz`,
+      `data directory "${empty}" lacks train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; a folder of your own pictures has a train/ folder instead`,
     );
   });
 

@@ -14,6 +14,7 @@ import {
   bytesToFloats,
   im2col,
   im2colTransposed,
+  outerProducts,
   poolBackward,
   poolForward,
   type Strides,
@@ -33,6 +34,16 @@ function generator(seed: number) {
 function values(length: number, seed: number): Float32Array {
   const next = generator(seed);
   return Float32Array.from({ length }, () => Math.round(next() * 16 - 8) / 8);
+}
+
+/**
+ * Float32 values in (-1, 1) with 24 significant bits, not multiples of a power of two, and an
+ * exact 0 every 9th (the relu's edge): summed over thousands of terms, float32 and float64
+ * accumulation give different results.
+ */
+function roughValues(length: number, seed: number): Float32Array {
+  const next = generator(seed);
+  return Float32Array.from({ length }, (_, i) => (i % 9 === 4 ? 0 : 2 * next() - 1));
 }
 
 /** A tensor on the wasm heap holding `data`. */
@@ -133,7 +144,9 @@ describe('pool_forward and pool_backward', () => {
 });
 
 describe('activation_backward', () => {
-  const [n, hw, c] = [3, 5, 6];
+  // 4 x 1031 = 4124 terms per channel's bias sum, 4096 and more: float32 accumulation would round
+  // differently from float64's (checked below); 6 channels, 4 at a time and 2 one by one.
+  const [n, hw, c] = [4, 1031, 6];
   const all = layouts(n, hw, c);
   for (const relu of [true, false]) {
     for (const [of, aStrides] of Object.entries({ rows: all.rows, columns: all.columns })) {
@@ -141,8 +154,8 @@ describe('activation_backward', () => {
         for (const [to, toStrides] of Object.entries(all)) {
           it(`equals the reference bit for bit: ${relu ? 'relu' : 'linear'}, activations in ${of}, ${from} to ${to}, float64 bias sums`, () => {
             tf.tidy(() => {
-              const a = values(n * hw * c, 11);
-              const da = values(n * hw * c, 12);
+              const a = roughValues(n * hw * c, 11);
+              const da = roughValues(n * hw * c, 12);
               const aTensor = onHeap(a);
               const daTensor = onHeap(da);
               const dz = emptyTensor([n * hw * c]);
@@ -179,6 +192,17 @@ describe('activation_backward', () => {
               expect(bits(heapView(dz))).toEqual(bits(expectedDz));
               expect(bits(heapView64(db))).toEqual(bits(expectedDb));
               if (relu) expect(expectedDz.filter((v, i) => v === 0 && da[i] !== 0).length).toBeGreaterThan(0);
+              // The bias sums can tell float64 accumulation from float32's: summed in float32, in
+              // the same order, every channel comes out different.
+              const inFloat32 = new Float32Array(c).fill(0.25);
+              for (let b = 0; b < n; b++)
+                for (let p = 0; p < hw; p++)
+                  for (let ch = 0; ch < c; ch++) {
+                    const at = b * fromStrides.sB + p * fromStrides.sP + ch * fromStrides.sC;
+                    const g = relu && !(a[b * aStrides.sB + p * aStrides.sP + ch * aStrides.sC] > 0) ? 0 : da[at];
+                    inFloat32[ch] = Math.fround(inFloat32[ch] + g);
+                  }
+              expect(Array.from(inFloat32).filter((v, ch) => v === expectedDb[ch])).toEqual([]);
             });
           });
         }
@@ -295,6 +319,46 @@ describe('bytes_to_floats and transpose', () => {
         const expected = new Float32Array(rows * cols);
         transpose(src, expected, rows, cols);
         expect(bits(heapView(dst))).toEqual(bits(expected));
+      });
+    });
+  }
+});
+
+describe('outer_products', () => {
+  for (const shape of [
+    { count: 16, rows: 13, m: 8, n: 12 },
+    { count: 36, rows: 7, m: 4, n: 8 },
+    { count: 2, rows: 40, m: 12, n: 4 },
+    { count: 1, rows: 50, m: 32, n: 9 },
+    { count: 3, rows: 5, m: 4, n: 2 },
+    { count: 2, rows: 9, m: 9, n: 32 },
+    { count: 1, rows: 6, m: 3, n: 5 },
+  ]) {
+    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows, ${shape.m} x ${shape.n}`, () => {
+      tf.tidy(() => {
+        // Gaps between the matrices, and 3 floats after each operand's last row, which the last
+        // rows or columns may read.
+        const aP = shape.rows * shape.m + 3;
+        const bP = shape.rows * shape.n + 1;
+        const a = values(shape.count * aP + 3, shape.m);
+        const b = values(shape.count * bP + 3, shape.n);
+        const length = shape.count * shape.m * shape.n;
+        const sums = emptyTensor([2 * length]);
+        heapView64(sums).fill(0.25);
+        glueKernels().outer_products(
+          offsetOf(onHeap(a)),
+          offsetOf(onHeap(b)),
+          offsetOf(sums),
+          shape.count,
+          shape.rows,
+          shape.m,
+          shape.n,
+          aP,
+          bP,
+        );
+        const expected = new Float64Array(length).fill(0.25);
+        outerProducts(a, b, expected, { ...shape, aP, bP });
+        expect(bits(heapView64(sums))).toEqual(bits(expected));
       });
     });
   }

@@ -3,15 +3,21 @@
  * references that share none of their code: tfjs autodiff (tf.grads) on tfjs's plain-JS `cpu`
  * backend, which has the convolution gradient kernels that wasm lacks, built from Keras-layout
  * weights; and central finite differences of a float64 forward pass written out below, on the
- * trainer's own parameter layout. Small random shapes, odd sizes, both paddings, even kernels.
+ * trainer's own parameter layout. Small random shapes, odd sizes, both paddings, even kernels, and
+ * the branches of the convolution's filter gradient: a first layer with more filters than taps
+ * (which computes dW^T), and shards over several of the float64-summed chunks. Errors are measured
+ * tensor by tensor, each against its own largest gradient, so that a wrong small tensor (an early
+ * bias) is not hidden by a large one.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeps } from '../dist/src/model/layers/dropout.js';
+import type { ConvSpec } from '../dist/src/model/layers/conv.js';
 import { fromKerasWeights, toKerasWeights } from '../dist/src/model/keras.js';
 import { buildNetwork } from '../dist/src/model/network.js';
 import { parseLayers } from '../dist/src/model/spec.js';
+import { winogradPlan } from '../dist/src/model/winograd.js';
 import { SharedCollective } from '../dist/src/worker/collective.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
@@ -24,6 +30,11 @@ interface Case {
   readonly layers: string;
   readonly height: number;
   readonly width: number;
+  /** The fixture's images (default 10), and the shard `[start, end)` of their order whose gradient is taken (default [2, 8)). */
+  readonly images?: number;
+  readonly shard?: readonly [number, number];
+  /** Of the input images. @default 1 */
+  readonly channels?: number;
 }
 
 const CASES: Case[] = [
@@ -70,9 +81,63 @@ const CASES: Case[] = [
     width: 3,
   },
   {
+    name: 'a first conv on colour images (3 input channels, 27 taps for 4 filters), valid, and a pool',
+    layers: 'conv:4:3,pool,flatten,dense:3',
+    height: 7,
+    width: 6,
+    channels: 3,
+  },
+  {
+    name: 'a first conv on colour images with more filters than taps (27 <= 28: the transposed filter gradient)',
+    layers: 'conv:28:3:same,flatten,dense:3',
+    height: 4,
+    width: 3,
+    channels: 3,
+  },
+  {
+    name: 'dense layers on flattened colour images (the MLP on 3 channels)',
+    layers: 'flatten,dense:5,dense:3',
+    height: 3,
+    width: 4,
+    channels: 3,
+  },
+  {
     name: 'a pool into a dense layer wider than the shard',
     layers: 'conv:2:3:same,pool,flatten,dense:9,dense:3',
     height: 6,
+    width: 6,
+  },
+  {
+    // 3*3*1 = 9 taps <= 12 filters, in the first layer: the filter gradient as dW^T = dZ^T · cols,
+    // the branch that --model cnn (32 filters) and examples/sequential.ts (16) take.
+    name: 'a first conv with more filters than taps (its filter gradient transposed)',
+    layers: 'conv:12:3:same,pool,flatten,dense:3',
+    height: 7,
+    width: 6,
+  },
+  {
+    // A convolution sums its filter gradient in chunks of 4096 / positions samples, rounded down
+    // to a power of two, at most 16, aligned to the epoch's order. The first conv has 16 x 17 = 272
+    // positions, 8 samples per chunk, so the shard [7, 17) is the chunks [7, 8), [8, 16) and
+    // [16, 17), in the transposed branch; the second has 7 x 7 = 49 positions, 16 per chunk:
+    // [7, 16) and [16, 17), in the other branch, which also gives the input gradient.
+    name: 'a shard over several float64-summed chunks, in both branches of the filter gradient',
+    layers: 'conv:12:3:same,pool,conv:3:2:valid,pool:3,flatten,dense:3',
+    height: 16,
+    width: 17,
+    images: 24,
+    shard: [7, 17],
+  },
+  {
+    name: "Winograd's filter gradient: a same 3x3 conv of 8 input channels, partial tiles both ways",
+    layers: 'conv:8:1,conv:4:3:same,flatten,dense:3',
+    height: 5,
+    width: 6,
+  },
+  {
+    name: "Winograd's filter gradient: a valid linear 3x3 conv of 8 input channels, a partial row of tiles",
+    layers: 'conv:8:1,conv:4:3:valid:linear,flatten,dense:3',
+    height: 7,
     width: 6,
   },
 ];
@@ -88,19 +153,29 @@ function fixture(c: Case) {
   const next = generator(c.height * 31 + c.width);
   const params = Float32Array.from({ length: network.paramCount }, () => next() - 0.5);
   const state = new Float32Array(network.stateCount);
-  const pixels = c.height * c.width;
-  const images = Uint8Array.from({ length: 10 * pixels }, () => Math.floor(next() * 256));
-  const labels = Uint8Array.from({ length: 10 }, (_, i) => i % CLASSES);
-  const order = Int32Array.from([9, 3, 0, 7, 4, 1, 8, 2, 6, 5]);
-  return { network, params, state, images, labels, order, batch: { images, labels, order, start: 2, end: 8 } };
+  const pixels = c.height * c.width * (c.channels ?? 1);
+  const count = c.images ?? 10;
+  const images = Uint8Array.from({ length: count * pixels }, () => Math.floor(next() * 256));
+  const labels = Uint8Array.from({ length: count }, (_, i) => i % CLASSES);
+  const order = Int32Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const [start, end] = c.shard ?? [2, 8];
+  return { network, params, state, images, labels, order, count, batch: { images, labels, order, start, end } };
 }
 type Fixture = ReturnType<typeof fixture>;
 
 /**
- * The worker's computation of shards `[start, end)` of the fixture's order, in one step of
- * `samples` samples, parameters prepared and released around it as in a step.
+ * The worker's computation of shards `[start, end)` of the fixture's order in one step, on one
+ * thread, parameters prepared and released around it as in a step.
  */
-function workerGradients(f: Fixture, spans: readonly [number, number][], runner = new NetworkRunner(f.network, 8)) {
+function workerGradients(
+  f: Fixture,
+  spans: readonly [number, number][],
+  runner = new NetworkRunner(f.network, Math.max(...spans.map(([start, end]) => end - start))),
+) {
   const shards = spans.map(([start, end], index) => ({
     index,
     start,
@@ -127,12 +202,16 @@ function maskValue(rate: number, layer: number, sample: number, unit: number): n
   return keeps(rate, SEED, layer, STEP, sample, unit) ? 1 / (1 - rate) : 0;
 }
 
-/** The shard's summed cross-entropy in float64, straight from the definitions, on the trainer's layout. */
-function lossF64(f: Fixture, params: ArrayLike<number>, dropout = true): number {
+/**
+ * The shard's summed cross-entropy in float64, straight from the definitions, on the trainer's
+ * layout, and how many samples the largest logit gets right.
+ */
+function scoreF64(f: Fixture, params: ArrayLike<number>, dropout = true): { lossSum: number; correct: number } {
   let total = 0;
+  let correct = 0;
   for (let r = f.batch.start; r < f.batch.end; r++) {
     const sample = f.order[r];
-    const pixels = f.network.input[0] * f.network.input[1];
+    const pixels = f.network.input[0] * f.network.input[1] * f.network.input[2];
     let a: number[] = Array.from(f.images.subarray(sample * pixels, (sample + 1) * pixels), (v) => v / 255);
     for (const layer of f.network.layers) {
       const { spec, input, output, offset } = layer;
@@ -141,22 +220,26 @@ function lossF64(f: Fixture, params: ArrayLike<number>, dropout = true): number 
         const [oh, ow, cout] = output;
         const k = spec.kernel;
         const pad = spec.padding === 'same' ? Math.floor((k - 1) / 2) : 0;
-        const z = new Array<number>(oh * ow * cout).fill(0);
+        const bias = offset + k * k * cin * cout;
+        const z = new Float64Array(oh * ow * cout);
         for (let y = 0; y < oh; y++)
-          for (let x = 0; x < ow; x++)
-            for (let co = 0; co < cout; co++) {
-              let sum = params[offset + k * k * cin * cout + co];
-              for (let ky = 0; ky < k; ky++)
-                for (let kx = 0; kx < k; kx++)
-                  for (let ci = 0; ci < cin; ci++) {
-                    const iy = y + ky - pad;
-                    const ix = x + kx - pad;
-                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                    sum += params[offset + ((ky * k + kx) * cin + ci) * cout + co] * a[(iy * w + ix) * cin + ci];
-                  }
-              z[(y * ow + x) * cout + co] = spec.activation === 'relu' ? Math.max(0, sum) : sum;
-            }
-        a = z;
+          for (let x = 0; x < ow; x++) {
+            const out = (y * ow + x) * cout;
+            for (let co = 0; co < cout; co++) z[out + co] = params[bias + co];
+            for (let ky = 0; ky < k; ky++)
+              for (let kx = 0; kx < k; kx++) {
+                const iy = y + ky - pad;
+                const ix = x + kx - pad;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue; // the zero padding
+                for (let ci = 0; ci < cin; ci++) {
+                  const v = a[(iy * w + ix) * cin + ci];
+                  const tap = offset + ((ky * k + kx) * cin + ci) * cout;
+                  for (let co = 0; co < cout; co++) z[out + co] += params[tap + co] * v;
+                }
+              }
+            if (spec.activation === 'relu') for (let co = 0; co < cout; co++) z[out + co] = Math.max(0, z[out + co]);
+          }
+        a = Array.from(z);
       } else if (spec.kind === 'pool') {
         const [, w, c] = input;
         const [oh, ow] = output;
@@ -186,19 +269,20 @@ function lossF64(f: Fixture, params: ArrayLike<number>, dropout = true): number 
     const max = Math.max(...a);
     const logSum = max + Math.log(a.reduce((s, v) => s + Math.exp(v - max), 0));
     total += logSum - a[f.labels[sample]];
+    if (a.indexOf(max) === f.labels[sample]) correct++;
   }
-  return total;
+  return { lossSum: total, correct };
 }
 
 /** tf.grads of the same summed loss on the cpu backend, with Keras-layout weights and tfjs's own ops. */
 function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   const { network } = f;
-  const [height, width] = network.input;
-  const pixels = height * width;
+  const [height, width, channels] = network.input;
+  const pixels = height * width * channels;
   const samples = Array.from(f.order.subarray(f.batch.start, f.batch.end));
   const x = tf.tensor4d(
     samples.flatMap((s) => Array.from(f.images.subarray(s * pixels, (s + 1) * pixels), (v) => v / 255)),
-    [samples.length, height, width, 1],
+    [samples.length, height, width, channels],
   );
   const y = tf.oneHot(
     tf.tensor1d(
@@ -253,9 +337,43 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   return { grad, loss };
 }
 
-function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
-  const scale = Math.max(...Array.from(expected, Math.abs));
-  return Math.max(...Array.from(actual, (v, i) => Math.abs(v - expected[i]))) / scale;
+/** Each weight and bias tensor of the network: where it lies in the flat parameter vector. */
+function tensorsOf(network: Fixture['network']): { name: string; from: number; to: number }[] {
+  return network.layers.flatMap((layer) => {
+    let at = layer.offset;
+    return layer.weights
+      .filter((weight) => weight.state !== true)
+      .map((weight) => {
+        const size = weight.shape.reduce((a, b) => a * b, 1);
+        at += size;
+        return { name: `layer ${layer.index + 1} (${layer.spec.kind}) ${weight.name}`, from: at - size, to: at };
+      });
+  });
+}
+
+/**
+ * For each tensor, the largest difference from the reference over the reference's largest
+ * magnitude in that tensor. Every tensor must have a gradient: a check of zeros would be empty.
+ */
+function relativeErrors(network: Fixture['network'], actual: Float32Array, expected: Float32Array) {
+  return Object.fromEntries(
+    tensorsOf(network).map(({ name, from, to }) => {
+      let scale = 0;
+      let error = 0;
+      for (let i = from; i < to; i++) {
+        scale = Math.max(scale, Math.abs(expected[i]));
+        error = Math.max(error, Math.abs(actual[i] - expected[i]));
+      }
+      expect(scale, `${name} has no gradient`).toBeGreaterThan(0);
+      return [name, error / scale];
+    }),
+  );
+}
+
+/** Expects every tensor's relative error (see relativeErrors) below `limit`, naming those above it. */
+function expectClose(network: Fixture['network'], actual: Float32Array, expected: Float32Array, limit: number) {
+  const errors = relativeErrors(network, actual, expected);
+  expect(Object.entries(errors).filter(([, e]) => !(e < limit))).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -274,49 +392,82 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
     const reference = autodiffGradient(f);
     await tf.setBackend('wasm');
     expect(score.lossSum).toBeCloseTo(reference.loss, 4);
-    expect(maxRelativeError(grad, reference.grad)).toBeLessThan(1e-5);
+    expectClose(f.network, grad, reference.grad, 1e-5);
   });
 
   it('match central finite differences of the float64 loss', () => {
     const f = fixture(c);
     const { grad, score } = workerGradient(f);
-    expect(score.lossSum).toBeCloseTo(lossF64(f, f.params), 4);
-    const h = 1e-5;
+    const expected = scoreF64(f, f.params);
+    expect(score.lossSum).toBeCloseTo(expected.lossSum, 4);
+    expect(score.correct).toBe(expected.correct);
+    // Small enough that no relu or pooling window changes its choice between the two points (at
+    // 1e-5 some did, among the 24-image case's 30,000 pre-activations); in float64 the difference
+    // still rounds to ~1e-9 of the loss.
+    const h = 1e-7;
     const p64 = Float64Array.from(f.params);
     const numeric = new Float32Array(p64.length);
     for (let i = 0; i < p64.length; i++) {
       const saved = p64[i];
       p64[i] = saved + h;
-      const up = lossF64(f, p64);
+      const up = scoreF64(f, p64).lossSum;
       p64[i] = saved - h;
-      const down = lossF64(f, p64);
+      const down = scoreF64(f, p64).lossSum;
       p64[i] = saved;
       numeric[i] = (up - down) / (2 * h);
     }
-    expect(maxRelativeError(grad, numeric)).toBeLessThan(1e-4);
+    expectClose(f.network, grad, numeric, 1e-4);
     // The check is not empty: many parameters have a gradient (those of dead relu units have none).
     expect(numeric.filter((g) => g !== 0).length).toBeGreaterThan(p64.length / 3);
   });
 
-  it('evaluate to the float64 loss without dropout, in any chunking', () => {
+  it('evaluate to the float64 loss and correct answers without dropout, in chunks of 1, 3, 4 and 10 rows', () => {
     const f = fixture(c);
-    const runner = new NetworkRunner(f.network, 4);
+    const inOrder = Int32Array.from({ length: f.count }, (_, i) => i);
+    const expected = scoreF64({ ...f, order: inOrder, batch: { ...f.batch, start: 0, end: f.count } }, f.params, false);
+    // The check is not empty: some answers are right and some wrong.
+    expect(expected.correct).toBeGreaterThan(0);
+    expect(expected.correct).toBeLessThan(f.count);
+    const runner = new NetworkRunner(f.network, 10);
     runner.prepare(f.params, f.state);
-    const all = { images: f.images, labels: f.labels, start: 0, end: 10 };
-    const chunks = [0, 4, 8].map((start) => runner.evaluate({ ...all, start, end: Math.min(10, start + 4) }));
+    for (const rows of [1, 3, 4, 10]) {
+      let lossSum = 0;
+      let correct = 0;
+      for (let start = 0; start < f.count; start += rows) {
+        const score = runner.evaluate({
+          images: f.images,
+          labels: f.labels,
+          start,
+          end: Math.min(f.count, start + rows),
+        });
+        lossSum += score.lossSum;
+        correct += score.correct;
+      }
+      expect(lossSum, `in chunks of ${rows}`).toBeCloseTo(expected.lossSum, 4);
+      expect(correct, `in chunks of ${rows}`).toBe(expected.correct);
+    }
     runner.release();
-    const expected = lossF64(
-      {
-        ...f,
-        batch: { ...all, order: Int32Array.from({ length: 10 }, (_, i) => i) },
-        order: Int32Array.from({ length: 10 }, (_, i) => i),
-      },
-      f.params,
-      false,
-    );
-    expect(chunks.reduce((s, r) => s + r.lossSum, 0)).toBeCloseTo(expected, 4);
   });
 });
+
+/**
+ * Convolutions wide enough for every pass to take Winograd's F(4x4, 3x3) by the rule, partial
+ * tiles in each: finite differences on an evenly spread sample of their thousands of parameters.
+ */
+const WIDE_CASES: Case[] = [
+  {
+    name: 'a same 3x3 conv of 32 channels, 5 x 6',
+    layers: 'conv:32:1,conv:32:3:same,flatten,dense:3',
+    height: 5,
+    width: 6,
+  },
+  {
+    name: 'a valid linear 3x3 conv of 32 channels into a pool, 7 x 6',
+    layers: 'conv:32:1,conv:32:3:valid:linear,pool,flatten,dense:3',
+    height: 7,
+    width: 6,
+  },
+];
 
 describe('the network runner', () => {
   it('writes a zero gradient for an empty shard and leaks no tensors', () => {
@@ -333,16 +484,17 @@ describe('the network runner', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it.each(CASES)(
+  it.each([...CASES, ...WIDE_CASES])(
     'computes several shards layer by layer as it computes each alone, bit for bit, an empty one among them: $name',
     (c) => {
       const f = fixture(c);
-      // The fixture's shard [2, 8) in the pieces of a step of 4 workers on one thread.
+      // The fixture's shard in the pieces of a step of 4 workers on one thread.
+      const { start, end } = f.batch;
       const spans: [number, number][] = [
-        [2, 4],
-        [4, 4],
-        [4, 7],
-        [7, 8],
+        [start, start + 2],
+        [start + 2, start + 2],
+        [start + 2, start + 5],
+        [start + 5, end],
       ];
       const together = workerGradients(f, spans);
       const alone = spans.map((span) => workerGradients(f, [span])[0]);
@@ -362,5 +514,46 @@ describe('dropout masks', () => {
     const base = mask(1, 3, 7, 42);
     expect(new Set([base, mask(2, 3, 7, 42), mask(1, 4, 7, 42), mask(1, 3, 8, 42), mask(1, 3, 7, 43)]).size).toBe(5);
     expect(mask(1, 3, 7, 42)).toBe(base);
+  });
+});
+
+describe.each(WIDE_CASES)("explicit gradients, Winograd's algorithm in every pass: $name", (c) => {
+  it('take Winograd in all three passes, and equal tf.grads of the same loss on the cpu backend', async () => {
+    const f = fixture(c);
+    const winograd = f.network.layers[1];
+    expect(winogradPlan(winograd.spec as ConvSpec, winograd.input)).toEqual({
+      tile: 4,
+      forward: true,
+      inputGradient: true,
+      filterGradient: true,
+    });
+    const { grad, score } = workerGradient(f);
+    await tf.setBackend('cpu');
+    const reference = autodiffGradient(f);
+    await tf.setBackend('wasm');
+    expect(score.lossSum).toBeCloseTo(reference.loss, 4);
+    expectClose(f.network, grad, reference.grad, 1e-5);
+  });
+
+  it('match central finite differences of the float64 loss on 160 of the parameters', () => {
+    const f = fixture(c);
+    const { grad } = workerGradient(f);
+    const h = 1e-7; // as in the cases above: no relu or pooling window changes its choice
+    const p64 = Float64Array.from(f.params);
+    const sample = Array.from({ length: 160 }, (_, i) => Math.floor((i * p64.length) / 160));
+    const numeric = sample.map((i) => {
+      const saved = p64[i];
+      p64[i] = saved + h;
+      const up = scoreF64(f, p64).lossSum;
+      p64[i] = saved - h;
+      const down = scoreF64(f, p64).lossSum;
+      p64[i] = saved;
+      return (up - down) / (2 * h);
+    });
+    // The sample's largest difference over its largest magnitude: a sample has no whole tensors.
+    const scale = Math.max(...numeric.map(Math.abs));
+    const error = Math.max(...sample.map((p, k) => Math.abs(grad[p] - numeric[k])));
+    expect(error / scale).toBeLessThan(1e-4);
+    expect(numeric.filter((g) => g !== 0).length).toBeGreaterThan(sample.length / 3);
   });
 });

@@ -231,7 +231,7 @@ describe('train() as a library', () => {
       [
         { data: { ...fashion, height: 27 } },
         DataError,
-        /^training data: 47040000 pixel values for 60000 images of 756 pixels/,
+        /^training data: 47040000 pixel values for 60000 images of 756 values/,
       ],
     ];
     for (const [options, Class, message] of cases) {

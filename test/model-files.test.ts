@@ -272,7 +272,7 @@ describe('npm run predict on a model directory whose model loads', () => {
     editJson(dir, (json) => (json.modelTopology.config.layers[0].config.batch_input_shape = [null, 14, 56]));
     await expectCliError(
       dir,
-      `${dir}/model.json: the model takes inputs of shape [14, 56] and gives [10]; predict needs 28x28 images in and the 10 Fashion-MNIST classes out`,
+      `${dir}/model.json: the model takes inputs of shape [14, 56] and gives [10]; predict needs 28x28 images in and its 10 classes out`,
     );
   });
 

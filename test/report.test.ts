@@ -50,7 +50,7 @@ describe('npm run explore', () => {
     expect(stdout).toMatch(/^Pixel range: 0 to 255/m);
     expect(stdout).toMatch(/^9 Ankle boot\s+6000\s+1000$/m);
     const { image } = await pixelsOf(join(out, 'explore.png'));
-    const layout = gridLayout(25, 5, 28, 1);
+    const layout = gridLayout(25, 5, { width: 28, height: 28 }, 1);
     expect([image.width, image.height]).toEqual([layout.width, layout.height]);
   });
 });
@@ -59,7 +59,7 @@ describe('the pictures after training', () => {
   it('predictions.png: 100 test images, a red caption exactly where the prediction is wrong', async () => {
     const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
     const { image, data } = await pixelsOf(join(run, 'predictions.png'));
-    const layout = gridLayout(100, 10, 28, 2);
+    const layout = gridLayout(100, 10, { width: 28, height: 28 }, 2);
     expect([image.width, image.height]).toEqual([layout.width, layout.height]);
     const indices = report.grid.indices as number[];
     expect(new Set(indices).size).toBe(100);
@@ -68,7 +68,7 @@ describe('the pictures after training', () => {
       const x0 = (cell % 10) * layout.cellWidth;
       const y0 = Math.floor(cell / 10) * layout.cellHeight;
       // The cell shows test image `index` (dark on white, 3 screen pixels per image pixel)...
-      const imageX = x0 + (layout.cellWidth - layout.imageSize) / 2;
+      const imageX = x0 + (layout.cellWidth - layout.imageWidth) / 2;
       const shown = Uint8Array.from({ length: 784 }, (_, i) => {
         const at = 4 * ((y0 + 4 + 3 * Math.floor(i / 28) + 1) * image.width + imageX + 3 * (i % 28) + 1);
         return 255 - data[at];

@@ -2,14 +2,17 @@
  * The two sides of `npm run bench:peers`, each run as a user runs it: the project's own command
  * line (`dist/scripts/train.js`), and a PyTorch script (`torch_train.py`, beside this file's
  * source) with Debian's python3-torch. Both train the same network on the same files with the
- * same recipe and report each epoch's seconds, training plus evaluating the test images.
+ * same recipe and report each epoch's seconds, training plus evaluating the test images. The
+ * PyTorch network is the export's model.py for the layer list (`npm run export` writes the same),
+ * so that one translation of the grammar serves both, and the export's tests check it.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LearningRateSchedule } from '../../src/optimizer/schedule.js';
 import { OptionError } from '../../src/errors.js';
+import { modelPy } from '../../src/export/pytorch.js';
 import { buildNetwork } from '../../src/model/network.js';
 import { formatLayers, parseLayers, presetLayers } from '../../src/model/spec.js';
 
@@ -24,7 +27,7 @@ export const CNN_LAYERS = formatLayers(presetLayers('cnn', 10));
 
 /** What both sides train: the same for each, per run. */
 export interface RunSettings {
-  /** The network, in the layer grammar both sides read (see torch_train.py's build_network). */
+  /** The network, in the layer grammar (PyTorch gets the export's model.py for it). */
   readonly layers: string;
   readonly epochs: number;
   readonly batchSize: number;
@@ -48,6 +51,12 @@ export interface EpochRecord {
   readonly testAccuracy: number;
 }
 
+/** One run of a side: its epochs, and the SHA-256 of the data it read (see scripts/train.ts's dataSha256). */
+export interface RunRecord {
+  readonly epochs: EpochRecord[];
+  readonly dataSha256: string;
+}
+
 /** A child process that failed: its last line of stderr says why. */
 export class RunError extends Error {
   override readonly name = 'RunError';
@@ -62,8 +71,24 @@ export function ourModelFlags(layers: string): string[] {
   return ['--layers', layers];
 }
 
-/** One run of `node dist/scripts/train.js`; its epochs from the metrics.json it writes. */
-export async function runOurs(settings: RunSettings): Promise<EpochRecord[]> {
+/**
+ * Runs `use` with the path of the export's model.py for `layers` on Fashion-MNIST's images (an
+ * OptionError first, for layers that do not fit them), in a temporary directory removed after.
+ */
+export async function withModelPy<T>(layers: string, use: (path: string) => Promise<T>): Promise<T> {
+  const network = buildNetwork(parseLayers(layers, '--layers'), { height: 28, width: 28 }, 10, '--layers');
+  const dir = mkdtempSync(join(tmpdir(), 'peers-model-'));
+  try {
+    const path = join(dir, 'model.py');
+    writeFileSync(path, modelPy(network));
+    return await use(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One run of `node dist/scripts/train.js`; its epochs and data hash from the metrics.json it writes. */
+export async function runOurs(settings: RunSettings): Promise<RunRecord> {
   const dir = mkdtempSync(join(tmpdir(), 'peers-ours-'));
   try {
     const out = join(dir, 'run');
@@ -76,8 +101,14 @@ export async function runOurs(settings: RunSettings): Promise<EpochRecord[]> {
       ...['--quiet', '--out', out],
     ];
     await run(process.execPath, args, 'our trainer');
-    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { epochs: EpochRecord[] };
-    return checkEpochs(metrics.epochs, settings.epochs, 'our trainer');
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+      epochs: EpochRecord[];
+      config: { dataSha256?: string };
+    };
+    return {
+      epochs: checkEpochs(metrics.epochs, settings.epochs, 'our trainer'),
+      dataSha256: checkHash(metrics.config.dataSha256, 'our trainer'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -108,34 +139,34 @@ export async function findTorchPython(): Promise<string | undefined> {
   return undefined;
 }
 
-/** What `python` would run `layers` on; a spec the script rejects is an OptionError with its message. */
+/** What `python` would run `layers` on; a failure of the script is an OptionError with its message. */
 export async function describeTorch(python: string, layers: string, threads: number): Promise<TorchInfo> {
-  const { code, stdout, stderr } = await capture(python, [
-    TORCH_SCRIPT,
-    '--describe',
-    '--layers',
-    layers,
-    '--threads',
-    String(threads),
-  ]);
+  const { code, stdout, stderr } = await withModelPy(layers, (path) =>
+    capture(python, [TORCH_SCRIPT, '--describe', '--model-py', path, '--threads', String(threads)]),
+  );
   if (code !== 0) throw new OptionError(lastLine(stderr).replace(/^error: /, ''));
   return JSON.parse(stdout) as TorchInfo;
 }
 
-/** One run of torch_train.py; its epochs from the JSON line it prints for each. */
-export async function runTorch(python: string, settings: RunSettings): Promise<EpochRecord[]> {
-  const args = [
+/** One run of torch_train.py; its epochs from the JSON line it prints for each, its data hash from stderr. */
+export async function runTorch(python: string, settings: RunSettings): Promise<RunRecord> {
+  const args = (path: string) => [
     TORCH_SCRIPT,
-    ...['--layers', settings.layers, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
+    ...['--model-py', path, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
   ];
-  const { stdout } = await run(python, args, 'the PyTorch script');
+  const { stdout, stderr } = await withModelPy(settings.layers, (path) =>
+    run(python, args(path), 'the PyTorch script'),
+  );
   const epochs = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as EpochRecord);
-  return checkEpochs(epochs, settings.epochs, 'the PyTorch script');
+  return {
+    epochs: checkEpochs(epochs, settings.epochs, 'the PyTorch script'),
+    dataSha256: checkHash(/^data: sha256 (\S+)$/m.exec(stderr)?.[1], 'the PyTorch script'),
+  };
 }
 
 function checkEpochs(epochs: EpochRecord[], expected: number, who: string): EpochRecord[] {
@@ -146,15 +177,26 @@ function checkEpochs(epochs: EpochRecord[], expected: number, who: string): Epoc
   return epochs;
 }
 
+function checkHash(hash: string | undefined, who: string): string {
+  if (hash === undefined || !/^[0-9a-f]{64}$/.test(hash)) throw new RunError(`${who} reported no SHA-256 of its data`);
+  return hash;
+}
+
 interface Captured {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-function capture(command: string, args: string[]): Promise<Captured> {
+/** Where a child process runs, and with what environment (default: this process's). */
+interface SpawnOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function capture(command: string, args: string[], options: SpawnOptions = {}): Promise<Captured> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -165,8 +207,8 @@ function capture(command: string, args: string[]): Promise<Captured> {
 }
 
 /** Runs a command; one that fails is a RunError with its last line of stderr. */
-async function run(command: string, args: string[], who: string): Promise<Captured> {
-  const result = await capture(command, args);
+export async function run(command: string, args: string[], who: string, options: SpawnOptions = {}): Promise<Captured> {
+  const result = await capture(command, args, options);
   if (result.code !== 0) throw new RunError(`${who} failed (exit code ${result.code}): ${lastLine(result.stderr)}`);
   return result;
 }

@@ -13,11 +13,14 @@ It is a peer, written the way a PyTorch user would: tensors held in memory and i
 
 Run it with Debian's python3-torch and OpenBLAS as the system BLAS, one OpenBLAS thread:
     apt-get install -y python3-torch libopenblas0-pthread
-    /usr/bin/python3 bench/peers/torch_train.py --layers flatten,dense:128,dense:10 --batch-size 128
+    /usr/bin/python3 bench/peers/torch_train.py --model-py model.py --batch-size 128
+where model.py is the export's module for the layer list (bench:peers writes it).
 """
 
 import argparse
 import gzip
+import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -38,8 +41,7 @@ from torch import nn  # noqa: E402
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 LOCAL_DIR = os.path.join("data", "fashion-mnist")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-HEIGHT, WIDTH, CLASSES = 28, 28, 10
-MLP = "flatten,dense:128,dense:10"
+HEIGHT, WIDTH = 28, 28
 
 
 class UserError(Exception):
@@ -98,124 +100,47 @@ def load_split(directory, images_file, labels_file):
     return images.unsqueeze(1).float().div_(255), labels.long()
 
 
+def data_sha256(*splits):
+    """SHA-256 of the grey levels (back from [0, 1]) and labels of (images, labels) splits, as the
+    project's `npm run train` writes it in metrics.json: bench:peers checks that both sides read the
+    same data."""
+    digest = hashlib.sha256()
+    for images, labels in splits:
+        digest.update(images.mul(255).round().to(torch.uint8).numpy().tobytes())
+        digest.update(labels.to(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------
-# The network, from the project's layer grammar
+# The network: the export's model.py, so that the translation of the layer grammar lives in one place
 
 
-def build_network(spec):
-    """An nn.Sequential from the project's layer spec, e.g. `flatten,dense:128,dense:10` or
-    `conv:32:3,pool,conv:64:3,pool,flatten,dense:128,dense:10`.
+def build_network(path):
+    """The network of `path`, a model.py written by the project's export for a layer list (see
+    src/export/pytorch.ts: bench:peers writes one for --layers), freshly initialised as Keras
+    initialises it: Glorot-uniform kernels, zero biases. Glorot's fans for a conv kernel
+    [out, in, k, k] are in*k*k and out*k*k in both frameworks.
 
-    Layers are comma-separated, each `name` or `name:arg:arg`:
-      flatten
-      dense:UNITS[:relu|linear|softmax]       relu by default; the last layer is the output
-      conv:FILTERS:KERNEL[:same|valid][:relu|linear]   stride 1; valid and relu by default
-      pool[:SIZE]                             max pool SIZExSIZE, stride SIZE, default 2, floor
-      dropout:RATE
-    The input is one 28x28 grey image (Keras's NHWC 28x28x1; here NCHW). The last layer must be
-    `dense:10` (softmax by default, the only activation it takes): the network returns its logits
-    and the loss applies the softmax, which is the same function as Keras's softmax followed by
-    sparse categorical cross-entropy.
-    """
-    names = [part.strip() for part in spec.split(",")]
-    if names == [""]:
-        raise UserError("--layers is empty; the tutorial's network is " + MLP)
-    layers = []
-    shape = (1, HEIGHT, WIDTH)  # (channels, height, width), or (features,) once flattened
-    for index, text in enumerate(names):
-        name, *args = text.split(":")
-        last = index == len(names) - 1
-
-        def fail(why):
-            raise UserError(f'--layers: layer {index + 1} "{text}": {why}')
-
-        def integer(value, what, low=1):
-            if not value.isdigit() or int(value) < low:
-                fail(f"{what} must be an integer >= {low}, got \"{value}\"")
-            return int(value)
-
-        def spatial():
-            if len(shape) != 3:
-                fail("needs an image input, but the layers before it flattened it")
-
-        if last and name != "dense":
-            fail(f"the last layer is the output and must be dense:{CLASSES}")
-        if name == "flatten":
-            if args:
-                fail("flatten takes no arguments")
-            layers.append(nn.Flatten())
-            shape = (math.prod(shape),)
-        elif name == "dense":
-            if len(shape) != 1:
-                fail("dense needs a flat input: put flatten before it")
-            if len(args) not in (1, 2):
-                fail("expected dense:UNITS[:relu|linear|softmax]")
-            units = integer(args[0], "UNITS")
-            activation = args[1] if len(args) == 2 else ("softmax" if last else "relu")
-            if activation not in ("relu", "linear", "softmax"):
-                fail(f'unknown activation "{activation}" (relu, linear, softmax)')
-            if last and (units != CLASSES or activation != "softmax"):
-                fail(f"the last layer is the output: dense:{CLASSES} with softmax")
-            if not last and activation == "softmax":
-                fail("softmax is only for the last layer")
-            layers.append(nn.Linear(shape[0], units))
-            if activation == "relu":
-                layers.append(nn.ReLU())
-            shape = (units,)
-        elif name == "conv":
-            spatial()
-            if len(args) < 2:
-                fail("expected conv:FILTERS:KERNEL[:same|valid][:relu|linear]")
-            filters = integer(args[0], "FILTERS")
-            kernel = integer(args[1], "KERNEL")
-            # Optional, in this order: padding, then activation.
-            rest = args[2:]
-            padding = rest.pop(0) if rest and rest[0] in ("same", "valid") else "valid"
-            activation = rest.pop(0) if rest and rest[0] in ("relu", "linear") else "relu"
-            if rest:
-                fail("expected conv:FILTERS:KERNEL[:same|valid][:relu|linear]")
-            channels, height, width = shape
-            if padding == "valid":
-                height, width = height - kernel + 1, width - kernel + 1
-                if height < 1 or width < 1:
-                    fail(f"a {kernel}x{kernel} kernel does not fit the {shape[1]}x{shape[2]} input")
-            layers.append(nn.Conv2d(channels, filters, kernel, padding=0 if padding == "valid" else "same"))
-            if activation == "relu":
-                layers.append(nn.ReLU())
-            shape = (filters, height, width)
-        elif name == "pool":
-            spatial()
-            if len(args) > 1:
-                fail("expected pool[:SIZE]")
-            size = integer(args[0], "SIZE") if args else 2
-            channels, height, width = shape
-            if height // size < 1 or width // size < 1:
-                fail(f"a {size}x{size} pool does not fit the {height}x{width} input")
-            layers.append(nn.MaxPool2d(size))  # stride = size, floor
-            shape = (channels, height // size, width // size)
-        elif name == "dropout":
-            if len(args) != 1:
-                fail("expected dropout:RATE")
-            try:
-                rate = float(args[0])
-            except ValueError:
-                rate = -1.0
-            if not 0 <= rate < 1:
-                fail(f'RATE must be a number in [0, 1), got "{args[0]}"')
-            layers.append(nn.Dropout(rate))
-        else:
-            fail(f'unknown layer "{name}" (flatten, dense, conv, pool, dropout)')
-    # A flatten of NCHW orders features (channel, row, column) where Keras's NHWC flatten orders
-    # them (row, column, channel): the same features permuted, which a freshly initialised dense
-    # layer does not care about.
-    network = nn.Sequential(*layers)
-    for module in network.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            # Keras's defaults. Glorot's fans for a conv kernel [out, in, k, k] are in*k*k and
-            # out*k*k in both frameworks.
-            nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+    Its input is one grey image NCHW; it returns the logits, and the loss applies the softmax,
+    which is the same function as Keras's softmax followed by sparse categorical cross-entropy.
+    Its Flatten orders features NHWC as Keras does, and its Dropout, given no context, is
+    nn.Dropout's."""
+    module = load_model_py(path)
+    network = module.build()
+    for layer in network.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
     return network
+
+
+def load_model_py(path):
+    if not os.path.isfile(path):
+        raise UserError(f"--model-py {path}: no such file; bench:peers writes it with the export's modelPy")
+    spec = importlib.util.spec_from_file_location("exported_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +178,8 @@ def blas():
     return {"name": {"mkl": "MKL", "open": "OpenBLAS"}.get(built, f"unknown (BLAS_INFO={built})"), "library": None}
 
 
-def describe(spec, threads):
-    network = build_network(spec)
+def describe(path, threads):
+    network = build_network(path)
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
@@ -262,7 +187,7 @@ def describe(spec, threads):
         "blas": blas(),
         "threads": threads,
         "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "layers": spec,
+        "layers": load_model_py(path).LAYERS,
         "parameters": sum(p.numel() for p in network.parameters()),
     }
 
@@ -312,10 +237,11 @@ def evaluate(network, images, labels, chunk=1000):
 
 def train(args):
     torch.manual_seed(args.seed)
-    network = build_network(args.layers)
+    network = build_network(args.model_py)
     data = find_data(args.data)
     x_train, y_train = load_split(data, FILES[0], FILES[1])
     x_test, y_test = load_split(data, FILES[2], FILES[3])
+    print(f"data: sha256 {data_sha256((x_train, y_train), (x_test, y_test))}", file=sys.stderr, flush=True)
     # Keras's Adam adds epsilon to sqrt(v) and folds the bias corrections into the rate; PyTorch's
     # adds it to sqrt(v / (1 - beta2^t)). The two differ by a factor sqrt(1 - beta2^t) on epsilon
     # alone, which matters only while that is far from 1 (the first few hundred steps) and then
@@ -379,7 +305,7 @@ class Parser(argparse.ArgumentParser):
 
 def main():
     parser = Parser(description="PyTorch peer of npm run train (see bench/peers.ts).")
-    parser.add_argument("--layers", default=MLP, help=f"layer spec, the project's grammar (default: {MLP})")
+    parser.add_argument("--model-py", required=True, help="the network: a model.py of the project's export")
     parser.add_argument("--epochs", type=positive, default=10)
     parser.add_argument("--batch-size", type=positive, default=128)
     parser.add_argument("--lr", type=base_rate, default=0.003)
@@ -391,7 +317,7 @@ def main():
     try:
         args = parser.parse_args()
         torch.set_num_threads(args.threads)
-        info = describe(args.layers, args.threads)
+        info = describe(args.model_py, args.threads)
         if args.describe:
             print(json.dumps(info))
             return 0

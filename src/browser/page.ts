@@ -1,17 +1,18 @@
 /**
- * The page: loads Fashion-MNIST from the server, trains with the settings of its form on Web
- * Workers (trainInBrowser: the trainer of `npm run train`), and shows the run as `npm run train`'s
- * pictures do. The numbers (which images the grid shows, which are wrong, the confusion counts, the
+ * The page: loads Fashion-MNIST from the server (or reads a folder of your own pictures, zipped or
+ * picked), trains with the settings of its form on Web Workers (trainInBrowser: the trainer of
+ * `npm run train`), and shows the run as `npm run train`'s pictures do. The numbers (which images the grid shows, which are wrong, the confusion counts, the
  * top 3 of a picture) come from the code the Node report uses; only the drawing is the page's own.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BatchProgress, EpochLog } from '../coordinator/config.js';
-import type { Dataset, Split } from '../data/dataset.js';
+import { channelsOf, type Dataset, type ResizeMode, type Split } from '../data/dataset.js';
 import { cellColors, classify } from '../report/classification.js';
 import { MISTAKE_RED, predictClasses, predictionGrid, topClasses } from '../report/predictions.js';
 import { learningCurvesSvg } from './curves.js';
 import { fetchFashionMnist } from './data.js';
 import { drawingToDatasetImage, pictureToDatasetImage } from './picture.js';
+import { loadPictures, type PagePictures, pictureForModel, type PictureSource } from './pictures.js';
 import { trainInBrowser } from './platform.js';
 import { startWasmBackend } from './tfjs.js';
 
@@ -32,8 +33,21 @@ const errorLine = element<HTMLParagraphElement>('error');
 const progressBar = element<HTMLProgressElement>('progress');
 const progressText = element<HTMLParagraphElement>('progress-text');
 
-let data: Dataset | undefined;
+let fashion: Dataset | undefined;
+let pictures: PagePictures | undefined;
 let model: tf.LayersModel | undefined;
+/** The data the model was trained on: what the results, and a picture's answer, are about. */
+let trainedOn: Dataset | undefined;
+
+const dataForm = element<HTMLFormElement>('data');
+const picturesStatus = element<HTMLParagraphElement>('pictures-status');
+const picturesError = element<HTMLParagraphElement>('pictures-error');
+
+/** The data the Train button trains on: Fashion-MNIST, or your pictures once read. */
+function chosenData(): Dataset | undefined {
+  const source = (dataForm.elements.namedItem('source') as RadioNodeList).value;
+  return source === 'pictures' ? pictures?.data : fashion;
+}
 
 function showError(line: HTMLElement, error: unknown): void {
   line.textContent = error instanceof Error ? error.message : String(error);
@@ -49,7 +63,7 @@ async function start(): Promise<void> {
   (form.elements.namedItem('workers') as HTMLInputElement).value = String(navigator.hardwareConcurrency);
   try {
     await startWasmBackend();
-    data = await fetchFashionMnist(new URL(DATA_PATH, location.href), ({ file, receivedBytes, totalBytes }) => {
+    fashion = await fetchFashionMnist(new URL(DATA_PATH, location.href), ({ file, receivedBytes, totalBytes }) => {
       const of = totalBytes === undefined ? '' : ` of ${megabytes(totalBytes)}`;
       status.textContent = `Loading Fashion-MNIST: ${file}, ${megabytes(receivedBytes)}${of}`;
     });
@@ -58,7 +72,7 @@ async function start(): Promise<void> {
     showError(errorLine, error);
     return;
   }
-  status.textContent = `Ready: Fashion-MNIST, ${data.train.count} training and ${data.test.count} test images; ${navigator.hardwareConcurrency} cores.`;
+  status.textContent = `Ready: Fashion-MNIST, ${fashion.train.count} training and ${fashion.test.count} test images; ${navigator.hardwareConcurrency} cores.`;
   trainButton.disabled = false;
 }
 
@@ -78,11 +92,13 @@ form.addEventListener('submit', (event) => {
 });
 
 async function train(): Promise<void> {
+  const data = chosenData();
   if (data === undefined) return;
   const value = (name: string) => (form.elements.namedItem(name) as HTMLInputElement).value;
   const number = (name: string) => Number(value(name));
   const epochs = number('epochs');
-  const trainSet = firstImages(data.train, number('images'), data.height * data.width);
+  // Your pictures come class by class: all of them train, where Fashion-MNIST's first N may.
+  const trainSet = data === fashion ? firstImages(data.train, number('images'), data.height * data.width) : data.train;
   const signal = new AbortController();
   const interrupt = new AbortController();
   stopButton.onclick = () => {
@@ -99,6 +115,7 @@ async function train(): Promise<void> {
   epochRows.replaceChildren();
   model?.dispose();
   model = undefined;
+  trainedOn = undefined;
   trainButton.disabled = true;
   stopButton.disabled = false;
   cancelButton.disabled = false;
@@ -135,6 +152,7 @@ async function train(): Promise<void> {
       },
     });
     model = result.model;
+    trainedOn = data;
     progressText.textContent = `Trained ${epochs} epoch${epochs > 1 ? 's' : ''} in ${result.wallSeconds.toFixed(1)} s; scoring the test images…`;
     // Lets the line above show before the main thread is busy predicting.
     await new Promise((resolve) => setTimeout(resolve, 0));
@@ -167,18 +185,31 @@ function addEpochRow(rows: HTMLTableSectionElement, log: EpochLog, samplesPerSec
 
 function showResults(trained: tf.LayersModel, dataset: Dataset, testAccuracy: number, seed: number): void {
   const { test, height, width, classNames } = dataset;
+  const channels = channelsOf(dataset);
   const accuracy = element<HTMLOutputElement>('test-accuracy');
   accuracy.value = testAccuracy.toFixed(4);
   accuracy.dataset.value = String(testAccuracy);
-  const predicted = predictClasses(trained, test, height, width);
-  showGrid(predictionGrid({ predicted, test, pixels: height * width, classNames, seed }), width, height);
+  const predicted = predictClasses(trained, test, height, width, channels);
+  const grid = predictionGrid({ predicted, test, pixels: height * width * channels, classNames, seed });
+  showGrid(grid, { width, height, channels, ink: dataset === fashion });
   showConfusion(classify(predicted, test.labels, classNames.length), classNames);
   element('top3').replaceChildren();
   element('picture-error').hidden = true;
+  // The drawing is of a garment: for Fashion-MNIST only. A picture to upload is for any data.
+  element('drawing').hidden = dataset !== fashion;
   element('results').hidden = false;
 }
 
-function showGrid(grid: ReturnType<typeof predictionGrid>, width: number, height: number): void {
+/** How a grid's images are drawn: their size, channels, and grey as ink on paper (Fashion-MNIST) or as it is. */
+interface ImageLook {
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  readonly ink: boolean;
+}
+
+function showGrid(grid: ReturnType<typeof predictionGrid>, look: ImageLook): void {
+  const { width, height } = look;
   const cells = grid.items.map((item, i) => {
     const figure = document.createElement('figure');
     figure.dataset.index = String(grid.indices[i]);
@@ -188,7 +219,7 @@ function showGrid(grid: ReturnType<typeof predictionGrid>, width: number, height
     canvas.height = height;
     canvas.setAttribute('role', 'img');
     canvas.setAttribute('aria-label', `test image ${grid.indices[i]}`);
-    drawGrey(canvas, item.pixels);
+    drawPixels(canvas, item.pixels, look);
     const caption = document.createElement('figcaption');
     caption.style.color = item.red ? MISTAKE_RED : INK;
     caption.replaceChildren(
@@ -200,14 +231,21 @@ function showGrid(grid: ReturnType<typeof predictionGrid>, width: number, height
   element('grid').replaceChildren(...cells);
 }
 
-/** A grey image (uint8, 0 = background) in the tutorial's `plt.cm.binary` colours: background white, the garment dark. */
-function drawGrey(canvas: HTMLCanvasElement, pixels: Uint8Array): void {
+/**
+ * An image (uint8, height x width x channels) on a canvas of its size: grey as ink, in the
+ * tutorial's `plt.cm.binary` colours (background white, the garment dark), or as it is.
+ */
+function drawPixels(canvas: HTMLCanvasElement, pixels: Uint8Array, look: ImageLook): void {
   const ctx = canvas.getContext('2d') as CanvasRenderingContext2D;
   const image = ctx.createImageData(canvas.width, canvas.height);
-  pixels.forEach((v, i) => {
-    image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = 255 - v;
+  const { channels } = look;
+  for (let i = 0; i < canvas.width * canvas.height; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = pixels[i * channels + (channels === 1 ? 0 : c)];
+      image.data[4 * i + c] = look.ink && channels === 1 ? 255 - v : v;
+    }
     image.data[4 * i + 3] = 255;
-  });
+  }
   ctx.putImageData(image, 0, 0);
 }
 
@@ -252,20 +290,18 @@ element<HTMLButtonElement>('download').addEventListener('click', () => {
 
 /** The top 3 classes of a picture; the list says which picture (`source`) it is for. */
 function showTop3(pixels: Uint8Array, source: string): void {
-  if (model === undefined || data === undefined) return;
+  if (model === undefined || trainedOn === undefined) return;
+  const { height, width } = trainedOn;
+  const channels = channelsOf(trainedOn);
   const seen = element<HTMLCanvasElement>('seen');
-  const ctx = seen.getContext('2d') as CanvasRenderingContext2D;
-  const image = ctx.createImageData(28, 28);
-  pixels.forEach((v, i) => {
-    image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = v;
-    image.data[4 * i + 3] = 255;
-  });
-  ctx.putImageData(image, 0, 0);
-  const classNames = data.classNames;
+  seen.width = width;
+  seen.height = height;
+  drawPixels(seen, pixels, { width, height, channels, ink: false });
+  const classNames = trainedOn.classNames;
   const list = element('top3');
   list.dataset.source = source;
   list.replaceChildren(
-    ...topClasses(model, pixels, 28).map(({ classIndex, probability }) => {
+    ...topClasses(model, pixels, { height, width, channels }).map(({ classIndex, probability }) => {
       const item = document.createElement('li');
       item.dataset.classIndex = String(classIndex);
       item.textContent = `${classNames[classIndex]} ${(100 * probability).toFixed(1)}%`;
@@ -284,8 +320,20 @@ function pictureFailed(error: unknown): void {
 const upload = element<HTMLInputElement>('upload');
 upload.addEventListener('change', () => {
   const file = upload.files?.[0];
-  if (file === undefined) return;
-  pictureToDatasetImage(file, file.name).then((pixels) => showTop3(pixels, file.name), pictureFailed);
+  if (file === undefined || trainedOn === undefined) return;
+  // A model trained on your pictures sees a picture as they were made; one on Fashion-MNIST, as
+  // that dataset's images were made from photos.
+  const folder = trainedOn.imageFolder;
+  const prepared =
+    folder === undefined
+      ? pictureToDatasetImage(file, file.name)
+      : pictureForModel(file, file.name, {
+          height: trainedOn.height,
+          width: trainedOn.width,
+          channels: channelsOf(trainedOn) as 1 | 3,
+          resize: folder.resize,
+        });
+  prepared.then((pixels) => showTop3(pixels, file.name), pictureFailed);
 });
 
 const sketch = element<HTMLCanvasElement>('sketch');
@@ -320,5 +368,86 @@ element('classify-drawing').addEventListener('click', () => {
     pictureFailed(error);
   }
 });
+
+/** Reads the picked pictures with the data form's settings; picking again, or changing a setting, reads them again. */
+let picked: PictureSource | undefined;
+let reading = 0;
+async function readPictures(): Promise<void> {
+  if (picked === undefined) return;
+  const reads = ++reading;
+  const value = (name: string) => (dataForm.elements.namedItem(name) as HTMLInputElement).value;
+  const size = /^(\d+)(?:x(\d+))?$/.exec(value('imageSize').trim());
+  const split = value('validationSplit');
+  picturesError.hidden = true;
+  trainButton.disabled = true;
+  picturesStatus.textContent = 'Reading the pictures…';
+  try {
+    const read = await loadPictures(picked, {
+      imageSize: size === null ? undefined : { height: Number(size[1]), width: Number(size[2] ?? size[1]) },
+      channels: value('channels') === '' ? undefined : (Number(value('channels')) as 1 | 3),
+      resize: value('resize') as ResizeMode,
+      validationSplit: split === '' ? undefined : Number(split),
+      seed: Number((form.elements.namedItem('seed') as HTMLInputElement).value),
+      onProgress: ({ phase, done, total }) => {
+        if (reads === reading) {
+          picturesStatus.textContent = `${phase === 'sizes' ? 'Reading their sizes' : 'Decoding them'}: ${done}/${total}`;
+        }
+      },
+    });
+    if (reads !== reading) return;
+    pictures = read;
+    const pictureSource = dataForm.querySelector<HTMLInputElement>(
+      'input[name=source][value=pictures]',
+    ) as HTMLInputElement;
+    pictureSource.disabled = false;
+    pictureSource.checked = true;
+    picturesStatus.textContent = describePictures(read);
+  } catch (error) {
+    if (reads !== reading) return;
+    pictures = undefined;
+    picturesStatus.textContent = 'The pictures could not be read.';
+    showError(picturesError, error);
+    (dataForm.querySelector('input[name=source][value=fashion]') as HTMLInputElement).checked = true;
+  } finally {
+    if (reads === reading) trainButton.disabled = fashion === undefined && pictures === undefined;
+  }
+}
+
+/** The line that says what was read, as npm run train's first line does. */
+function describePictures({ data: read, name, set, ignored }: PagePictures): string {
+  const kind = read.channels === 3 ? 'colour (3 channels)' : 'grey (1 channel)';
+  const size = `${read.height}x${read.width}${set.sizeFrom === 'most common' ? ' (the most common size)' : ''}`;
+  const held = read.imageFolder?.validationSplit === undefined ? 'test' : 'held-out';
+  const notes = [
+    set.resized > 0
+      ? `${set.resized} of another size ${read.imageFolder?.resize === 'pad' ? 'padded' : 'stretched'}`
+      : '',
+    ignored.length > 0 ? `${ignored.length} files that are not pictures ignored` : '',
+  ].filter((note) => note !== '');
+  return (
+    `Ready: your pictures, ${name}: ${read.classNames.length} classes (${read.classNames.join(', ')}); ` +
+    `${read.train.count} training and ${read.test.count} ${held} images, ${size}, ${kind}` +
+    (notes.length > 0 ? `; ${notes.join('; ')}.` : '.')
+  );
+}
+
+const zipInput = element<HTMLInputElement>('pictures-zip');
+zipInput.addEventListener('change', () => {
+  const zip = zipInput.files?.[0];
+  if (zip === undefined) return;
+  picked = { zip };
+  void readPictures();
+});
+const folderInput = element<HTMLInputElement>('pictures-folder');
+folderInput.addEventListener('change', () => {
+  const files = [...(folderInput.files ?? [])];
+  if (files.length === 0) return;
+  picked = { files };
+  void readPictures();
+});
+for (const name of ['imageSize', 'channels', 'resize', 'validationSplit']) {
+  (dataForm.elements.namedItem(name) as HTMLElement).addEventListener('change', () => void readPictures());
+}
+dataForm.addEventListener('submit', (event) => event.preventDefault());
 
 void start();

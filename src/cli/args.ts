@@ -11,13 +11,19 @@ import {
 import { FASHION_MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { OptionError } from '../errors.js';
 import { buildNetwork } from '../model/network.js';
+import { isImageFolder } from '../data/image-folder.js';
 import { LAYERS_GRAMMAR, parseLayers, PRESETS } from '../model/spec.js';
+import { IMAGE_FOLDER_FLAGS, IMAGE_FOLDER_USAGE, type ImageFolderArgs, parseImageFolderFlags } from './data.js';
 import { parseFlags } from './flags.js';
 
 export interface TrainArgs {
   /** Only the options given as flags; the library fills in its defaults. */
   readonly options: TrainOptions;
   readonly data: string | undefined;
+  /** `--layers`, to be checked against a folder of pictures once it is read. */
+  readonly layers: string | undefined;
+  /** How to read `data` when it is a folder of pictures. */
+  readonly imageFolder: ImageFolderArgs;
   readonly out: string;
   /** A run directory to continue from its checkpoint.bin. */
   readonly resume: string | undefined;
@@ -27,9 +33,9 @@ export interface TrainArgs {
 
 export const TRAIN_USAGE = `Usage: npm run train -- [flags]
 
-Trains a model on Fashion-MNIST with data-parallel worker threads, evaluates it on the 10,000
-test images after every epoch, and saves it. The default model is the tutorial's
-Flatten -> Dense(128, relu) -> Dense(10, softmax).
+Trains a model on Fashion-MNIST (or a folder of your own pictures) with data-parallel worker
+threads, evaluates it on the test images after every epoch, and saves it. The default model is the
+tutorial's Flatten -> Dense(128, relu) -> Dense(10, softmax).
 
 Flags:
   --workers N       worker threads computing gradients (default: ${defaultWorkers(availableParallelism())}, the number of cores)
@@ -45,7 +51,7 @@ Flags:
   --layers SPEC     any model, as ${LAYERS_GRAMMAR.replace(/\n/g, '\n                    ')}
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
                     (default: $FASHION_MNIST_DIR, ./data/fashion-mnist, /usr/share/datasets/fashion-mnist,
-                    else a verified download into ./data/fashion-mnist)
+                    else a verified download into ./data/fashion-mnist), or a folder of pictures (below)
   --out DIR         where model.json, weights.bin, metrics.json, pictures and checkpoint.bin go
                     (default: runs/<timestamp>; with --resume, the resumed directory)
   --checkpoint-every N
@@ -54,7 +60,9 @@ Flags:
                     may differ (SIGINT or SIGTERM finishes the step, writes a checkpoint and says
                     how to resume)
   --quiet           print only the final test accuracy
-  -h, --help        show this help`;
+  -h, --help        show this help
+
+${IMAGE_FOLDER_USAGE}`;
 
 const NUMERIC_FLAGS = {
   workers: 'workers',
@@ -89,6 +97,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     resume: { type: 'string' },
     quiet: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
+    ...IMAGE_FOLDER_FLAGS,
   });
   const byName: Record<string, string | boolean | undefined> = values;
   const raw = (flag: string) => byName[flag] as string | undefined;
@@ -111,11 +120,14 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   if (hidden !== undefined && (layers !== undefined || (model !== undefined && model !== 'mlp'))) {
     throw new OptionError('--hidden applies to --model mlp only; write the layers in --layers instead');
   }
+  const data = raw('data');
   if (layers !== undefined) {
     // Fashion-MNIST's shapes are known: a layer list that does not fit them fails here, before any
-    // data is read.
+    // data is read. A folder of pictures' are known once it is read; train() checks them then.
     const specs = parseLayers(layers, '--layers');
-    buildNetwork(specs, { height: 28, width: 28 }, FASHION_MNIST_CLASSES.length, '--layers');
+    if (data === undefined || !isImageFolder(data)) {
+      buildNetwork(specs, { height: 28, width: 28 }, FASHION_MNIST_CLASSES.length, '--layers');
+    }
     options.model = layers;
   } else if (model !== undefined) {
     options.model = model;
@@ -134,7 +146,9 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
   }
   return {
     options,
-    data: raw('data'),
+    data,
+    layers,
+    imageFolder: parseImageFolderFlags(byName),
     resume,
     out: raw('out') ?? resume ?? `runs/${now.toISOString().replace(/[:.]/g, '-')}`,
     quiet: values.quiet === true,

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { Dataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
+import { isImageFolder, loadImageFolder } from '../data/image-folder.js';
 import type { Fault } from '../protocol.js';
 import { writeCheckpoint } from './checkpoint.js';
 import type { TrainOptions } from './options.js';
@@ -11,7 +12,10 @@ import { createSessionOn, trainOn, type TrainResult } from './trainer.js';
 
 const WORKER_FILE = new URL('../worker/worker.js', import.meta.url).href;
 
-/** The trainer in Node: Piscina's worker threads, Fashion-MNIST found on disk, checkpoints on disk. */
+/**
+ * The trainer in Node: Piscina's worker threads, Fashion-MNIST found on disk (or the folder of
+ * pictures `dataDir` names), checkpoints on disk.
+ */
 export const nodePlatform: Platform = {
   cores: availableParallelism(),
   createPool: (workers) =>
@@ -22,7 +26,7 @@ export const nodePlatform: Platform = {
       // Workers keep tfjs, its wasm module and their buffers between tasks; none may exit when idle.
       idleTimeout: Infinity,
     }),
-  loadData: (dir) => loadFashionMnist({ dir }),
+  loadData: (dir) => (dir !== undefined && isImageFolder(dir) ? loadImageFolder({ dir }) : loadFashionMnist({ dir })),
   writeCheckpoint,
 };
 

@@ -40,7 +40,10 @@ export interface TrainOptions {
   hidden?: readonly number[];
   /** The data to train and test on. @default Fashion-MNIST, found by `loadFashionMnist({ dir: dataDir })` */
   data?: Dataset;
-  /** Where to look for Fashion-MNIST when `data` is not given (see `loadFashionMnist`). */
+  /**
+   * Where to look for Fashion-MNIST when `data` is not given (see `loadFashionMnist`), or a folder
+   * of pictures with train/ and test/ (see `loadImageFolder`, which has more options).
+   */
   dataDir?: string;
   /** Stops training: the promise rejects with an AbortError within one step. */
   signal?: AbortSignal;

@@ -1,4 +1,4 @@
-import { type Dataset, sharedSplit } from '../data/dataset.js';
+import { channelsOf, type Dataset, sharedSplit } from '../data/dataset.js';
 import { AbortError, NonFiniteError, WorkerError } from '../errors.js';
 import { initializeParams, type Network } from '../model/network.js';
 import { createOptimizerMemory } from '../optimizer/adam-kernel.js';
@@ -411,6 +411,7 @@ function createSharedState(options: SessionOptions, rng: Rng, faults: number): S
       layers: network.layers.map((layer) => layer.spec),
       height: data.height,
       width: data.width,
+      channels: channelsOf(data),
       classes: network.classes,
     },
     optimizer,

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { checkDataset, type Dataset } from '../data/dataset.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
+import { modelMetadata } from '../model/metadata.js';
 import { buildNetwork } from '../model/network.js';
 import { formatLayers, presetLayers } from '../model/spec.js';
 import type { Fault } from '../protocol.js';
@@ -162,6 +163,8 @@ export async function trainOn(
     model = choice.model;
   } else {
     model = await toLayersModel(params, state, network);
+    // Saved in model.json: the class names, and how new pictures are to be prepared for it.
+    model.setUserDefinedMetadata(modelMetadata(data));
   }
   return {
     model,

@@ -1,9 +1,10 @@
 import { DataError } from '../errors.js';
 
 /**
- * One split of an image-classification dataset: `count` images, one label each. Pixels are either
- * uint8 grey levels (scaled to [0, 1] by the trainer, as the tutorial's `images / 255.0`) or
- * float32 values used as they are.
+ * One split of an image-classification dataset: `count` images, one label each, each image
+ * `height x width x channels` values in NHWC order (a colour image's red, green and blue of a pixel
+ * next to each other, as Keras has them). Pixels are either uint8 levels (scaled to [0, 1] by the
+ * trainer, as the tutorial's `images / 255.0`) or float32 values used as they are.
  */
 export interface Split {
   readonly images: Uint8Array | Float32Array;
@@ -12,14 +13,38 @@ export interface Split {
   readonly count: number;
 }
 
-/** A dense image-classification dataset of `height x width` single-channel images. */
+/** A dense image-classification dataset of `height x width` images of `channels` channels. */
 export interface Dataset {
   readonly train: Split;
   readonly test: Split;
   readonly height: number;
   readonly width: number;
+  /** 1 for grey levels, 3 for red, green and blue. @default 1 */
+  readonly channels?: number;
   /** One name per class; their number is the model's output size. */
   readonly classNames: readonly string[];
+  /**
+   * How a folder of pictures became this dataset (see loadImageFolder): a model trained on it
+   * records this, so that a new picture can be prepared as its training images were.
+   */
+  readonly imageFolder?: ImageFolderOrigin;
+}
+
+/** How pictures of other sizes are fitted to the dataset's: `stretch` to it, or `pad`, keeping their aspect ratio. */
+export type ResizeMode = 'stretch' | 'pad';
+
+export interface ImageFolderOrigin {
+  readonly resize: ResizeMode;
+  /** The held-out fraction and the seed that drew it, when the folder had no test/. */
+  readonly validationSplit?: { readonly fraction: number; readonly seed: number };
+}
+
+/** The channels a model on this data takes as input: grey levels or red, green and blue. */
+export const CHANNEL_COUNTS = [1, 3] as const;
+
+/** The dataset's channels (1 when it does not say). */
+export function channelsOf(data: Pick<Dataset, 'channels'>): number {
+  return data.channels ?? 1;
 }
 
 /**
@@ -35,8 +60,8 @@ export function checkSplit(split: Split, pixels: number, classes: number, name: 
   }
   if (split.images.length !== split.count * pixels) {
     throw new DataError(
-      `${name}: ${split.images.length} pixel values for ${split.count} images of ${pixels} pixels (${split.count * pixels} expected); ` +
-        'check the image size (height x width) and that images and labels come from the same split',
+      `${name}: ${split.images.length} pixel values for ${split.count} images of ${pixels} values (${split.count * pixels} expected); ` +
+        'check the image size (height x width x channels) and that images and labels come from the same split',
     );
   }
   for (let i = 0; i < split.count; i++) {
@@ -47,16 +72,20 @@ export function checkSplit(split: Split, pixels: number, classes: number, name: 
 }
 
 /**
- * Checks a whole dataset before any worker starts: image size, class names, and both splits
- * (see checkSplit), each non-empty.
+ * Checks a whole dataset before any worker starts: image size, channels, class names, and both
+ * splits (see checkSplit), each non-empty.
  */
 export function checkDataset(data: Dataset): void {
-  const pixels = data.height * data.width;
+  const channels = channelsOf(data);
+  const pixels = data.height * data.width * channels;
   const classes = data.classNames.length;
   if (!(Number.isInteger(data.height) && Number.isInteger(data.width) && pixels > 0 && classes >= 2)) {
     throw new DataError(
       `data must have positive integer height and width and at least 2 class names, got ${data.height}x${data.width} and ${classes}`,
     );
+  }
+  if (!CHANNEL_COUNTS.includes(channels as 1 | 3)) {
+    throw new DataError(`data must have 1 channel (grey) or 3 (red, green, blue), got ${JSON.stringify(data.channels)}`);
   }
   checkSplit(data.train, pixels, classes, 'training data');
   checkSplit(data.test, pixels, classes, 'test data');

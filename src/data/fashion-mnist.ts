@@ -61,7 +61,8 @@ async function locate(options: LoadFashionMnistOptions): Promise<string> {
     if (!isDirectory(explicit)) throw new DataError(`${from} "${explicit}" does not exist or is not a directory`);
     const missing = FASHION_MNIST_FILES.filter((file) => fileIn(explicit, file) === undefined);
     if (missing.length > 0) {
-      throw new DataError(`${from} "${explicit}" lacks ${missing.map((f) => `${f}.gz`).join(', ')}`);
+      const pictures = options.dir !== undefined ? '; a folder of your own pictures has a train/ folder instead' : '';
+      throw new DataError(`${from} "${explicit}" lacks ${missing.map((f) => `${f}.gz`).join(', ')}${pictures}`);
     }
     return explicit;
   }

@@ -28,6 +28,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         generatedBy: artifacts.generatedBy,
         convertedBy: artifacts.convertedBy,
         trainingConfig: artifacts.trainingConfig,
+        userDefinedMetadata: artifacts.userDefinedMetadata,
         weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
       };
       writeFileAtomically(join(dir, MODEL_JSON), JSON.stringify(json));
@@ -60,6 +61,7 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     modelTopology: json.topology,
     weightSpecs: json.weights.map(({ name, shape }) => ({ name, shape, dtype: 'float32' })),
     weightData: data.buffer as ArrayBuffer,
+    userDefinedMetadata: json.metadata as {} | undefined,
   };
   try {
     return await tf.loadLayersModel({ load: async () => artifacts });
@@ -135,6 +137,7 @@ export async function modelArtifacts(
         modelTopology: saved.modelTopology,
         weightSpecs: saved.weightSpecs,
         weightData: tf.io.CompositeArrayBuffer.join(saved.weightData ?? []),
+        userDefinedMetadata: saved.userDefinedMetadata,
       };
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(saved) };
     }),

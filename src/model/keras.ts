@@ -9,11 +9,12 @@ import type { PlacedLayer } from './layer.js';
 import { buildNetwork, type Network } from './network.js';
 
 /**
+/**
  * Trained parameters as a tfjs-layers model, as Keras would build it: each layer from its kind's
- * Keras settings (the config model.json holds), the first taking `[height, width]` images when it
- * makes vectors of them (the tutorial's Flatten) and `[height, width, 1]` ones otherwise; kernels
- * in Keras's layouts. Compiled with the training's loss, so that `model.evaluate` works as in the
- * tutorial.
+ * Keras settings (the config model.json holds), the first taking `[height, width]` grey images
+ * when it makes vectors of them (the tutorial's Flatten) and `[height, width, channels]` ones
+ * otherwise; kernels in Keras's layouts. Compiled with the training's loss, so that
+ * `model.evaluate` works as in the tutorial.
  */
 export async function toLayersModel(
   params: Float32Array,
@@ -21,12 +22,12 @@ export async function toLayersModel(
   network: Network,
 ): Promise<tf.LayersModel> {
   await tf.ready();
-  const [height, width] = network.input;
-  const flat = network.layers[0].output.length === 1;
+  const [height, width, channels] = network.input;
+  const grey = network.layers[0].output.length === 1 && channels === 1;
   const layers = network.layers.map((layer, i) => {
     const { className, settings } = kindOf(layer.spec).keras;
     const config: Settings = settings(layer.spec);
-    if (i === 0) config.batch_input_shape = flat ? [null, height, width] : [null, height, width, 1];
+    if (i === 0) config.batch_input_shape = grey ? [null, height, width] : [null, height, width, channels];
     return { class_name: className, config };
   });
   const topology = { modelTopology: { class_name: 'Sequential', config: { layers } } };
@@ -73,7 +74,10 @@ export function fromKerasWeights(
   });
 }
 
-/** The model's input images as the model takes them: `[count, height, width]`, with a channel axis if it has one. */
+/**
+ * The model's input images as the model takes them: grey images `[count, height, width]` get a
+ * channel axis when the model has one; colour images are `[count, height, width, channels]` already.
+ */
 export function modelInput(model: tf.LayersModel, images: tf.Tensor): tf.Tensor {
   const rank = model.inputs[0].shape.length;
   return rank === 4 && images.rank === 3 ? tf.expandDims(images, 3) : images;
@@ -90,20 +94,23 @@ const SUPPORTED = ALL_KINDS.map((kind) => kind.keras.supported).join(', ');
  */
 export function importSequential(
   model: tf.Sequential,
-  image: { readonly height: number; readonly width: number },
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   classes: number,
 ): { layers: LayerSpec[]; network: Network; params: Float32Array; state: Float32Array } {
   const shape = model.inputs[0].shape.slice(1);
+  const channels = image.channels ?? 1;
   const expected = [image.height, image.width];
   const fits =
     shape.length >= 2 &&
     shape[0] === expected[0] &&
     shape[1] === expected[1] &&
-    (shape.length === 2 || (shape.length === 3 && shape[2] === 1));
+    ((shape.length === 2 && channels === 1) || (shape.length === 3 && shape[2] === channels));
   if (!fits) {
+    const what = channels === 1 ? 'one channel' : `${channels} channels`;
+    const before = channels === 1 ? ` (or [${expected.join(', ')}] before a flatten)` : '';
     throw new OptionError(
-      `model: its input is [${shape.join(', ')}] per image, but the data's images are ${expected.join('x')} with one channel: ` +
-        `build it with inputShape [${expected.join(', ')}, 1] (or [${expected.join(', ')}] before a flatten)`,
+      `model: its input is [${shape.join(', ')}] per image, but the data's images are ${expected.join('x')} with ${what}: ` +
+        `build it with inputShape [${expected.join(', ')}, ${channels}]${before}`,
     );
   }
   const topology = model.toJSON(null, false) as { config: { layers: { class_name: string; config: Settings }[] } };

@@ -85,23 +85,87 @@ export interface GlueKernels {
   bytes_to_floats(bytes: number, floats: number, length: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
   bias_rows(z: number, bias: number, rows: number, cols: number, relu: number): void;
+  outer_products(
+    a: number,
+    b: number,
+    sums: number,
+    count: number,
+    rows: number,
+    m: number,
+    n: number,
+    aP: number,
+    bP: number,
+  ): void;
 }
 
-let loaded: { memory: WebAssembly.Memory; kernels: GlueKernels } | undefined;
+/**
+ * Winograd's transforms for 3x3 convolutions (winograd.wat), on the same memory: each the twin of
+ * the function of the same name in winograd-reference.ts, tested bit for bit.
+ */
+export interface WinogradKernels {
+  winograd_input(
+    x: number,
+    v: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    padTop: number,
+    padLeft: number,
+    tilesY: number,
+    tilesX: number,
+    m: number,
+    sP: number,
+    sT: number,
+    scratch: number,
+  ): void;
+  winograd_output(
+    mm: number,
+    out: number,
+    bias: number,
+    n: number,
+    oh: number,
+    ow: number,
+    c: number,
+    tilesY: number,
+    tilesX: number,
+    m: number,
+    relu: number,
+    sP: number,
+    sT: number,
+    scratch: number,
+  ): void;
+  winograd_gradient(
+    dz: number,
+    g: number,
+    n: number,
+    oh: number,
+    ow: number,
+    c: number,
+    tilesY: number,
+    tilesX: number,
+    m: number,
+    sP: number,
+    sT: number,
+    scratch: number,
+  ): void;
+}
 
-function wasmBackend(): BackendWasm {
+let loaded: { memory: WebAssembly.Memory; glue: GlueKernels; winograd: WinogradKernels } | undefined;
+
+export function wasmBackend(): BackendWasm {
   const backend = tf.backend() as BackendWasm;
   if (tf.getBackend() !== 'wasm') throw new Error(`the layers run on tfjs's wasm backend, not ${tf.getBackend()}`);
   return backend;
 }
 
 /**
- * The kernels, on the current wasm backend's memory. That memory is an internal of tfjs-wasm's
- * Emscripten module (`asm.memory`, checked here, in tfjs 4.22); growing it keeps the same
- * WebAssembly.Memory, so the instance stays valid for the backend's life. It must be the
+ * The project's kernels, on the current wasm backend's memory. That memory is an internal of
+ * tfjs-wasm's Emscripten module (`asm.memory`, checked here, in tfjs 4.22); growing it keeps the
+ * same WebAssembly.Memory, so the instances stay valid for the backend's life. It must be the
  * single-threaded build's: the kernels import an unshared memory, which a threaded build's is not.
  */
-export function glueKernels(): GlueKernels {
+function onHeap(): NonNullable<typeof loaded> {
   const module = wasmBackend().wasm as unknown as { asm?: { memory?: unknown } };
   const memory = module.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
@@ -115,10 +179,21 @@ export function glueKernels(): GlueKernels {
     );
   }
   if (loaded?.memory !== memory) {
-    const instance = new WebAssembly.Instance(wasmModule('kernels'), { env: { memory } });
-    loaded = { memory, kernels: instance.exports as unknown as GlueKernels };
+    const instance = (name: 'kernels' | 'winograd') =>
+      new WebAssembly.Instance(wasmModule(name), { env: { memory } }).exports as unknown;
+    loaded = { memory, glue: instance('kernels') as GlueKernels, winograd: instance('winograd') as WinogradKernels };
   }
-  return loaded.kernels;
+  return loaded;
+}
+
+/** The glue kernels (kernels.wat). */
+export function glueKernels(): GlueKernels {
+  return onHeap().glue;
+}
+
+/** Winograd's transforms (winograd.wat). */
+export function winogradKernels(): WinogradKernels {
+  return onHeap().winograd;
 }
 
 /** A tensor's byte offset in the wasm heap: where the kernels find it. */

@@ -427,4 +427,112 @@
         (local.set $c (i32.add (local.get $c) (i32.const 1))) (br $sLoop)))
       (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
   )
+
+  ;; Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p,
+  ;; sums[p][i][j] += the float32 sum, in order of t < rows, of a[p][t][i] * b[p][t][j], with a's
+  ;; element (p, t, i) at p * aP + t * m + i and b's (p, t, j) at p * bP + t * n + j: A^T · B
+  ;; without transposing A. Rows and columns go four at a time; past m or n, the last four compute
+  ;; what they read (up to 3 floats past a's or b's last row) and store only the valid ones. Neither
+  ;; operand is reused, so XNNPACK would pack one for every product (~5 ns a float, more than the
+  ;; product costs): this multiplies them as they are, 4 x 8 outputs at a time.
+  (func (export "outer_products")
+    (param $a i32) (param $b i32) (param $sums i32) (param $count i32) (param $rows i32)
+    (param $m i32) (param $n i32) (param $aP i32) (param $bP i32)
+    (local $p i32) (local $i i32) (local $j i32) (local $t i32) (local $ap i32) (local $bp i32)
+    (local $aa i32) (local $ba i32) (local $aRow i32) (local $bRow i32) (local $out i32) (local $r i32)
+    (local $wide i32) (local $valid i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $x v128) (local $d0 v128) (local $d1 v128) (local $s v128)
+    (local.set $aRow (i32.shl (local.get $m) (i32.const 2)))
+    (local.set $bRow (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $count)))
+      (local.set $ap (i32.add (local.get $a) (i32.shl (i32.mul (local.get $p) (local.get $aP)) (i32.const 2))))
+      (local.set $bp (i32.add (local.get $b) (i32.shl (i32.mul (local.get $p) (local.get $bP)) (i32.const 2))))
+      (local.set $i (i32.const 0))
+      (block $iEnd (loop $iLoop (br_if $iEnd (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $j (i32.const 0))
+        (block $jEnd (loop $jLoop (br_if $jEnd (i32.ge_u (local.get $j) (local.get $n)))
+          (local.set $wide (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+          (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+          (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+          (local.set $b0 (v128.const i32x4 0 0 0 0)) (local.set $b1 (v128.const i32x4 0 0 0 0))
+          (local.set $b2 (v128.const i32x4 0 0 0 0)) (local.set $b3 (v128.const i32x4 0 0 0 0))
+          (local.set $aa (i32.add (local.get $ap) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $ba (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $t (i32.const 0))
+          (if (local.get $wide)
+            (then
+              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $rows)))
+                (local.set $x (v128.load (local.get $aa)))
+                (local.set $d0 (v128.load (local.get $ba)))
+                (local.set $d1 (v128.load offset=16 (local.get $ba)))
+                (local.set $s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x) (local.get $x)))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x) (local.get $x)))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x) (local.get $x)))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x) (local.get $x)))
+                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $aa (i32.add (local.get $aa) (local.get $aRow)))
+                (local.set $ba (i32.add (local.get $ba) (local.get $bRow)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop))))
+            (else
+              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $rows)))
+                (local.set $x (v128.load (local.get $aa)))
+                (local.set $d0 (v128.load (local.get $ba)))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+                  (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+                  (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+                  (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+                  (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $x) (local.get $x)) (local.get $d0))))
+                (local.set $aa (i32.add (local.get $aa) (local.get $aRow)))
+                (local.set $ba (i32.add (local.get $ba) (local.get $bRow)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop2)))))
+          ;; Columns j .. j + 7 (or the valid ones of j .. j + 3) of rows i .. i + 3 (the valid
+          ;; ones) into the sums.
+          (local.set $valid (select (i32.const 8) (i32.sub (local.get $n) (local.get $j)) (local.get $wide)))
+          (local.set $r (i32.const 0))
+          (block $rEnd (loop $rLoop (br_if $rEnd (i32.or (i32.ge_u (local.get $r) (i32.const 4))
+            (i32.ge_u (i32.add (local.get $i) (local.get $r)) (local.get $m))))
+            (local.set $out (i32.add (local.get $sums) (i32.shl (i32.add (i32.mul
+              (i32.add (i32.mul (local.get $p) (local.get $m)) (i32.add (local.get $i) (local.get $r))) (local.get $n))
+              (local.get $j)) (i32.const 3))))
+            (local.set $d0 (select (local.get $a0) (select (local.get $a1) (select (local.get $a2) (local.get $a3)
+              (i32.eq (local.get $r) (i32.const 2))) (i32.eq (local.get $r) (i32.const 1))) (i32.eqz (local.get $r))))
+            (local.set $d1 (select (local.get $b0) (select (local.get $b1) (select (local.get $b2) (local.get $b3)
+              (i32.eq (local.get $r) (i32.const 2))) (i32.eq (local.get $r) (i32.const 1))) (i32.eqz (local.get $r))))
+            (if (i32.ge_u (local.get $valid) (i32.const 4))
+              (then
+                (v128.store (local.get $out) (f64x2.add (v128.load (local.get $out)) (f64x2.promote_low_f32x4 (local.get $d0))))
+                (v128.store offset=16 (local.get $out) (f64x2.add (v128.load offset=16 (local.get $out))
+                  (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d0) (local.get $d0))))))
+              (else
+                ;; The last one to three columns, one by one.
+                (f64.store (local.get $out) (f64.add (f64.load (local.get $out))
+                  (f64.promote_f32 (f32x4.extract_lane 0 (local.get $d0)))))
+                (if (i32.ge_u (local.get $valid) (i32.const 2)) (then
+                  (f64.store offset=8 (local.get $out) (f64.add (f64.load offset=8 (local.get $out))
+                    (f64.promote_f32 (f32x4.extract_lane 1 (local.get $d0)))))))
+                (if (i32.ge_u (local.get $valid) (i32.const 3)) (then
+                  (f64.store offset=16 (local.get $out) (f64.add (f64.load offset=16 (local.get $out))
+                    (f64.promote_f32 (f32x4.extract_lane 2 (local.get $d0)))))))))
+            (if (local.get $wide) (then
+              (v128.store offset=32 (local.get $out) (f64x2.add (v128.load offset=32 (local.get $out)) (f64x2.promote_low_f32x4 (local.get $d1))))
+              (v128.store offset=48 (local.get $out) (f64x2.add (v128.load offset=48 (local.get $out))
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d1) (local.get $d1)))))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
+          (local.set $j (i32.add (local.get $j) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $jLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4))) (br $iLoop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
+  )
 )

@@ -51,6 +51,12 @@ export interface LayerKind<S extends { readonly kind: string }> {
   /** Multiply-adds of one sample's forward pass (0 for a layer without weights): see trainingFlops. */
   macs(layer: PlacedLayer<S>): number;
   /**
+   * Multiply-adds of one sample's passes as it computes them, where an algorithm with fewer
+   * multiplications takes a pass (Winograd's, for a convolution): see performedFlops. Absent,
+   * each pass does `macs`.
+   */
+  performedMacs?(layer: PlacedLayer<S>): PassMacs;
+  /**
    * The most values one shard of it writes into the collective's slot for one sum (see
    * Collective), which sizes the collective's shared memory; 0 when its passes never call it.
    */
@@ -59,7 +65,7 @@ export interface LayerKind<S extends { readonly kind: string }> {
    * The second layout it wants its input in, given the one the layer after it wants (undefined at
    * the end of the network): a layer that only reshapes passes the next one's on.
    */
-  inputLayout(next: Layout | undefined): Layout | undefined;
+  inputLayout(layer: PlacedLayer<S>, next: Layout | undefined): Layout | undefined;
   /**
    * Keras's initialisation (Glorot-uniform kernels, zero biases), drawn in storage order, into its
    * parameters and its state (its slices of the two vectors).
@@ -71,6 +77,48 @@ export interface LayerKind<S extends { readonly kind: string }> {
    * nothing more.
    */
   compute(layer: PlacedLayer<S>, rows: number, outputLayout: Layout | undefined): LayerCompute;
+  /** The layer in PyTorch, for `npm run export` and `npm run import` (see src/export). */
+  readonly torch: TorchForm<S>;
+}
+
+/** Multiply-adds of one sample's three training passes. */
+export interface PassMacs {
+  readonly forward: number;
+  readonly filterGradient: number;
+  readonly inputGradient: number;
+}
+
+/** A parameter tensor of a layer's PyTorch module: its name in the module's state_dict, and its shape. */
+export interface TorchTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * A kind of layer in PyTorch: the module the export's model.py builds for it, its parameters in
+ * PyTorch's layouts, and its state as the module's buffers. The conversions are permutations,
+ * never arithmetic, so that a round trip gives the same bits, and they serve any vector laid out
+ * as the parameters (Adam's moments too).
+ */
+export interface TorchForm<S> {
+  /**
+   * A Python expression that builds the layer's module from `nn` (torch.nn) and the classes of the
+   * export's model.py (src/export/pytorch/model.py), whose modules take NCHW images.
+   */
+  module(layer: PlacedLayer<S>): string;
+  /** Its parameter tensors, in the order of the module's state_dict; none for a layer without parameters. */
+  tensors(layer: PlacedLayer<S>): TorchTensor[];
+  /** Its slice of a parameter-shaped vector as the values of those tensors, row-major. */
+  toTorch(layer: PlacedLayer<S>, values: Float32Array): Float32Array[];
+  /** The tensors' values (as `tensors` shapes them) back into its slice of the vector. */
+  fromTorch(layer: PlacedLayer<S>, tensors: readonly Float32Array[], values: Float32Array): void;
+  /**
+   * The names of its buffers in the module's state_dict, one for each of its state's Keras weights
+   * (those of `PlacedLayer.weights` marked state), in their order: each holds that weight's values
+   * as they are (a batch normalisation's moving statistics are vectors in both frameworks). None
+   * for a kind without state.
+   */
+  buffers(layer: PlacedLayer<S>): string[];
 }
 
 /** A kind's form in a layer list: `conv:32:3:same`, its word then its parts, separated by colons. */

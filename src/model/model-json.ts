@@ -1,6 +1,7 @@
 import { DataError, quoteUntrusted } from '../errors.js';
 import { elements, type Settings, TRAINING_ONLY } from './keras-shapes.js';
 import { KERAS_CLASSES, kindOfClass } from './kinds.js';
+import { checkModelMetadata, type ModelMetadata } from './metadata.js';
 
 /**
  * What loadModel accepts, checked before anything is read or allocated. Bounds, not format
@@ -28,6 +29,8 @@ export interface ModelJson {
   /** The weight files, relative to the model directory, in the order their bytes are joined. */
   readonly paths: readonly string[];
   readonly bytes: number;
+  /** Its classes and images, checked, when it records them. */
+  readonly metadata: ModelMetadata | undefined;
 }
 
 /** JSON.parse for a file of the model directory: a DataError that names the file, on one line. */
@@ -73,7 +76,8 @@ export function checkModelJson(text: string, file: string): ModelJson {
       throw damaged(`weightsManifest lists ${describe(name)}, which is no weight of the model's layers`);
     }
   }
-  return { topology, weights, paths, bytes };
+  const metadata = checkModelMetadata(json.userDefinedMetadata, file, DAMAGED);
+  return { topology, weights, paths, bytes, metadata };
 }
 
 function checkManifest(manifest: unknown, file: string, damaged: (what: string) => DataError) {

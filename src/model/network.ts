@@ -9,7 +9,7 @@ import { formatLayer } from './spec.js';
 /** A model's layers placed on its input: shapes, and the layout of the flat parameter vector. */
 export interface Network {
   readonly layers: readonly PlacedLayer<LayerSpec>[];
-  /** One sample's input, `[height, width, 1]`. */
+  /** One sample's input, `[height, width, channels]`. */
   readonly input: Shape;
   readonly classes: number;
   readonly paramCount: number;
@@ -26,17 +26,17 @@ export interface Network {
 export const MAX_PARAMS = 32 * 1024 * 1024;
 
 /**
- * Places `specs` on images of `height x width`, one channel, for `classes` classes. Throws an
- * OptionError naming the layer and `label` (the option the layers came from) when a shape does not
- * work, or the model does not end with the softmax output layer.
+ * Places `specs` on images of `height x width x channels` (one channel when it is not given), for
+ * `classes` classes. Throws an OptionError naming the layer and `label` (the option the layers
+ * came from) when a shape does not work, or the model does not end with the softmax output layer.
  */
 export function buildNetwork(
   specs: readonly LayerSpec[],
-  image: { readonly height: number; readonly width: number },
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   classes: number,
   label: string,
 ): Network {
-  const input: Shape = [image.height, image.width, 1];
+  const input: Shape = [image.height, image.width, image.channels ?? 1];
   const layers: PlacedLayer<LayerSpec>[] = [];
   let shape = input;
   let offset = 0;
@@ -125,6 +125,23 @@ export function trainingFlops(network: Network): number {
   for (const layer of network.layers) {
     const macs = kindOf(layer.spec).macs(layer);
     flops += 2 * macs * (layer.needsInputGradient ? 3 : 2);
+  }
+  return flops;
+}
+
+/**
+ * The floating-point operations one sample's training step multiplies as computed: trainingFlops,
+ * but where a layer's pass takes an algorithm with fewer multiplications (Winograd's, for a
+ * convolution), its count (see LayerKind.performedMacs; its transforms are left out, as pooling
+ * is). What the hardware does, where trainingFlops is what the step is worth.
+ */
+export function performedFlops(network: Network): number {
+  let flops = 0;
+  for (const layer of network.layers) {
+    const kind = kindOf(layer.spec);
+    const macs = kind.macs(layer);
+    const passes = kind.performedMacs?.(layer) ?? { forward: macs, filterGradient: macs, inputGradient: macs };
+    flops += 2 * (passes.forward + passes.filterGradient + (layer.needsInputGradient ? passes.inputGradient : 0));
   }
   return flops;
 }

@@ -30,30 +30,43 @@ export function whiteCanvas(width: number, height: number): { canvas: Canvas; ct
 }
 
 /**
- * Draws a grey image (uint8, 0 = background) at (x, y), `scale` screen pixels per image pixel, in
- * the tutorial's `plt.cm.binary` colours: background white, the garment dark.
+ * Draws an image (uint8, `height x width x channels`, NHWC) at (x, y), `scale` screen pixels per
+ * image pixel: a whole number of them, each a block of the pixel's colour, or fewer than one, the
+ * image shrunk smoothly. Grey images are drawn `greyAsInk` in the tutorial's `plt.cm.binary` colours
+ * (background white, the garment dark), or else as they are.
  */
-export function drawGreyImage(
+export function drawImage(
   ctx: SKRSContext2D,
   pixels: Uint8Array,
-  width: number,
-  height: number,
+  image: { readonly width: number; readonly height: number; readonly channels: number; readonly greyAsInk: boolean },
   x: number,
   y: number,
   scale: number,
 ): void {
-  const image = ctx.createImageData(width * scale, height * scale);
-  for (let row = 0; row < height * scale; row++) {
-    for (let col = 0; col < width * scale; col++) {
-      const value = 255 - pixels[Math.floor(row / scale) * width + Math.floor(col / scale)];
-      const at = (row * width * scale + col) * 4;
-      image.data[at] = value;
-      image.data[at + 1] = value;
-      image.data[at + 2] = value;
-      image.data[at + 3] = 255;
+  const { width, height, channels } = image;
+  const block = Math.max(1, Math.floor(scale));
+  const data = ctx.createImageData(width * block, height * block);
+  const ink = channels === 1 && image.greyAsInk;
+  for (let row = 0; row < height * block; row++) {
+    for (let col = 0; col < width * block; col++) {
+      const from = (Math.floor(row / block) * width + Math.floor(col / block)) * channels;
+      const at = (row * width * block + col) * 4;
+      for (let c = 0; c < 3; c++) {
+        const value = pixels[from + (channels === 1 ? 0 : c)];
+        data.data[at + c] = ink ? 255 - value : value;
+      }
+      data.data[at + 3] = 255;
     }
   }
-  ctx.putImageData(image, x, y);
+  if (scale >= 1) {
+    ctx.putImageData(data, x, y);
+    return;
+  }
+  const full = createCanvas(width, height);
+  full.getContext('2d').putImageData(data, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(full, x, y, Math.round(width * scale), Math.round(height * scale));
 }
 
 /** Writes `text` centred in [x, x + width), shrinking the font until it fits. */

@@ -15,7 +15,7 @@ export const GRID_IMAGES = 100;
 export const MISTAKE_RED = '#d62728';
 
 export interface GridItem {
-  /** A `size x size` grey image, uint8. */
+  /** The image, uint8, `height x width x channels` (NHWC), as the grid's images are. */
   readonly pixels: Uint8Array;
   /** One or two lines under the image. */
   readonly caption: readonly string[];
@@ -23,10 +23,20 @@ export interface GridItem {
   readonly red: boolean;
 }
 
-/** The model's class for every image of a split: predict in batches of 1000 on the calling thread. */
-export function predictClasses(model: tf.LayersModel, split: Split, height: number, width: number): Int32Array {
+/**
+ * The model's class for every image of a split of `height x width x channels` images: predict in
+ * batches of 1000 on the calling thread.
+ */
+export function predictClasses(
+  model: tf.LayersModel,
+  split: Split,
+  height: number,
+  width: number,
+  channels = 1,
+): Int32Array {
   return tf.tidy(() => {
-    const pixels = tf.tensor3d(split.images, [split.count, height, width], 'float32');
+    const shape = channels === 1 ? [split.count, height, width] : [split.count, height, width, channels];
+    const pixels = tf.tensor(split.images, shape, 'float32');
     const x = modelInput(model, split.images instanceof Uint8Array ? tf.div(pixels, 255) : pixels);
     // A large batch: tfjs-layers slices the input per batch, and each slice costs ~15 ms on wasm.
     return (model.predict(x, { batchSize: 1000 }) as tf.Tensor).argMax(1).dataSync() as Int32Array;
@@ -40,6 +50,7 @@ export function predictClasses(model: tf.LayersModel, split: Split, height: numb
 export function predictionGrid(options: {
   readonly predicted: ArrayLike<number>;
   readonly test: Split;
+  /** Values per image: height x width x channels. */
   readonly pixels: number;
   readonly classNames: readonly string[];
   readonly seed: number;
@@ -65,17 +76,20 @@ export function predictionGrid(options: {
   return { indices, items };
 }
 
-/** The `k` most probable classes of one grey image (uint8, a light object on black, as the dataset's). */
+/**
+ * The `k` most probable classes of one image (uint8, `height x width x channels`; a grey one as the
+ * dataset's: for Fashion-MNIST, a light object on black).
+ */
 export function topClasses(
   model: tf.LayersModel,
   pixels: Uint8Array,
-  side: number,
+  image: { readonly height: number; readonly width: number; readonly channels?: number },
   k = 3,
 ): { readonly classIndex: number; readonly probability: number }[] {
+  const channels = image.channels ?? 1;
+  const shape = channels === 1 ? [1, image.height, image.width] : [1, image.height, image.width, channels];
   const probabilities = tf.tidy(() =>
-    (
-      model.predict(modelInput(model, tf.div(tf.tensor3d(pixels, [1, side, side], 'float32'), 255))) as tf.Tensor
-    ).dataSync(),
+    (model.predict(modelInput(model, tf.div(tf.tensor(pixels, shape, 'float32'), 255))) as tf.Tensor).dataSync(),
   );
   return Array.from(probabilities, (probability, classIndex) => ({ classIndex, probability }))
     .sort((a, b) => b.probability - a.probability)

@@ -43,15 +43,15 @@ export async function preprocessImage(path: string, side = 28): Promise<Uint8Arr
   );
 }
 
-/** A 28x28 grey image as PNG bytes (light object on black, as the model sees it). */
-export function greyPng(pixels: Uint8Array, side = 28): Buffer {
-  const canvas = createCanvas(side, side);
+/** An image (uint8, `height x width x channels`, grey or RGB) as PNG bytes, as the model sees it. */
+export function imagePng(pixels: Uint8Array, width = 28, height = 28, channels = 1): Buffer {
+  const canvas = createCanvas(width, height);
   const ctx = canvas.getContext('2d');
-  const data = ctx.createImageData(side, side);
-  pixels.forEach((v, i) => {
-    data.data[4 * i] = data.data[4 * i + 1] = data.data[4 * i + 2] = v;
+  const data = ctx.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < 3; c++) data.data[4 * i + c] = pixels[i * channels + (channels === 1 ? 0 : c)];
     data.data[4 * i + 3] = 255;
-  });
+  }
   ctx.putImageData(data, 0, 0);
   return canvas.toBuffer('image/png');
 }

@@ -20,6 +20,10 @@ export interface ReportOptions {
   readonly test: Split;
   readonly height: number;
   readonly width: number;
+  /** @default 1 */
+  readonly channels?: number;
+  /** Grey images drawn dark on white, as the tutorial draws Fashion-MNIST (see GridImages). @default true */
+  readonly greyAsInk?: boolean;
   readonly classNames: readonly string[];
   /** Training history, for the learning curves; without it there are none. */
   readonly history?: readonly EpochLog[];
@@ -43,19 +47,20 @@ export interface Report {
  * curves, and report.json with the numbers behind them.
  */
 export function drawReport(options: ReportOptions): Report {
-  const { model, test, height, width, classNames } = options;
-  const predicted = predictClasses(model, test, height, width);
+  const { model, test, height, width, classNames, channels = 1 } = options;
+  const predicted = predictClasses(model, test, height, width, channels);
   const classification = classify(predicted, test.labels, classNames.length);
   const { indices: gridIndices, items } = predictionGrid({
     predicted,
     test,
-    pixels: height * width,
+    pixels: height * width * channels,
     classNames,
     seed: options.seed,
   });
   const gridWrong = items.filter((item) => item.red).length;
+  const grid = drawImageGrid(items, { columns: 10, width, height, channels, greyAsInk: options.greyAsInk });
   const files: OutputFile[] = [
-    { name: REPORT_FILES.predictions, data: [drawImageGrid(items, { columns: 10, side: width }).png] },
+    { name: REPORT_FILES.predictions, data: [grid.png] },
     { name: REPORT_FILES.confusion, data: [drawConfusionMatrix(classification, classNames)] },
   ];
   if (options.history !== undefined && options.history.length > 0) {

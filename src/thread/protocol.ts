@@ -30,6 +30,8 @@ export interface ModelArtifacts {
     dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64';
   }[];
   readonly weightData: ArrayBuffer;
+  /** What the model says about its data (see ModelMetadata). */
+  readonly userDefinedMetadata?: {};
 }
 
 export interface ThreadTrainResult {

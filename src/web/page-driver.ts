@@ -50,3 +50,33 @@ export async function trainOnPage(page: Page, settings: PageSettings, timeoutMs 
     ),
   };
 }
+
+/** The data form's settings for your pictures, as a person fills them in (empty: the defaults). */
+export interface PictureSettings {
+  /** A zip of the folder, or the folder itself, on this machine. */
+  readonly zip?: string;
+  readonly folder?: string;
+  readonly imageSize?: string;
+  readonly channels?: '' | '1' | '3';
+  readonly resize?: 'stretch' | 'pad';
+  readonly validationSplit?: string;
+}
+
+/**
+ * Sets the data form and picks the pictures; returns the page's line about them once read, or
+ * throws its error line.
+ */
+export async function readPicturesOnPage(page: Page, settings: PictureSettings, timeoutMs = 120_000): Promise<string> {
+  await page.fill('input[name=imageSize]', settings.imageSize ?? '');
+  await page.selectOption('select[name=channels]', settings.channels ?? '');
+  await page.selectOption('select[name=resize]', settings.resize ?? 'stretch');
+  await page.fill('input[name=validationSplit]', settings.validationSplit ?? '');
+  if (settings.zip !== undefined) await page.setInputFiles('#pictures-zip', settings.zip);
+  else if (settings.folder !== undefined) await page.setInputFiles('#pictures-folder', settings.folder);
+  const done = page.locator('#pictures-status', { hasText: /^(Ready|The pictures could not be read)/ });
+  await done.waitFor({ timeout: timeoutMs });
+  if ((await page.locator('#pictures-error:not([hidden])').count()) > 0) {
+    throw new Error(`${await page.textContent('#pictures-error')}`);
+  }
+  return (await page.textContent('#pictures-status')) ?? '';
+}

@@ -8,7 +8,10 @@ import type { Network } from '../model/network.js';
 
 /** The images a batch's samples come from. */
 export interface Samples {
-  /** Grey levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are. */
+  /**
+   * Levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are;
+   * height x width x channels values per image, NHWC.
+   */
   readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
   /** Image indices; when absent, sample i is image i. */
@@ -63,8 +66,12 @@ export interface StepOptions {
 export class NetworkRunner {
   readonly #network: Network;
   readonly #layers: readonly LayerCompute[];
+  /** Values per image: height x width x channels. */
   readonly #pixels: number;
-  /** The second layout the first layer wants: the gather writes columns too (one channel's planes are its rows). */
+  /**
+   * The second layout the first layer wants: the gather writes columns too; planes it leaves to
+   * Activations (one channel's are its rows, several channels' a transpose).
+   */
   readonly #inputLayout: Layout | undefined;
   /** The step's shards that have samples: the ones the layers compute. */
   readonly #computed: ShardWork[] = [];
@@ -81,10 +88,10 @@ export class NetworkRunner {
     for (const layer of [...network.layers].reverse()) {
       const kind = kindOf(layer.spec);
       layers.unshift(kind.compute(layer, rows, wanted));
-      wanted = kind.inputLayout(wanted);
+      wanted = kind.inputLayout(layer, wanted);
     }
     this.#layers = layers;
-    this.#pixels = network.input[0] * network.input[1];
+    this.#pixels = network.input[0] * network.input[1] * network.input[2];
     this.#inputLayout = wanted;
   }
 
@@ -153,8 +160,9 @@ export class NetworkRunner {
 
   /**
    * The batch's images, gathered straight into tensors' memory on the wasm heap, as activations of
-   * shape `[height, width, 1]`: rows, and with `columns` the transposed layout `[pixels, count]`
-   * too. Each image is copied by a native `set`; grey levels are scaled to [0, 1], and the
+   * shape `[height, width, channels]`: rows, and with `columns` the transposed layout
+   * `[height * width * channels, count]` too (features in NHWC order, as a flatten has them). Each
+   * image, all its channels, is copied by one native `set`; levels are scaled to [0, 1], and the
    * transpose made, by kernels.wat (a JavaScript loop over the pixels took ~0.4 ms of a 3 ms MLP
    * step for 128 images).
    */
@@ -164,7 +172,7 @@ export class NetworkRunner {
     const count = end - start;
     const shape = this.#network.input;
     const kernels = glueKernels();
-    const rows = emptyTensor([count, shape[0], shape[1], 1]);
+    const rows = emptyTensor([count, shape[0], shape[1], shape[2]]);
     const transposed = columns ? emptyTensor([pixels, count]) : undefined;
     if (images instanceof Uint8Array) {
       const staging = emptyTensor([Math.ceil((count * pixels) / 4)]);

@@ -13,6 +13,7 @@ import {
 } from '../keras-shapes.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
+import { WinogradConv, type WinogradPlan, winogradMacs, winogradPlan } from '../winograd.js';
 
 /** A 2-D convolution, stride 1. */
 export interface ConvSpec {
@@ -39,11 +40,15 @@ const KERNEL = { min: 1, max: 64 };
  *                                            transposed im2col is built from the input's channel
  *                                            planes by kernels.wat
  *        or   dW^T = dZ^T · cols(X)          for a first layer with few inputs per output (k*k*in
- *                                            <= out): XNNPACK packs the second operand, whose
- *                                            cost grows with its width, so the narrower goes there
+ *                                            <= out): the outer products of dZ's rows and
+ *                                            im2col's, summed by kernels.wat (XNNPACK would pack
+ *                                            one of them, at ~5 ns a float, for every chunk)
  *   input     dX = conv2d(dZ, W')            W' = W rotated 180 degrees, in and out swapped, the
  *                                            padding mirrored: the transposed convolution as a
  *                                            forward one
+ *
+ * A 3x3 convolution takes Winograd's algorithm instead, in the passes where it pays (winograd.ts,
+ * and its rule, `winogradPlan`): about 3x fewer multiplications.
  *
  * The filter gradient is summed over chunks of a fixed number of samples, aligned to the epoch's
  * order, in float64: XNNPACK accumulates a product's inner dimension in float32, and over a whole
@@ -163,13 +168,26 @@ export const conv: LayerKind<ConvSpec> = {
     return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
   },
 
+  performedMacs(layer) {
+    const direct = conv.macs(layer);
+    const plan = winogradPlan(layer.spec, layer.input);
+    if (plan === undefined) return { forward: direct, filterGradient: direct, inputGradient: direct };
+    const winograd = winogradMacs(layer.spec, layer.input, layer.output, plan.tile);
+    return {
+      forward: plan.forward ? winograd.forward : direct,
+      filterGradient: plan.filterGradient ? winograd.filterGradient : direct,
+      inputGradient: plan.inputGradient ? winograd.inputGradient : direct,
+    };
+  },
+
   collectiveLength() {
     return 0;
   },
 
-  inputLayout() {
-    // The filter gradient builds its transposed im2col from the input's channel planes.
-    return 'planes';
+  inputLayout(layer) {
+    // The direct filter gradient builds its transposed im2col from the input's channel planes;
+    // Winograd's reads rows.
+    return winogradPlan(layer.spec, layer.input)?.filterGradient === true ? undefined : 'planes';
   },
 
   initialize(layer, params, _state, rng) {
@@ -182,7 +200,66 @@ export const conv: LayerKind<ConvSpec> = {
   compute(layer) {
     return new ConvCompute(layer);
   },
+
+  torch: {
+    module(layer) {
+      const { filters, kernel, activation } = layer.spec;
+      const [before, after] = paddingOf(layer.spec);
+      const relu = activation === 'relu' ? 'True' : 'False';
+      return `Conv2d(${layer.input[2]}, ${filters}, ${kernel}, padding=(${before}, ${after}), relu=${relu})`;
+    },
+
+    tensors(layer) {
+      const { filters, kernel } = layer.spec;
+      return [
+        { name: 'weight', shape: [filters, layer.input[2], kernel, kernel] },
+        { name: 'bias', shape: [filters] },
+      ];
+    },
+
+    // Keras's kernel [k, k, in, out] is PyTorch's [out, in, k, k], transposed.
+    toTorch(layer, values) {
+      const weight = new Float32Array(values.length - layer.spec.filters);
+      eachTap(layer, (keras, torch) => (weight[torch] = values[keras]));
+      return [weight, values.slice(weight.length)];
+    },
+
+    fromTorch(layer, [weight, bias], values) {
+      eachTap(layer, (keras, torch) => (values[keras] = weight[torch]));
+      values.set(bias, weight.length);
+    },
+
+    buffers: () => [],
+  },
 };
+
+/** Calls `visit` with the index of each kernel value in Keras's layout and in PyTorch's. */
+function eachTap(layer: PlacedLayer<ConvSpec>, visit: (keras: number, torch: number) => void): void {
+  const { kernel, filters } = layer.spec;
+  const channels = layer.input[2];
+  for (let y = 0; y < kernel; y++) {
+    for (let x = 0; x < kernel; x++) {
+      for (let c = 0; c < channels; c++) {
+        for (let f = 0; f < filters; f++) {
+          visit(((y * kernel + x) * channels + c) * filters + f, ((f * channels + c) * kernel + y) * kernel + x);
+        }
+      }
+    }
+  }
+}
+
+/** The passes a convolution times for bench:conv, when given a timer. */
+export type ConvPass = 'forward' | 'filter gradient' | 'input gradient';
+
+export interface ConvComputeOptions {
+  /**
+   * `direct`: tfjs's convolution and plain matMuls in every pass; or which passes take Winograd's.
+   * @default the rule's choice, `winogradPlan(spec, input) ?? 'direct'`
+   */
+  readonly algorithm?: 'direct' | WinogradPlan;
+  /** Called at the end of each pass with the pass and `performance.now()` at its start. */
+  readonly timer?: (pass: ConvPass, start: number) => void;
+}
 
 /** Padding before and after, in each dimension, of a stride-1 convolution (TensorFlow's rule for `same`). */
 function paddingOf(spec: ConvSpec): [number, number] {
@@ -200,7 +277,7 @@ function paddingOf(spec: ConvSpec): [number, number] {
 const CHUNK_POSITIONS = 4096;
 const MAX_CHUNK_SAMPLES = 16;
 
-class ConvCompute implements LayerCompute {
+export class ConvCompute implements LayerCompute {
   readonly #layer: PlacedLayer<ConvSpec>;
   readonly #output: Shape;
   /** k * k * in: the inner dimension of the forward product, the rows of the filter gradient. */
@@ -219,18 +296,40 @@ class ConvCompute implements LayerCompute {
   /** Kept from the forward pass for the backward pass, per shard. */
   readonly #input: (Activations | undefined)[] = [];
   readonly #activations: (tf.Tensor | undefined)[] = [];
+  readonly #winograd: WinogradConv | undefined;
+  readonly #plan: WinogradPlan | undefined;
+  readonly #timer: ConvComputeOptions['timer'];
 
-  constructor(layer: PlacedLayer<ConvSpec>) {
+  constructor(layer: PlacedLayer<ConvSpec>, options: ConvComputeOptions = {}) {
     this.#layer = layer;
     this.#output = layer.output;
     const { kernel, filters } = layer.spec;
     this.#taps = kernel * kernel * layer.input[2];
-    this.#transposedFilterGradient = !layer.needsInputGradient && this.#taps <= filters;
     const positions = layer.output[0] * layer.output[1];
     this.#chunk = Math.min(MAX_CHUNK_SAMPLES, 2 ** Math.max(0, Math.floor(Math.log2(CHUNK_POSITIONS / positions))));
     this.#padding = paddingOf(layer.spec);
     this.#sums = new Float64Array(this.#taps * filters);
-    this.#flippedValues = new Float32Array(layer.needsInputGradient ? this.#taps * filters : 0);
+    const algorithm = options.algorithm ?? winogradPlan(layer.spec, layer.input) ?? 'direct';
+    const plan =
+      algorithm === 'direct'
+        ? undefined
+        : { ...algorithm, inputGradient: algorithm.inputGradient && layer.needsInputGradient };
+    this.#plan = plan;
+    this.#winograd =
+      plan === undefined
+        ? undefined
+        : new WinogradConv({
+            input: layer.input,
+            output: layer.output,
+            padBefore: this.#padding[0],
+            tile: plan.tile,
+            chunk: this.#chunk,
+            forward: plan.forward,
+            inputGradient: plan.inputGradient,
+          });
+    this.#transposedFilterGradient = !layer.needsInputGradient && this.#taps <= filters && !plan?.filterGradient;
+    this.#flippedValues = new Float32Array(layer.needsInputGradient && !plan?.inputGradient ? this.#taps * filters : 0);
+    this.#timer = options.timer;
   }
 
   prepare(params: Float32Array): void {
@@ -239,10 +338,14 @@ class ConvCompute implements LayerCompute {
     const at = this.#layer.offset;
     const size = this.#taps * filters;
     const weights = params.subarray(at, at + size);
+    const bias = params.subarray(at + size, at + size + filters);
+    this.#winograd?.prepare(weights, bias);
     // New tensors every step: XNNPACK keeps its packed copy of a filter under the tensor's id.
-    this.#weights = tf.tensor4d(weights, [kernel, kernel, channels, filters]);
-    this.#bias = tf.tensor1d(params.subarray(at + size, at + size + filters));
-    if (this.#layer.needsInputGradient) {
+    if (!this.#plan?.forward) {
+      this.#weights = tf.tensor4d(weights, [kernel, kernel, channels, filters]);
+      this.#bias = tf.tensor1d(bias);
+    }
+    if (this.#layer.needsInputGradient && !this.#plan?.inputGradient) {
       const flipped = this.#flippedValues;
       for (let y = 0; y < kernel; y++) {
         for (let x = 0; x < kernel; x++) {
@@ -258,11 +361,19 @@ class ConvCompute implements LayerCompute {
   }
 
   release(): void {
+    this.#winograd?.release();
     tf.dispose([this.#weights, this.#bias, this.#flipped].filter((t) => t !== undefined));
     this.#weights = this.#bias = this.#flipped = undefined;
   }
 
   #apply(input: Activations): tf.Tensor {
+    if (this.#plan?.forward) {
+      return (this.#winograd as WinogradConv).forward(
+        input.rows(),
+        input.count,
+        this.#layer.spec.activation === 'relu',
+      );
+    }
     return tf.fused.conv2d({
       x: input.rows() as tf.Tensor4D,
       filter: this.#weights as tf.Tensor4D,
@@ -275,7 +386,9 @@ class ConvCompute implements LayerCompute {
 
   forward(inputs: readonly Activations[]): Activations[] {
     return inputs.map((input, j) => {
+      const start = this.#timer && performance.now();
       const activations = this.#apply(input);
+      if (this.#timer) this.#timer('forward', start as number);
       this.#input[j] = input;
       this.#activations[j] = activations;
       return Activations.ofRows(activations, this.#output);
@@ -288,6 +401,7 @@ class ConvCompute implements LayerCompute {
   }
 
   #backward(gradient: Activations, j: number, shard: StepShard): Activations | undefined {
+    const start = this.#timer && performance.now();
     const input = this.#input[j] as Activations;
     const activations = this.#activations[j] as tf.Tensor;
     this.#input[j] = this.#activations[j] = undefined;
@@ -312,16 +426,20 @@ class ConvCompute implements LayerCompute {
     }
     let dz: tf.Tensor | undefined;
     if (this.#transposedFilterGradient) {
-      // dW^T = dZ^T · cols, chunk by chunk: dZ^T is written per chunk, channel-major.
+      // dW^T = dZ^T · cols, chunk by chunk, as the outer products of dZ's rows and im2col's rows.
       const rows = input.rows();
+      const most = Math.max(...chunks.map(([from, to]) => to - from)) * positions;
+      // 3 floats to spare after each: outer_products may read that far past the last row.
+      const part = emptyTensor([most * filters + 3]);
+      const columns = emptyTensor([most * this.#taps + 3]);
+      const transposed = emptyTensor([2 * filters * this.#taps]);
+      heapView64(transposed).fill(0);
       for (const [from, to] of chunks) {
         const n = to - from;
-        const dzT = emptyTensor([filters, n * positions]);
-        const columns = emptyTensor([n * positions, this.#taps]);
         kernels.activation_backward(
           offsetOf(activations) + from * positions * filters * 4,
           offsetOf(upstream) + from * strides.sB * 4,
-          offsetOf(dzT),
+          offsetOf(part),
           offsetOf(biasSums),
           n,
           positions,
@@ -333,9 +451,9 @@ class ConvCompute implements LayerCompute {
           strides.sB,
           strides.sP,
           strides.sC,
-          positions,
+          positions * filters,
+          filters,
           1,
-          n * positions,
         );
         kernels.im2col(
           offsetOf(rows) + from * height * width * channels * 4,
@@ -350,14 +468,24 @@ class ConvCompute implements LayerCompute {
           outHeight,
           outWidth,
         );
-        const product = tf.matMul(dzT as tf.Tensor2D, columns as tf.Tensor2D);
-        const part = heapView(product);
-        for (let f = 0; f < filters; f++) {
-          for (let t = 0; t < this.#taps; t++) sums[t * filters + f] += part[f * this.#taps + t];
-        }
-        // Freed now rather than with the step's tensors: the next chunk, or shard, reuses the memory.
-        tf.dispose([dzT, columns, product]);
+        kernels.outer_products(
+          offsetOf(part),
+          offsetOf(columns),
+          offsetOf(transposed),
+          1,
+          n * positions,
+          filters,
+          this.#taps,
+          0,
+          0,
+        );
       }
+      const products = heapView64(transposed);
+      for (let f = 0; f < filters; f++) {
+        for (let t = 0; t < this.#taps; t++) sums[t * filters + f] = products[f * this.#taps + t];
+      }
+      // Freed now rather than with the step's tensors: the next shard reuses the memory.
+      tf.dispose([part, columns, transposed]);
     } else {
       // dW = cols^T · dZ, chunk by chunk: dZ is written whole (NHWC), which the input gradient needs too.
       dz = emptyTensor([count * positions, filters]);
@@ -380,41 +508,59 @@ class ConvCompute implements LayerCompute {
         filters,
         1,
       );
-      const planes = input.planes();
-      for (const [from, to] of chunks) {
-        const n = to - from;
-        const columns = emptyTensor([this.#taps, n * positions]);
-        kernels.im2col_transposed(
-          offsetOf(planes) + from * height * width * 4,
-          offsetOf(columns),
-          n,
-          height,
-          width,
-          channels,
-          count * height * width,
-          kernel,
-          padTop,
-          padTop,
-          outHeight,
-          outWidth,
-        );
-        // A copy of the chunk's rows of dZ: the operand XNNPACK packs must be a tensor of its own
-        // (tf.slice would do, but on wasm it first copies the whole of dZ out of the heap).
-        const part = emptyTensor([n * positions, filters]);
-        heapView(part).set(heapView(dz).subarray(from * positions * filters, to * positions * filters));
-        const product = tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D);
-        const values = heapView(product);
-        for (let i = 0; i < sums.length; i++) sums[i] += values[i];
-        tf.dispose([columns, part, product]);
+      if (this.#plan?.filterGradient) {
+        (this.#winograd as WinogradConv).filterGradient(input.rows(), dz, chunks, sums);
+      } else {
+        const planes = input.planes();
+        for (const [from, to] of chunks) {
+          const n = to - from;
+          const columns = emptyTensor([this.#taps, n * positions]);
+          kernels.im2col_transposed(
+            offsetOf(planes) + from * height * width * 4,
+            offsetOf(columns),
+            n,
+            height,
+            width,
+            channels,
+            count * height * width,
+            kernel,
+            padTop,
+            padTop,
+            outHeight,
+            outWidth,
+          );
+          // A copy of the chunk's rows of dZ: the operand XNNPACK packs must be a tensor of its own
+          // (tf.slice would do, but on wasm it first copies the whole of dZ out of the heap).
+          const part = emptyTensor([n * positions, filters]);
+          heapView(part).set(heapView(dz).subarray(from * positions * filters, to * positions * filters));
+          const product = tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D);
+          const values = heapView(product);
+          for (let i = 0; i < sums.length; i++) sums[i] += values[i];
+          // Freed now rather than with the step's tensors: the next chunk, or shard, reuses the memory.
+          tf.dispose([columns, part, product]);
+        }
       }
     }
     const at = this.#layer.offset;
     shard.grad.set(sums, at);
     shard.grad.set(heapView64(biasSums), at + this.#taps * filters);
+    if (this.#timer) this.#timer('filter gradient', start as number);
     if (!this.#layer.needsInputGradient) return undefined;
+    const inputStart = this.#timer && performance.now();
+    const dx = this.#plan?.inputGradient
+      ? (this.#winograd as WinogradConv).inputGradient(dz as tf.Tensor, count)
+      : this.#flippedConvolution(dz as tf.Tensor, count);
+    if (this.#timer) this.#timer('input gradient', inputStart as number);
+    return Activations.ofRows(dx, this.#layer.input);
+  }
+
+  /** dX = conv2d(dZ, W') with W' rotated and the padding mirrored (see the header). */
+  #flippedConvolution(dz: tf.Tensor, count: number): tf.Tensor {
+    const { kernel, filters } = this.#layer.spec;
+    const [outHeight, outWidth] = this.#output;
     const [before, after] = this.#padding;
-    const dx = tf.conv2d(
-      tf.reshape(dz as tf.Tensor, [count, outHeight, outWidth, filters]) as tf.Tensor4D,
+    return tf.conv2d(
+      tf.reshape(dz, [count, outHeight, outWidth, filters]) as tf.Tensor4D,
       this.#flipped as tf.Tensor4D,
       1,
       [
@@ -424,7 +570,6 @@ class ConvCompute implements LayerCompute {
         [0, 0],
       ],
     );
-    return Activations.ofRows(dx, this.#layer.input);
   }
 
   infer(input: Activations): Activations {

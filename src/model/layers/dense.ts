@@ -106,6 +106,38 @@ export const dense: LayerKind<DenseSpec> = {
   compute(layer) {
     return new DenseCompute(layer);
   },
+
+  // PyTorch's Linear computes x · W^T: its weight is Keras's kernel transposed, `[units, inputs]`.
+  // The export's Flatten orders an image's features as Keras's does, so no other permutation.
+  torch: {
+    module(layer) {
+      return `Linear(${layer.input[0]}, ${layer.spec.units}, relu=${layer.spec.activation === 'relu' ? 'True' : 'False'})`;
+    },
+
+    tensors(layer) {
+      return [
+        { name: 'weight', shape: [layer.spec.units, layer.input[0]] },
+        { name: 'bias', shape: [layer.spec.units] },
+      ];
+    },
+
+    toTorch(layer, values) {
+      const inputs = layer.input[0];
+      const { units } = layer.spec;
+      const weight = new Float32Array(inputs * units);
+      for (let i = 0; i < inputs; i++) for (let o = 0; o < units; o++) weight[o * inputs + i] = values[i * units + o];
+      return [weight, values.slice(inputs * units)];
+    },
+
+    fromTorch(layer, [weight, bias], values) {
+      const inputs = layer.input[0];
+      const { units } = layer.spec;
+      for (let i = 0; i < inputs; i++) for (let o = 0; o < units; o++) values[i * units + o] = weight[o * inputs + i];
+      values.set(bias, inputs * units);
+    },
+
+    buffers: () => [],
+  },
 };
 
 class DenseCompute implements LayerCompute {

@@ -69,6 +69,19 @@ export const dropout: LayerKind<DropoutSpec> = {
   compute(layer, rows) {
     return new DropoutCompute(layer, rows);
   },
+
+  // model.py's Dropout draws these masks from the same hash (its `keep_mask`), over the units in
+  // NHWC order, which is why it is given the input's shape here.
+  torch: {
+    module(layer) {
+      const shape = layer.input.join(', ') + (layer.input.length === 1 ? ',' : '');
+      return `Dropout(${layer.spec.rate}, layer=${layer.index}, shape=(${shape}))`;
+    },
+    tensors: () => [],
+    toTorch: () => [],
+    fromTorch() {},
+    buffers: () => [],
+  },
 };
 
 /** murmur3's finaliser: a 32-bit mix in which every input bit changes about half the output bits. */

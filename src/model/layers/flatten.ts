@@ -45,7 +45,7 @@ export const flatten: LayerKind<FlattenSpec> = {
     return 0;
   },
 
-  inputLayout(next) {
+  inputLayout(_layer, next) {
     // Rows and columns keep their order through a reshape: what the next layer wants, it wants here.
     return next;
   },
@@ -54,6 +54,15 @@ export const flatten: LayerKind<FlattenSpec> = {
 
   compute(layer) {
     return new FlattenCompute(layer);
+  },
+
+  // model.py's Flatten permutes PyTorch's NCHW images to NHWC first: the same features, in order.
+  torch: {
+    module: () => 'Flatten()',
+    tensors: () => [],
+    toTorch: () => [],
+    fromTorch() {},
+    buffers: () => [],
   },
 };
 

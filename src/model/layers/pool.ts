@@ -96,6 +96,16 @@ export const pool: LayerKind<PoolSpec> = {
   compute(layer, _rows, outputLayout) {
     return new PoolCompute(layer, outputLayout);
   },
+
+  // Floor mode drops a partial window as Keras's valid pooling does; ties go to the first maximum
+  // in both, so gradients take the same routes.
+  torch: {
+    module: (layer) => `nn.MaxPool2d(${layer.spec.size})`,
+    tensors: () => [],
+    toTorch: () => [],
+    fromTorch() {},
+    buffers: () => [],
+  },
 };
 
 class PoolCompute implements LayerCompute {
