@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { parseFlags } from '../src/cli/flags.js';
 import { prepareOutputDir } from '../src/cli/output.js';
 import { checkNumber } from '../src/coordinator/options.js';
-import { loadFashionMnist } from '../src/data/fashion-mnist.js';
+import type { Dataset } from '../src/data/dataset.js';
+import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import { importPyTorch } from '../src/export/import.js';
-import { readPyTorchRun } from '../src/export/run-folder.js';
+import { readDataFiles } from '../src/export/run-data.js';
+import { type PyTorchRun, readPyTorchRun } from '../src/export/run-folder.js';
 
 const USAGE = `Usage: npm run import -- --from DIR2 --out DIR3 [--data DIR] [--workers N]
 
@@ -15,11 +17,14 @@ Brings a PyTorch folder written by npm run export (and continued by its train_dd
 back into DIR3 as a run of npm run train: model.json + weights.bin (for tf.loadLayersModel and
 npm run predict), metrics.json (the history, and the test scores of the model, evaluated here),
 and checkpoint.bin when the folder has Adam's state, so that npm run train -- --resume DIR3
-continues the run.
+continues the run. The model keeps the run's class names, image size and channels, and how its
+pictures were fitted, for npm run predict.
 
   --from DIR2    the PyTorch folder
   --out DIR3     a new or empty directory
-  --data DIR     where Fashion-MNIST is (as for npm run train)
+  --data DIR     the run's four IDX files, gzipped or not (default: for a run on a folder of
+                 pictures, those the export wrote into DIR2; else Fashion-MNIST, found as
+                 npm run train finds it)
   --workers N    worker threads for the evaluation (default: the number of cores)`;
 
 async function main(): Promise<void> {
@@ -46,7 +51,7 @@ async function main(): Promise<void> {
   if (entries.length > 0) throw new OptionError(`--out "${values.out}" is not empty; pick a new directory`);
   // The folder is checked whole before anything else is read or written.
   const run = await readPyTorchRun(values.from);
-  const data = await loadFashionMnist({ dir: values.data });
+  const data = await dataOf(run, values.from, values.data);
   const cleanUp = await prepareOutputDir(values.out);
   try {
     const result = await importPyTorch({
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
       `Test accuracy: ${result.testAccuracy.toFixed(4)}${last === undefined ? '' : ` (the run's own evaluation after epoch ${last.epoch}: ${last.testAccuracy.toFixed(4)})`}`,
     );
     if (checkpoint !== undefined && checkpoint.epochsDone < config.epochs) {
-      console.log(`Continue it here: npm run train -- --resume ${values.out}`);
+      console.log(`Continue it here: npm run train -- --resume ${values.out}${pictureFlags(run)}`);
     }
   } catch (error) {
     // Nothing half-written is left looking like a result: the directory was new or empty.
@@ -79,6 +84,31 @@ async function main(): Promise<void> {
     await cleanUp();
     throw error;
   }
+}
+
+/** The data to evaluate on: --data's IDX files, else the run's pictures in the folder, else Fashion-MNIST. */
+async function dataOf(run: PyTorchRun, from: string, dir: string | undefined): Promise<Dataset> {
+  const [height, width, channels] = run.network.input;
+  const { metadata, pictures } = run.data;
+  if (dir === undefined && pictures === undefined) return loadFashionMnist();
+  const classNames =
+    metadata?.classNames ??
+    (run.network.classes === FASHION_MNIST_CLASSES.length
+      ? FASHION_MNIST_CLASSES
+      : Array.from({ length: run.network.classes }, (_, i) => String(i)));
+  return readDataFiles(dir ?? from, { height, width, channels, classNames });
+}
+
+/** What npm run train -- --resume needs besides the directory, for a run on a folder of pictures: the folder, and how its pictures were made. */
+function pictureFlags(run: PyTorchRun): string {
+  const { metadata, pictures } = run.data;
+  if (pictures === undefined || metadata === undefined) return '';
+  const { height, width, channels } = metadata.image;
+  const split = metadata.imageFolder?.validationSplit;
+  return (
+    ` --data ${pictures.folder} --image-size ${height}x${width} --channels ${channels}` +
+    ` --resize ${metadata.imageFolder?.resize ?? 'stretch'}${split === undefined ? '' : ` --validation-split ${split.fraction}`}`
+  );
 }
 
 main().catch((error: unknown) => {

@@ -1,5 +1,4 @@
 /** `npm run train`: the tutorial's training run, on worker threads, from the command line. */
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseTrainArgs, type TrainArgs, TRAIN_USAGE } from '../src/cli/args.js';
 import { prepareOutputDir } from '../src/cli/output.js';
@@ -8,7 +7,8 @@ import { progressLine } from '../src/cli/progress.js';
 import type { BatchProgress } from '../src/coordinator/config.js';
 import { nodePlatform } from '../src/coordinator/node-platform.js';
 import { DEFAULTS, resolveOptions } from '../src/coordinator/options.js';
-import { channelsOf, type Dataset } from '../src/data/dataset.js';
+import { dataSha256 } from '../src/data/data-hash.js';
+import { channelsOf } from '../src/data/dataset.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
 import { readCheckpoint } from '../src/coordinator/checkpoint.js';
@@ -16,20 +16,6 @@ import { buildNetwork } from '../src/model/network.js';
 import { parseLayers } from '../src/model/spec.js';
 import { drawReport } from '../src/report/report.js';
 import { saveModel, train } from '../src/index.js';
-
-/**
- * SHA-256 of what a run trained and was tested on: each split's image values as stored (grey
- * levels, for Fashion-MNIST's files), then its labels, train before test. metrics.json records it,
- * so that two runs (bench:peers's two sides) can be shown to have read the same data.
- */
-function dataSha256(data: Dataset): string {
-  const hash = createHash('sha256');
-  for (const { images, labels } of [data.train, data.test]) {
-    hash.update(new Uint8Array(images.buffer, images.byteOffset, images.byteLength));
-    hash.update(labels);
-  }
-  return hash.digest('hex');
-}
 
 /** The process that started this one (under `npm run train`, npm's shell), as it was at the start. */
 const PARENT = process.ppid;

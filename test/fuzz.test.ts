@@ -496,6 +496,16 @@ describe('fuzzing the PyTorch run folder', () => {
     state,
     config,
     history,
+    // Everything run.json says about the data, for the fuzzing to damage.
+    data: {
+      metadata: {
+        classNames: Array.from({ length: 10 }, (_, i) => `class ${i}`),
+        image: { height: 28, width: 28, channels: 1 },
+        imageFolder: { resize: 'pad', validationSplit: { fraction: 0.2, seed: 1 } },
+      },
+      sha256: 'ab'.repeat(32),
+      pictures: { folder: '/data/pictures' },
+    },
     checkpoint: {
       config,
       trainCount: 10,
@@ -526,6 +536,7 @@ describe('fuzzing the PyTorch run folder', () => {
     const read = await readPyTorchRun(folder('', new Uint8Array()));
     expect(read.params).toEqual(run.params);
     expect(read.checkpoint).toEqual(run.checkpoint);
+    expect(read.data).toEqual(run.data);
   });
 
   it.for(['model.safetensors', 'checkpoint.safetensors', 'run.json'])(

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createSession } from '../dist/src/coordinator/node-platform.js';
@@ -214,6 +216,8 @@ describe('train() as a library', () => {
   it('rejects invalid options and data with a typed error naming the problem, before any worker starts', async () => {
     const threadsBefore = await settledOsThreads();
     const started = countWorkersStarted();
+    const fileInTmp = join(tempDir(), 'a-file');
+    writeFileSync(fileInTmp, '');
     const cases: [Parameters<typeof train>[0], typeof OptionError | typeof DataError, RegExp][] = [
       [{ workers: -1 }, OptionError, /^workers must be an integer between 1 and 64, got -1$/],
       [{ batchSize: 0.5 }, OptionError, /^batchSize must be an integer between 1 and 1000000, got 0.5$/],
@@ -233,6 +237,12 @@ describe('train() as a library', () => {
         DataError,
         /^training data: 47040000 pixel values for 60000 images of 756 values/,
       ],
+      [
+        { data: fashion, checkpointDir: join(tmpdir(), 'no-such-dir', 'checkpoints') },
+        OptionError,
+        /^checkpointDir ".*checkpoints" does not exist; create it first$/,
+      ],
+      [{ data: fashion, checkpointDir: fileInTmp }, OptionError, /^checkpointDir ".*" is a file, not a directory$/],
     ];
     for (const [options, Class, message] of cases) {
       const error = await train(options).catch((e: unknown) => e);

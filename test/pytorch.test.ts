@@ -106,16 +106,23 @@ describe('npm run export, then npm run import without training: our files back, 
     expect(checkpoint.adam.m.some((m) => m !== 0)).toBe(true);
   });
 
-  it("a folder of version 1, from before the layers' state (its networks had none): the same files back", async () => {
+  it("a folder of version 1, from before the layers' state (its networks had none), with its data block or from before it: the same files back", async () => {
     const pt = await exported(mlpDir);
     const run = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
     expect(run.version).toBe(2);
-    writeFileSync(join(pt, 'run.json'), JSON.stringify({ ...run, version: 1 }));
-    const back = join(tempDir('pytorch-back-'), 'back');
-    const result = await runNode(IMPORT_CLI, ['--from', pt, '--out', back, '--data', data, '--workers', '2']);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    expect(readFileSync(join(back, 'weights.bin')).equals(readFileSync(join(mlpDir, 'weights.bin')))).toBe(true);
+    expect(Object.keys(run.data)).toEqual(['metadata', 'sha256', 'pictures']);
+    const { data: _, ...withoutData } = run;
+    for (const json of [
+      { ...run, version: 1 },
+      { ...withoutData, version: 1 },
+    ]) {
+      writeFileSync(join(pt, 'run.json'), JSON.stringify(json));
+      const back = join(tempDir('pytorch-back-'), 'back');
+      const result = await runNode(IMPORT_CLI, ['--from', pt, '--out', back, '--data', data, '--workers', '2']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(readFileSync(join(back, 'weights.bin')).equals(readFileSync(join(mlpDir, 'weights.bin')))).toBe(true);
+    }
   });
 });
 
@@ -217,6 +224,13 @@ describe('bad input: one line, exit code 1, no --out', () => {
     const run = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
     expect(await importWith('run.json', JSON.stringify({ ...run, version: 3 }))).toBe(
       'error: DIR/run.json: format "fashion-mnist-parallel/pytorch", version 3; expected fashion-mnist-parallel/pytorch, version 2, as npm run export writes',
+    );
+  });
+
+  it('npm run import of a run.json of version 2 without its data block', async () => {
+    const { data: _, ...run } = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
+    expect(await importWith('run.json', JSON.stringify(run))).toBe(
+      `error: DIR/run.json: data is missing, and a version 2 run.json has it; ${DAMAGED}`,
     );
   });
 

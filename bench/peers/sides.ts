@@ -51,7 +51,7 @@ export interface EpochRecord {
   readonly testAccuracy: number;
 }
 
-/** One run of a side: its epochs, and the SHA-256 of the data it read (see scripts/train.ts's dataSha256). */
+/** One run of a side: its epochs, and the SHA-256 of the data it read (see src/data/data-hash.ts). */
 export interface RunRecord {
   readonly epochs: EpochRecord[];
   readonly dataSha256: string;

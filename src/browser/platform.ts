@@ -8,14 +8,17 @@ import { WebWorkerPool } from './web-worker-pool.js';
 /** The worker's script, which the build (web/build.ts) writes next to the page's. */
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
+function noDirectories(): never {
+  throw new OptionError('a browser has no directory to write checkpoints into');
+}
+
 /** The trainer in a browser: Web Workers, one per core by default; the data is the page's to give. */
 export const browserPlatform: Platform = {
   cores: navigator.hardwareConcurrency,
   createPool: (workers) => new WebWorkerPool(WORKER_URL, workers),
   loadData: () => Promise.reject(new OptionError('in a browser, pass the data (see fetchFashionMnist)')),
-  writeCheckpoint: () => {
-    throw new OptionError('a browser has no directory to write checkpoints into');
-  },
+  checkCheckpointDir: noDirectories,
+  writeCheckpoint: noDirectories,
 };
 
 /** `train()`'s options that make sense in a page: no directories, and the data given. */

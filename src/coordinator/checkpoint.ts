@@ -1,6 +1,7 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DataError } from '../errors.js';
+import { DataError, OptionError } from '../errors.js';
 import { writeFileAtomically } from '../files.js';
 import type { Checkpoint, EpochLog, TrainConfig } from './config.js';
 
@@ -25,6 +26,19 @@ interface Header {
 }
 
 const ARRAY_KINDS = [Float32Array, Float32Array, Float32Array, Float32Array, Float64Array, Int32Array] as const;
+
+/** Throws an OptionError unless `dir` is a directory this process can write into. */
+export function checkCheckpointDir(dir: string): void {
+  const fail = (why: string) => new OptionError(`checkpointDir "${dir}" ${why}`);
+  const found = statSync(dir, { throwIfNoEntry: false });
+  if (found === undefined) throw fail('does not exist; create it first');
+  if (!found.isDirectory()) throw fail('is a file, not a directory');
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw fail(`cannot be written (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
 
 /**
  * Writes `dir/checkpoint.bin`: a magic string, the JSON header's length and the header, then the

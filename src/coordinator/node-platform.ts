@@ -4,7 +4,7 @@ import type { Dataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { isImageFolder, loadImageFolder } from '../data/image-folder.js';
 import type { Fault } from '../protocol.js';
-import { writeCheckpoint } from './checkpoint.js';
+import { checkCheckpointDir, writeCheckpoint } from './checkpoint.js';
 import type { TrainOptions } from './options.js';
 import type { Platform } from './platform.js';
 import type { Session } from './session.js';
@@ -27,6 +27,7 @@ export const nodePlatform: Platform = {
       idleTimeout: Infinity,
     }),
   loadData: (dir) => (dir !== undefined && isImageFolder(dir) ? loadImageFolder({ dir }) : loadFashionMnist({ dir })),
+  checkCheckpointDir,
   writeCheckpoint,
 };
 

@@ -28,6 +28,11 @@ export interface Platform {
   createPool(workers: number): WorkerPool;
   /** The dataset for a run given no `data` (Node: Fashion-MNIST, found by loadFashionMnist). */
   loadData(dataDir: string | undefined): Promise<Dataset>;
+  /**
+   * Throws an OptionError unless checkpoints can be written into `dir`: called before training, so
+   * that a wrong directory is not found out at the first checkpoint, epochs later.
+   */
+  checkCheckpointDir(dir: string): void;
   /** Writes `checkpoint` into the directory `dir` and returns the file's path. */
   writeCheckpoint(dir: string, checkpoint: Checkpoint): string;
 }

@@ -60,6 +60,7 @@ export async function trainOn(
   const { progressIntervalMs, maxRetries, stepTimeoutMs, checkpointEvery, model: choice, ...settings } = resolved;
   const { signal, interrupt, checkpointDir } = options;
   throwIfAborted(signal);
+  if (checkpointDir !== undefined) platform.checkCheckpointDir(checkpointDir);
   const data = options.data ?? (await platform.loadData(options.dataDir));
   throwIfAborted(signal);
   checkDataset(data);

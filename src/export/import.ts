@@ -3,7 +3,8 @@ import { writeCheckpoint } from '../coordinator/checkpoint.js';
 import { nodePlatform } from '../coordinator/node-platform.js';
 import { defaultWorkers } from '../coordinator/options.js';
 import { Session } from '../coordinator/session.js';
-import type { Dataset } from '../data/dataset.js';
+import { dataSha256 } from '../data/data-hash.js';
+import { channelsOf, type Dataset } from '../data/dataset.js';
 import { DataError } from '../errors.js';
 import { writeFilesAtomically } from '../files.js';
 import { saveModel } from '../model/files.js';
@@ -14,7 +15,9 @@ import type { PyTorchRun } from './run-folder.js';
  * `npm run import`: a PyTorch run folder (exported, then trained by train_ddp.py) back as a run
  * directory of ours: model.json + weights.bin for `tf.loadLayersModel` and `npm run predict`,
  * metrics.json with the history and the test scores, and, when the folder has Adam's state,
- * checkpoint.bin, from which `npm run train -- --resume` continues the run.
+ * checkpoint.bin, from which `npm run train -- --resume` continues the run. The model records what
+ * the run's did (class names, image size and channels, how pictures were fitted), so that
+ * `npm run predict` and the pictures work on it as on the original.
  */
 
 export interface ImportOptions {
@@ -24,9 +27,9 @@ export interface ImportOptions {
   readonly from: string;
   /** Where the run directory goes (it must exist; the command line makes it). */
   readonly out: string;
-  /** The data to evaluate the model on; its images must be the model's. */
+  /** The data to evaluate the model on: the run's own, when the folder recorded its hash. */
   readonly data: Dataset;
-  /** The data's directory, recorded in metrics.json as `npm run train` records it. */
+  /** The data's directory, recorded in metrics.json as `npm run train` records it (for a run on pictures, their folder is). */
   readonly dataDir?: string;
   /** Worker threads for the evaluation. @default one per core */
   readonly workers?: number;
@@ -44,11 +47,22 @@ export async function importPyTorch(options: ImportOptions): Promise<ImportResul
   const { run } = options;
   const { network, config } = run;
   const { data } = options;
-  const [height, width] = network.input;
-  if (data.height !== height || data.width !== width || data.classNames.length !== network.classes) {
+  const [height, width, channels] = network.input;
+  if (
+    data.height !== height ||
+    data.width !== width ||
+    channelsOf(data) !== channels ||
+    data.classNames.length !== network.classes
+  ) {
     throw new DataError(
-      `${options.from}: the model takes ${height}x${width} images of ${network.classes} classes, ` +
-        `and the data has ${data.height}x${data.width} images of ${data.classNames.length}; pass --data with the run's own`,
+      `${options.from}: the model takes ${height}x${width}x${channels} images of ${network.classes} classes, ` +
+        `and the data has ${data.height}x${data.width}x${channelsOf(data)} images of ${data.classNames.length}; pass --data with the run's own`,
+    );
+  }
+  const sha256 = dataSha256(data);
+  if (run.data.sha256 !== undefined && sha256 !== run.data.sha256) {
+    throw new DataError(
+      `${options.dataDir ?? 'the data'} is not the run's (sha256 ${sha256.slice(0, 12)}…, and ${options.from}/run.json has ${run.data.sha256.slice(0, 12)}…): pass --data with the files it was trained on`,
     );
   }
   // The test scores as `npm run train` computes them: the same evaluation, on the same workers.
@@ -67,6 +81,8 @@ export async function importPyTorch(options: ImportOptions): Promise<ImportResul
     await session.close();
   }
   const model = await toLayersModel(run.params, run.state, network);
+  const { metadata } = run.data;
+  if (metadata !== undefined) model.setUserDefinedMetadata(metadata);
   try {
     await saveModel(model, options.out);
   } finally {
@@ -74,7 +90,16 @@ export async function importPyTorch(options: ImportOptions): Promise<ImportResul
   }
   const metrics = {
     ...test,
-    config: { ...config, learningRate: config.adam.learningRate, data: options.dataDir ?? null },
+    // As npm run train records them: where the data is, its hash, and what the model was trained on.
+    config: {
+      ...config,
+      learningRate: config.adam.learningRate,
+      data: run.data.pictures?.folder ?? options.dataDir ?? null,
+      dataSha256: sha256,
+      classNames: metadata?.classNames ?? data.classNames,
+      image: { height, width, channels },
+      imageFolder: metadata?.imageFolder ?? null,
+    },
     epochs: run.history,
     importedFrom: options.from,
   };

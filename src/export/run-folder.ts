@@ -4,6 +4,7 @@ import type { EpochLog, TrainConfig } from '../coordinator/config.js';
 import { checkNumber, checkSchedule, type LimitedOption } from '../coordinator/options.js';
 import { DataError, OptionError, quoteUntrusted } from '../errors.js';
 import { findFileInside, type OutputFile, readFileInside } from '../files.js';
+import { checkModelMetadata, type ModelMetadata } from '../model/metadata.js';
 import { buildNetwork, type Network } from '../model/network.js';
 import { formatLayers, parseLayers } from '../model/spec.js';
 import { decodeSafetensors, encodeSafetensors, SAFETENSORS_LIMITS, type Tensor, tensorValues } from './safetensors.js';
@@ -20,14 +21,20 @@ import { fromTorch, networkBuffers, networkTensors, stateFromTorch, stateToTorch
  *   checkpoint.safetensors   with a checkpoint: Adam's moments `adam.m.<name>`, `adam.v.<name>`,
  *                            laid out as the parameters, and the epoch's order `epoch.order`
  *   run.json                 the layers, the settings, the progress and the generator's state, the
- *                            history: everything that is not a tensor, as JSON
+ *                            history, what the data is: everything that is not a tensor, as JSON
+ *
+ * A run on a folder of pictures has its data beside them, as IDX files (see run-data.ts).
  *
  * Each safetensors file carries the Adam step it was written at (metadata `adamSteps`), as run.json
  * does, so that files from two saves are never taken for one. The folder comes from another
  * program, maybe another machine: it is read as untrusted input, as model directories are.
  *
- * Version 2 added the buffers; a version 1 folder, written when no layer had state, is read as
- * one without them.
+ * Versions: 2 added the buffers; a version 1 folder, written when no layer had state, is read as
+ * one without them. run.json's `data` (what the run was trained on: the model's metadata, the
+ * data's hash, the folder of pictures) came within version 1, as a key that readers of the time
+ * passed over: a version 1 folder may lack it, and then records nothing of its data (no hash to
+ * check it against, no metadata to restore). Every writer of version 2 (the export, train_ddp.py)
+ * writes it, with nulls for what it does not know, so a version 2 run.json without it is damaged.
  */
 
 export const RUN_FORMAT = 'fashion-mnist-parallel/pytorch';
@@ -58,7 +65,20 @@ export interface PyTorchRun {
   readonly history: readonly EpochLog[];
   /** Adam's state, the epoch's order and totals, the generator: a run that continues exactly. */
   readonly checkpoint: Checkpoint | undefined;
+  readonly data: RunData;
 }
+
+/** What the run was trained on, as far as its directory said. */
+export interface RunData {
+  /** What the model records about its images (model.json's userDefinedMetadata): class names, size, fitting. */
+  readonly metadata: ModelMetadata | undefined;
+  /** SHA-256 of the run's data (see dataSha256): train_ddp.py and the import check theirs against it. */
+  readonly sha256: string | undefined;
+  /** For a run on a folder of pictures, where they were: the folder holds them, decoded, as IDX files. */
+  readonly pictures: { readonly folder: string } | undefined;
+}
+
+export const NO_RUN_DATA: RunData = { metadata: undefined, sha256: undefined, pictures: undefined };
 
 /** run.json as written. */
 interface RunJson {
@@ -77,6 +97,12 @@ interface RunJson {
     readonly stats: readonly number[];
   } | null;
   readonly history: readonly EpochLog[];
+  /** Absent only in version 1 folders of exports from before it (see above). */
+  readonly data?: {
+    readonly metadata: ModelMetadata | null;
+    readonly sha256: string | null;
+    readonly pictures: { readonly folder: string } | null;
+  };
 }
 
 /** The run's three files, to be written in this order (run.json last: it names the step the others hold). */
@@ -120,6 +146,11 @@ export function runFiles(run: PyTorchRun): OutputFile[] {
             stats: [...checkpoint.epoch.stats],
           },
     history: run.history,
+    data: {
+      metadata: run.data.metadata ?? null,
+      sha256: run.data.sha256 ?? null,
+      pictures: run.data.pictures ?? null,
+    },
   };
   files.push({ name: RUN_JSON, data: `${JSON.stringify(json, null, 2)}\n` });
   return files;
@@ -145,7 +176,7 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
     throw new DataError(`${jsonPath}: no such file; pass a folder written by npm run export or train_ddp.py`);
   }
   const json = parseRunJson(raw, jsonPath, bad(jsonPath));
-  const { network, config, history } = json;
+  const { network, config, history, data } = json;
   const progress = json.state;
   const stamp = String(progress?.adamSteps ?? 0);
   const tensors = networkTensors(network);
@@ -183,7 +214,7 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
     if (checkpointFile !== undefined) {
       throw bad(checkpointPath)('run.json has no checkpoint state, so this file belongs to another save');
     }
-    return { network, params, state, config, history, checkpoint: undefined };
+    return { network, params, state, config, history, checkpoint: undefined, data };
   }
   if (checkpointFile === undefined) {
     throw bad(jsonPath)(`it has a checkpoint state, but ${CHECKPOINT_SAFETENSORS} is missing`);
@@ -221,6 +252,7 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
     state,
     config,
     history,
+    data,
     checkpoint: {
       config,
       trainCount: progress.trainCount,
@@ -286,6 +318,7 @@ interface CheckedRun {
   readonly config: TrainConfig;
   readonly history: EpochLog[];
   readonly state: NonNullable<RunJson['state']> | undefined;
+  readonly data: RunData;
 }
 
 function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => DataError): CheckedRun {
@@ -304,15 +337,21 @@ function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => Dat
   const model = json.model;
   if (!isObject(model) || typeof model.layers !== 'string') throw bad('model.layers is not a layer list');
   const input = model.input;
-  if (!Array.isArray(input) || input.length !== 3 || input[2] !== 1 || !input.slice(0, 2).every(isDimension)) {
-    throw bad(`model.input is ${describe(input)}, expected [height, width, 1]`);
+  if (
+    !Array.isArray(input) ||
+    input.length !== 3 ||
+    ![1, 3].includes(input[2]) ||
+    !input.slice(0, 2).every(isDimension)
+  ) {
+    throw bad(`model.input is ${describe(input)}, expected [height, width, 1 or 3]`);
   }
   if (!(Number.isInteger(model.classes) && (model.classes as number) >= 2 && (model.classes as number) <= 8192)) {
     throw bad(`model.classes is ${describe(model.classes)}, expected a number of classes`);
   }
   const network = asDataError(() => {
     const specs = parseLayers(model.layers as string, `${file}: model.layers`);
-    return buildNetwork(specs, { height: input[0], width: input[1] }, model.classes as number, `${file}: model.layers`);
+    const image = { height: input[0], width: input[1], channels: input[2] };
+    return buildNetwork(specs, image, model.classes as number, `${file}: model.layers`);
   });
   if (json.version === 1 && network.stateCount > 0) {
     throw bad(`version 1 holds no layers' state, and ${describe(model.layers)} has some`);
@@ -322,9 +361,46 @@ function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => Dat
     throw bad(`config.model ${describe(config.model)} is not model.layers ${describe(model.layers)}`);
   }
   const history = checkHistory(json.history, 'history', bad);
-  if (json.state === null) return { network, config, history, state: undefined };
+  if (json.version !== 1 && json.data === undefined)
+    throw bad(`data is missing, and a version ${RUN_VERSION} run.json has it`);
+  const data = checkRunData(json.data, network, file, bad);
+  if (json.state === null) return { network, config, history, state: undefined, data };
   const state = checkState(json.state, config, history, bad);
-  return { network, config, history, state };
+  return { network, config, history, state, data };
+}
+
+/** run.json's `data`, checked against the network: its metadata must describe the network's images and classes. */
+function checkRunData(raw: unknown, network: Network, file: string, bad: (why: string) => DataError): RunData {
+  // Absent in a version 1 folder of an earlier export (parseRunJson refuses it absent in version 2).
+  if (raw === undefined) return NO_RUN_DATA;
+  if (!isObject(raw)) throw bad('data is not an object');
+  const metadata = raw.metadata === null ? undefined : checkModelMetadata(raw.metadata, file, RUN_DAMAGED);
+  if (raw.metadata !== null && metadata === undefined) throw bad('data.metadata is not {classNames, image}');
+  if (metadata !== undefined) {
+    const { height, width, channels } = metadata.image;
+    if (String([height, width, channels]) !== String(network.input) || metadata.classNames.length !== network.classes) {
+      throw bad(
+        `data.metadata names ${metadata.classNames.length} classes of ${height}x${width}x${channels} images, and the model takes ${network.input.join('x')} for ${network.classes}`,
+      );
+    }
+  }
+  const sha256 = raw.sha256;
+  if (sha256 !== null && !(typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256))) {
+    throw bad(`data.sha256 is ${describe(sha256)}, expected 64 hexadecimal digits or null`);
+  }
+  const pictures = raw.pictures;
+  let folder: string | undefined;
+  if (pictures !== null) {
+    folder = isObject(pictures) ? (pictures.folder as string) : undefined;
+    if (typeof folder !== 'string' || folder === '' || folder.length > 4096 || /[\x00-\x1f\x7f]/.test(folder)) {
+      throw bad('data.pictures is not {folder} or null');
+    }
+  }
+  return {
+    metadata,
+    sha256: sha256 ?? undefined,
+    pictures: folder === undefined ? undefined : { folder },
+  };
 }
 
 function checkState(

@@ -1,8 +1,8 @@
 """A network trained with fashion-mnist-parallel, as a PyTorch module.
 
 Written by `npm run export -- --format pytorch` from the run's layer list (LAYERS below, in the
-project's grammar). It takes grey images as float32 in [0, 1], NCHW `[n, 1, HEIGHT, WIDTH]`, and
-returns logits: the project's last layer applies the softmax, which here is left to the loss
+project's grammar). It takes images as float32 in [0, 1], NCHW `[n, CHANNELS, HEIGHT, WIDTH]`
+(grey levels, or red, green and blue), and returns logits, one per class of CLASS_NAMES: the project's last layer applies the softmax, which here is left to the loss
 (F.cross_entropy) or to `logits.softmax(1)`. Its weights are in model.safetensors beside this file:
 
     import model
@@ -33,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# What `npm run export` wrote: the layer list, and the images it takes.
+# What `npm run export` wrote: the layer list, the images it takes, and the classes' names (None
+# when the run did not record them).
 LAYERS = "__LAYERS__"
-HEIGHT, WIDTH, CLASSES = __HEIGHT__, __WIDTH__, __CLASSES__
+HEIGHT, WIDTH, CHANNELS, CLASSES = __HEIGHT__, __WIDTH__, __CHANNELS__, __CLASSES__
+CLASS_NAMES = "__CLASS_NAMES__"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -302,7 +304,7 @@ def tensor_bytes(tensor):
     try:
         return tensor.numpy().tobytes()
     except RuntimeError:  # torch without numpy
-        code = {torch.float32: "f", torch.float64: "d", torch.int32: "i", torch.int64: "q"}[tensor.dtype]
+        code = {torch.float32: "f", torch.float64: "d", torch.int32: "i", torch.int64: "q", torch.uint8: "B"}[tensor.dtype]
         return struct.pack(f"<{tensor.numel()}{code}", *tensor.flatten().tolist())
 
 

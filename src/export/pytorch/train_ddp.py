@@ -10,7 +10,10 @@ checkpointed, checkpoint.safetensors (Adam's moments and the epoch's shuffled or
 
 It trains step for step as the project's trainer (src/coordinator, src/worker) does, so that N
 ranks here give the result of N workers there, to float rounding:
-- the same IDX files, the pixels divided by 255 in float32;
+- the same data: the run's IDX files (for a run on a folder of pictures, the pictures as the run
+  decoded, fitted and split them, which the export wrote beside this script), checked against the
+  run's SHA-256 of them; grey images [n, H, W] or colour ones [n, H, W, C], each level divided by
+  255 in float32;
 - each epoch's order shuffled by the project's generator (mulberry32, src/rng.ts) from the
   checkpoint's state; a checkpoint taken mid-epoch continues that epoch's order;
 - each global batch split across the ranks as the project splits it across its workers
@@ -35,6 +38,7 @@ back to the project, whose `npm run train -- --resume DIR2` continues it.
 
 import argparse
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -56,12 +60,16 @@ sys.path.insert(0, HERE)
 import model as exported  # noqa: E402  (model.py beside this file)
 
 # Version 2 holds the layers' state (buffers) in model.safetensors and Adam's moments for the
-# parameters only; a version 1 folder is one whose layers have no state, read as it is.
+# parameters only; a version 1 folder is one whose layers have no state, read as it is. run.json's
+# "data" (the model's metadata, the data's hash, the folder of pictures) may be absent in version 1
+# (exports from before it) and is always there in version 2 (src/export/run-folder.ts).
 FORMAT, VERSION, READS = "fashion-mnist-parallel/pytorch", 2, (1, 2)
 RUN_JSON, WEIGHTS, CHECKPOINT = "run.json", "model.safetensors", "checkpoint.safetensors"
 SCRIPTS = ("model.py", "train_ddp.py", "launch.py", "README.md")
 # The places the project's loader looks for the data, in its order (src/data/fashion-mnist.ts).
 DATA_DIRS = (os.path.join("data", "fashion-mnist"), "/usr/share/datasets/fashion-mnist")
+# The four files of the data, as Fashion-MNIST names them; colour images, [n, H, W, C], are in
+# files named idx4 in place of idx3 (which idx_file finds for these names).
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # Test images per forward pass when evaluating.
 EVAL_ROWS = 1000
@@ -149,12 +157,25 @@ class Adam:
 # The data
 
 
-def find_data(explicit):
+def find_data(explicit, run):
+    """The directory of the run's four IDX files: --data, else for a run on a folder of pictures this
+    folder (the export wrote them here), else where the project's loader looks for Fashion-MNIST."""
     from_env = os.environ.get("FASHION_MNIST_DIR")
-    candidates = [explicit] if explicit else [from_env] if from_env else DATA_DIRS
+    pictures = (run.get("data") or {}).get("pictures")
+    if explicit:
+        candidates = [explicit]
+    elif pictures:
+        candidates = [HERE]
+    else:
+        candidates = [from_env] if from_env else DATA_DIRS
     for directory in candidates:
         if all(idx_file(directory, name) for name in FILES):
             return directory
+    if pictures and not explicit:
+        raise UserError(
+            f"the run's pictures (from {pictures['folder']}), as IDX files, are not in {HERE}: "
+            "copy the exported folder whole, or pass --data DIR with them"
+        )
     raise UserError(
         f"the data is not in {' or '.join(candidates)}: copy the four IDX files the run was trained on "
         "(for Fashion-MNIST, apt-get install dataset-fashion-mnist) and pass --data DIR"
@@ -162,23 +183,26 @@ def find_data(explicit):
 
 
 def idx_file(directory, name):
-    for candidate in (name + ".gz", name):
+    names = [name, name.replace("-idx3-", "-idx4-")] if "-idx3-" in name else [name]
+    for candidate in (n + suffix for n in names for suffix in (".gz", "")):
         path = os.path.join(directory, candidate)
         if os.path.isfile(path):
             return path
     return None
 
 
-def read_idx(path, rank):
-    """An IDX file of unsigned bytes (gzipped or not) as a uint8 tensor of `rank` dimensions."""
+def read_idx(path, ranks):
+    """An IDX file of unsigned bytes (gzipped or not) as a uint8 tensor of one of `ranks` dimensions."""
     with (gzip.open if path.endswith(".gz") else open)(path, "rb") as file:
         try:
             data = file.read()
         except (OSError, EOFError) as error:
             raise UserError(f"{path}: cannot read it ({error})") from None
     magic = int.from_bytes(data[0:4], "big")
-    if len(data) < 4 + 4 * rank or magic != 0x0800 + rank:
-        raise UserError(f"{path}: not an IDX file of {rank} dimensions (magic {magic:#010x})")
+    rank = magic - 0x0800
+    if len(data) < 4 or rank not in ranks or len(data) < 4 + 4 * rank:
+        wanted = " or ".join(str(r) for r in ranks)
+        raise UserError(f"{path}: not an IDX file of {wanted} dimensions (magic {magic:#010x})")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank)]
     body = 4 + 4 * rank
     if len(data) - body != math.prod(dims):
@@ -187,23 +211,36 @@ def read_idx(path, rank):
 
 
 def load_split(directory, images_name, labels_name):
-    images = read_idx(idx_file(directory, images_name), 3)
-    labels = read_idx(idx_file(directory, labels_name), 1)
-    where = os.path.join(directory, images_name)
-    if tuple(images.shape[1:]) != (exported.HEIGHT, exported.WIDTH):
-        size = f"{exported.HEIGHT}x{exported.WIDTH}"
-        raise UserError(f"{where}: images of {list(images.shape[1:])}; the model takes {size}")
+    """A split's images, uint8 [n, H, W] (grey) or [n, H, W, C], and its labels, int64."""
+    images_path = idx_file(directory, images_name)
+    images = read_idx(images_path, (3, 4))
+    labels = read_idx(idx_file(directory, labels_name), (1,))
+    shape = tuple(images.shape[1:]) + ((1,) if images.dim() == 3 else ())
+    if shape != (exported.HEIGHT, exported.WIDTH, exported.CHANNELS):
+        size = f"{exported.HEIGHT}x{exported.WIDTH}x{exported.CHANNELS}"
+        raise UserError(f"{images_path}: images of {list(images.shape[1:])}; the model takes {size}")
     if len(labels) != len(images) or (len(labels) > 0 and int(labels.max()) >= exported.CLASSES):
         raise UserError(
-            f"{where}: {len(labels)} labels for {len(images)} images, or a label past the {exported.CLASSES} classes"
+            f"{images_path}: {len(labels)} labels for {len(images)} images, or a label past the {exported.CLASSES} classes"
         )
     return images, labels.to(torch.int64)
 
 
 def as_input(images):
-    """Grey levels to the network's input: float32 in [0, 1], each the float nearest value / 255 as
-    the project computes it, NCHW."""
-    return images.to(torch.float32).div_(255).unsqueeze(1)
+    """Levels to the network's input: float32 in [0, 1], each the float nearest value / 255 as the
+    project computes it, NCHW."""
+    x = images.to(torch.float32).div_(255)
+    return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+
+
+def data_sha256(*splits):
+    """SHA-256 of (images, labels) splits: the levels as stored (NHWC), then the labels as bytes,
+    as the project's `npm run train` records it in metrics.json (src/data/data-hash.ts)."""
+    digest = hashlib.sha256()
+    for images, labels in splits:
+        digest.update(exported.tensor_bytes(images))
+        digest.update(exported.tensor_bytes(labels.to(torch.uint8)))
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,6 +257,8 @@ def read_run(directory):
         raise UserError(f"{path}: cannot read it ({error}); export the run again with npm run export") from None
     if not isinstance(run, dict) or run.get("format") != FORMAT or run.get("version") not in READS:
         raise UserError(f"{path}: not a run written by npm run export (format {FORMAT}, version {VERSION})")
+    if run["version"] != 1 and "data" not in run:
+        raise UserError(f"{path}: it has no \"data\", which a version {VERSION} run.json has; export the run again")
     if run["model"]["layers"] != exported.LAYERS:
         raise UserError(f"{path}: its layers are not those of model.py beside it; export the run again")
     state = run["state"]
@@ -262,6 +301,8 @@ def write_run(directory, run, network, moments):
     """The run as it stands after an epoch, each file atomically, run.json last."""
     stamp = {"adamSteps": str(run["state"]["adamSteps"])}
     run["version"] = VERSION
+    # A version 1 folder from before "data" recorded nothing of its data: version 2 says so in nulls.
+    run.setdefault("data", {"metadata": None, "sha256": None, "pictures": None})
     # The parameters and the buffers (the layers' state that is not trained); Adam's moments are the parameters'.
     weights = {name: value.detach().cpu() for name, value in network.state_dict().items()}
     checkpoint = {f"adam.{k}.{name}": moments[k][name].cpu() for k in "mv" for name, _ in network.named_parameters()}
@@ -328,9 +369,18 @@ def say(world, line):
 def train(args, world):
     run, network, moments = read_run(HERE)
     config, state = run["config"], run["state"]
-    data = find_data(args.data)
+    data = find_data(args.data, run)
     train_images, train_labels = load_split(data, FILES[0], FILES[1])
     test_images, test_labels = load_split(data, FILES[2], FILES[3])
+    digest = data_sha256((train_images, train_labels), (test_images, test_labels))
+    recorded = (run.get("data") or {}).get("sha256")
+    if recorded is not None and digest != recorded:
+        raise UserError(
+            f"the data in {data} is not the run's (sha256 {digest[:12]}..., and the run's is {recorded[:12]}...): "
+            "pass --data with the files it was trained on"
+        )
+    # A run on pictures carries them: a folder for the results elsewhere gets them too.
+    carried = [idx_file(HERE, name) for name in FILES] if (run.get("data") or {}).get("pictures") and data == HERE else []
     count = len(train_labels)
     batch = config["batchSize"]
     steps = math.ceil(count / batch)
@@ -393,6 +443,9 @@ def train(args, world):
         f"{plural(world.size, 'rank')} ({how}); model {config['model']}, "
         f"global batch {batch}, Adam lr {config['adam']['learningRate']} ({config['schedule']}), seed {config['seed']}",
     )
+    checked = "the run's" if recorded is not None else "the run recorded none to check it against"
+    source = "the run's pictures, as IDX files in this folder" if carried else data
+    say(world, f"Data: {source}, sha256 {digest} ({checked})")
     for epoch in range(epochs_done + 1, epochs_done + more + 1):
         started = time.perf_counter()
         if steps_done == 0:
@@ -453,6 +506,10 @@ def train(args, world):
             if out != HERE:
                 for script in SCRIPTS:
                     shutil.copyfile(os.path.join(HERE, script), os.path.join(out, script))
+                for path in carried:
+                    target = os.path.join(out, os.path.basename(path))
+                    if not os.path.exists(target):
+                        shutil.copyfile(path, target)
             write_run(out, run, network, {**moments, "order": order.tolist()})
     say(world, f"Saved {WEIGHTS}, {CHECKPOINT} and {RUN_JSON} in {out}")
     say(world, f"Test accuracy: {run['history'][-1]['testAccuracy']:.4f}")
@@ -490,7 +547,9 @@ def main():
     parser = Parser(description="Continues a fashion-mnist-parallel run under DistributedDataParallel.")
     parser.add_argument("--epochs", type=positive, help="epochs to train (default: to the end of the run)")
     parser.add_argument("--out", help="where the results go (default: this folder)")
-    parser.add_argument("--data", help="the directory of the run's four IDX files, gzipped or not")
+    parser.add_argument(
+        "--data", help="the directory of the run's four IDX files, gzipped or not (default: those beside this script, if any)"
+    )
     parser.add_argument("--backend", choices=("gloo", "nccl"), help="default: nccl with GPUs, else gloo")
     parser.add_argument("--threads", type=positive, help="torch threads per rank (default: cores over ranks here)")
     world = None
