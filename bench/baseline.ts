@@ -35,8 +35,9 @@ export async function measureModelFit(data: Dataset, options: BaselineOptions): 
   const name = `tfjs model.fit (${backend}, main thread)`;
   await tf.setBackend(backend);
   const params = new Float32Array(network.paramCount);
-  initializeParams(network, params, new Rng(1));
-  const model = await toLayersModel(params, network);
+  const state = new Float32Array(network.stateCount);
+  initializeParams(network, params, state, new Rng(1));
+  const model = await toLayersModel(params, state, network);
   model.compile({ optimizer: tf.train.adam(0.001), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const pixels = data.height * data.width;
   const shape = model.inputs[0].shape.slice(1) as number[];

@@ -8,8 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildNetwork, initializeParams } from '../src/model/network.js';
-import type { LayerSpec } from '../src/model/spec.js';
+import type { LayerSpec } from '../src/model/kinds.js';
 import { Rng } from '../src/rng.js';
+import { SharedCollective } from '../src/worker/collective.js';
 import { NetworkRunner } from '../src/worker/network-step.js';
 import { ACTIVE, type CeilingJob, READY, ROUND } from './ceiling-control.js';
 
@@ -17,14 +18,21 @@ const job = workerData as CeilingJob & { readonly layers: readonly LayerSpec[]; 
 await tf.setBackend('wasm');
 const network = buildNetwork(job.layers, { height: 28, width: 28 }, 10, 'model');
 const params = new Float32Array(network.paramCount);
-initializeParams(network, params, new Rng(1));
-const grad = new Float32Array(network.paramCount);
+const state = new Float32Array(network.stateCount);
+initializeParams(network, params, state, new Rng(1));
 const runner = new NetworkRunner(network, job.rows);
-const batch = { images: job.images, labels: job.labels, start: 0, end: job.rows };
+const samples = { images: job.images, labels: job.labels };
+const shard = [
+  { index: 0, start: 0, end: job.rows, grad: new Float32Array(network.paramCount), lossSum: 0, correct: 0 },
+];
+const collective = SharedCollective.alone(1, network.collectiveLength);
+collective.beginStep(job.rows);
+const options = { seed: 1, step: 0, collective, state, updatesState: true };
 /** One step's work for a worker with one shard: upload the parameters, compute, free them. */
 const step = (t: number) => {
-  runner.prepare(params);
-  runner.shardGradients(batch, grad, 1, t);
+  options.step = t;
+  runner.prepare(params, state);
+  runner.gradients(samples, shard, options);
   runner.release();
 };
 // Past the warm-up the trainer sees in its first steps (tfjs's heap growing, V8's JIT settling).

@@ -10,7 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Dataset } from '../src/data/dataset.js';
-import type { LayerSpec } from '../src/model/spec.js';
+import type { LayerSpec } from '../src/model/kinds.js';
 import { ACTIVE, CONTROL_WORDS, READY, ROUND } from './ceiling-control.js';
 import { median } from './stats.js';
 

@@ -12,16 +12,18 @@ import { cpus } from 'node:os';
 import { parseFlags } from '../src/cli/flags.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { isUserError, OptionError } from '../src/errors.js';
-import { Activations, type StepContext } from '../src/model/compute.js';
+import { Activations, type Layout, type StepContext } from '../src/model/compute.js';
 import { loadModel } from '../src/model/files.js';
 import { importSequential } from '../src/model/keras.js';
 import { emptyTensor, glueKernels, heapBytes, heapView, offsetOf } from '../src/model/kernels.js';
 import type { LayerCompute, PlacedLayer } from '../src/model/layer.js';
-import { ConvCompute, type ConvPass } from '../src/model/layers/conv.js';
-import { buildNetwork, initializeParams, kindOf, type Network } from '../src/model/network.js';
-import { type ConvSpec, formatLayers, parseLayers, PRESETS, type Preset, presetLayers } from '../src/model/spec.js';
+import { kindOf } from '../src/model/kinds.js';
+import { ConvCompute, type ConvPass, type ConvSpec } from '../src/model/layers/conv.js';
+import { buildNetwork, initializeParams, type Network } from '../src/model/network.js';
+import { formatLayers, parseLayers, PRESETS, type Preset, presetLayers } from '../src/model/spec.js';
 import { type WinogradPlan, winogradCan, winogradPlan } from '../src/model/winograd.js';
 import { Rng } from '../src/rng.js';
+import { SharedCollective } from '../src/worker/collective.js';
 import { median } from './stats.js';
 
 const USAGE = `Usage: npm run bench:conv -- [flags]
@@ -94,13 +96,15 @@ async function main(): Promise<void> {
   const classes = data.classNames.length;
   let network: Network;
   let params: Float32Array;
+  let state: Float32Array;
   if (values.from !== undefined) {
-    ({ network, params } = importSequential((await loadModel(values.from)) as tf.Sequential, image, classes));
+    ({ network, params, state } = importSequential((await loadModel(values.from)) as tf.Sequential, image, classes));
   } else {
     const specs = values.layers !== undefined ? parseLayers(values.layers, '--layers') : presetLayers(model, classes);
     network = buildNetwork(specs, image, classes, values.layers !== undefined ? '--layers' : '--model');
     params = new Float32Array(network.paramCount);
-    initializeParams(network, params, new Rng(1));
+    state = new Float32Array(network.stateCount);
+    initializeParams(network, params, state, new Rng(1));
   }
   const convs = network.layers.filter(
     (layer): layer is PlacedLayer<ConvSpec> => layer.spec.kind === 'conv' && layer.spec.kernel === 3,
@@ -112,12 +116,25 @@ async function main(): Promise<void> {
   console.log(
     `${images} real training images, one thread (tfjs ${tf.version.tfjs}, wasm); ${cpus()[0]?.model.trim() ?? 'unknown CPU'}; ${rounds} rounds, each algorithm once per round, in turn`,
   );
-  const recorded = recordActivations(network, params, data.train, images);
-  const reports = convs.map((layer) => measureLayer(layer, params, recorded.get(layer.index) as Recorded, rounds));
+  const recorded = recordActivations(network, params, state, data.train, images);
+  const reports = convs.map((layer) =>
+    measureLayer(layer, params, state, recorded.get(layer.index) as Recorded, rounds),
+  );
   if (values.json) {
     writeFileSync(values.json, `${JSON.stringify({ images, rounds, reports }, null, 2)}\n`);
     console.log(`\nWrote ${values.json}`);
   }
+}
+
+/**
+ * A step's context for a pass over one shard of `count` samples, the whole step, whose gradient
+ * goes into `grad`: no layer measured here sums over the step's shards (the collective).
+ */
+function oneShard(count: number, grad: Float32Array, state: Float32Array): StepContext {
+  const collective = SharedCollective.alone(1, 0);
+  collective.beginStep(count);
+  const shards = [{ index: 0, start: 0, end: count, grad }];
+  return { shards, seed: 1, step: 0, order: undefined, collective, state, updatesState: true };
 }
 
 /** A convolution's input rows and the loss's gradient at its output, from a real step. */
@@ -134,26 +151,27 @@ interface Recorded {
 function recordActivations(
   network: Network,
   params: Float32Array,
+  state: Float32Array,
   train: { images: Uint8Array | Float32Array; labels: Uint8Array },
   count: number,
 ) {
   const { layers } = network;
-  const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
-  const computes: LayerCompute[] = layers.map((layer, i) => kindOf(layer.spec).compute(layer, count, consumer(i)));
-  const context: StepContext = {
-    grad: new Float32Array(network.paramCount),
-    seed: 1,
-    step: 0,
-    order: undefined,
-    start: 0,
-  };
+  // Each layer learns the layout the next one wants, from the last back to the first, as in a worker.
+  const computes: LayerCompute[] = [];
+  let wanted: Layout | undefined;
+  for (const layer of [...layers].reverse()) {
+    const kind = kindOf(layer.spec);
+    computes.unshift(kind.compute(layer, count, wanted));
+    wanted = kind.inputLayout(layer, wanted);
+  }
+  const context = oneShard(count, new Float32Array(network.paramCount), state);
   const recorded = new Map<number, Recorded>();
   const inputs = new Map<number, Float32Array>();
-  for (const compute of computes) compute.prepare(params);
+  for (const compute of computes) compute.prepare(params, state);
   tf.tidy(() => {
-    const [height, width] = network.input;
-    const pixels = height * width;
-    const rows = emptyTensor([count, height, width, 1]);
+    const [height, width, channels] = network.input;
+    const pixels = height * width * channels;
+    const rows = emptyTensor([count, height, width, channels]);
     if (train.images instanceof Float32Array) heapView(rows).set(train.images.subarray(0, count * pixels));
     else {
       const staging = emptyTensor([Math.ceil((count * pixels) / 4)]);
@@ -163,7 +181,7 @@ function recordActivations(
     let activations = Activations.of(count, network.input, { rows });
     computes.forEach((compute, i) => {
       if (layers[i].spec.kind === 'conv') inputs.set(i, heapView(activations.rows()).slice());
-      activations = compute.forward(activations, context);
+      [activations] = compute.forward([activations], context);
     });
     // d(summed cross-entropy)/d(logits) = softmax - one-hot.
     const logits = activations.rows().dataSync() as Float32Array;
@@ -181,7 +199,7 @@ function recordActivations(
       if (layers[i].spec.kind === 'conv') {
         recorded.set(i, { input: inputs.get(i) as Float32Array, gradient: gradient.rows().dataSync() as Float32Array });
       }
-      gradient = computes[i].backward(gradient, context);
+      gradient = computes[i].backward([gradient], context)?.[0];
     }
   });
   for (const compute of computes) compute.release();
@@ -191,6 +209,7 @@ function recordActivations(
 function measureLayer(
   layer: PlacedLayer<ConvSpec>,
   params: Float32Array,
+  state: Float32Array,
   recorded: Recorded,
   rounds: number,
 ): LayerReport {
@@ -221,7 +240,7 @@ function measureLayer(
         },
       }),
   );
-  const context: StepContext = { grad: new Float32Array(params.length), seed: 1, step: 0, order: undefined, start: 0 };
+  const context = oneShard(count, new Float32Array(params.length), state);
   for (; round < rounds; round++) {
     // A different algorithm first in each round: none always runs on a cache the previous one warmed.
     for (let k = 0; k < computes.length; k++) {
@@ -229,8 +248,8 @@ function measureLayer(
       const compute = computes[a];
       compute.prepare(params);
       tf.tidy(() => {
-        compute.forward(Activations.ofRows(input, layer.input));
-        compute.backward(Activations.ofRows(gradient, layer.output), context);
+        compute.forward([Activations.ofRows(input, layer.input)]);
+        compute.backward([Activations.ofRows(gradient, layer.output)], context);
       });
       compute.release();
     }
@@ -257,7 +276,7 @@ function measureLayer(
     } as LayerReport['speedup'][string];
   }
   tf.dispose([input, gradient]);
-  const error = measureErrors(layer, params, recorded, count, algorithms);
+  const error = measureErrors(layer, params, state, recorded, count, algorithms);
   const report: LayerReport = {
     layer: `conv:${layer.spec.filters}:3:${layer.spec.padding} (layer ${layer.index + 1})`,
     input: layer.input,
@@ -278,6 +297,7 @@ function measureLayer(
 function measureErrors(
   layer: PlacedLayer<ConvSpec>,
   params: Float32Array,
+  state: Float32Array,
   recorded: Recorded,
   count: number,
   algorithms: readonly Algorithm[],
@@ -290,18 +310,13 @@ function measureErrors(
     const compute = new ConvCompute(linear, { algorithm });
     const grad = new Float32Array(params.length);
     compute.prepare(params);
+    const context = oneShard(count, grad, state);
     const [y, dx] = tf.tidy(() => {
       const input = tf.tensor4d(recorded.input, [count, ...(layer.input as [number, number, number])]);
       const upstream = tf.tensor4d(recorded.gradient, [count, ...(layer.output as [number, number, number])]);
-      const output = compute.forward(Activations.ofRows(input, layer.input));
+      const [output] = compute.forward([Activations.ofRows(input, layer.input)]);
       const values = output.rows().dataSync().slice();
-      const back = compute.backward(Activations.ofRows(upstream, layer.output), {
-        grad,
-        seed: 1,
-        step: 0,
-        order: undefined,
-        start: 0,
-      });
+      const back = compute.backward([Activations.ofRows(upstream, layer.output)], context)?.[0];
       return [values, back?.rows().dataSync().slice()];
     });
     compute.release();

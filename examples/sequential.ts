@@ -8,9 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadFashionMnist, train } from 'fashion-mnist-parallel';
 
-// The package registers tfjs's wasm backend, which starts asynchronously: wait for it before
-// building layers, as tfjs asks.
-await tf.ready();
+// Importing the package has started tfjs (on its wasm backend): layers can be built at once.
 const model = tf.sequential({
   layers: [
     tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu' }),

@@ -3,6 +3,9 @@
  * each worker computes gradients of dense and convolutional networks with tfjs on WebAssembly, a
  * coordinator all-reduces them and applies Adam.
  */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
 export { train } from './coordinator/node-platform.js';
 export type { TrainResult } from './coordinator/trainer.js';
 export { DEFAULTS } from './coordinator/options.js';
@@ -32,3 +35,9 @@ export {
 } from './errors.js';
 export { readCheckpoint } from './coordinator/checkpoint.js';
 export type { Checkpoint } from './coordinator/checkpoint.js';
+
+// tfjs's wasm backend, which the package registers (so that tfjs picks it over its slow plain-JS
+// one), starts asynchronously, and until it has, tfjs refuses to build a layer ("The highest
+// priority backend 'wasm' has not yet been initialized"). Importing the package waits for it, so
+// that a program can build a tf.sequential right after its imports, as with Keras.
+await tf.ready();

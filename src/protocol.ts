@@ -1,4 +1,4 @@
-import type { LayerSpec } from './model/spec.js';
+import type { LayerSpec } from './model/kinds.js';
 import type { AdamConfig } from './optimizer/adam.js';
 import type { OptimizerMemory } from './optimizer/adam-kernel.js';
 import type { LearningRateSchedule } from './optimizer/schedule.js';
@@ -10,7 +10,7 @@ import type { LearningRateSchedule } from './optimizer/schedule.js';
  * The hot path sends no messages. One `steps` task per worker runs a chunk of steps (between the
  * coordinator's snapshots); inside it the workers meet at barriers in shared memory (Atomics) twice
  * per step: once when every gradient slot is written, once when every slice of the parameters has
- * been updated.
+ * been updated; and once more at each sum of the collective that a layer calls, if any.
  */
 
 /** A dataset split as it lives in shared memory: `count` images of height x width x channels values each (see Split). */
@@ -34,6 +34,14 @@ export interface SharedState {
    * WebAssembly.Memory that the optimizer's SIMD kernel works on in place.
    */
   readonly optimizer: OptimizerMemory;
+  /**
+   * The layers' state, which is not trained (a batch normalisation's moving statistics), laid out
+   * as `buildNetwork` places it: beside the optimizer's memory, never in it, so that Adam cannot
+   * touch it. Empty for a model whose layers keep none.
+   */
+  readonly state: Float32Array;
+  /** The layers' sums over the step's shards (see CollectiveMemory). */
+  readonly collective: CollectiveMemory;
   /** Per shard of the global batch: [loss sum, correct count, samples] of the epoch so far (see STATS_*). */
   readonly stats: Float64Array;
   /** Per rank: milliseconds spent in each phase of the steps, summed since the run began, and a tensor count (see TIMING_*). */
@@ -77,21 +85,43 @@ export const CTRL_BARRIER_GENERATION = 1;
 export const CTRL_ABORT = 2;
 /** Steps of the current epoch completed; the coordinator reads it to report progress. */
 export const CTRL_STEPS_DONE = 3;
-/** The next shard of the step's batch, and the next parameter slice, for a computing worker to take. */
-export const CTRL_NEXT_SHARD = 4;
-export const CTRL_NEXT_SLICE = 5;
+/** The next parameter slice for a computing worker to take. */
+export const CTRL_NEXT_SLICE = 4;
 /** 1 + the step (in the epoch) whose loss was NaN or infinite, when a worker stopped for that; else 0. */
-export const CTRL_NONFINITE_STEP = 6;
+export const CTRL_NONFINITE_STEP = 5;
 /** Set by the coordinator: stop after the step in progress (a graceful stop, for a checkpoint). */
-export const CTRL_STOP_REQUEST = 7;
+export const CTRL_STOP_REQUEST = 6;
 /** The request as the last worker at a step's end saw it: every worker reads the same decision. */
-export const CTRL_STOP_DECISION = 8;
+export const CTRL_STOP_DECISION = 7;
 /**
  * Tasks of the current run that have begun, counted by the workers: the coordinator's watchdog
  * times steps only once every worker has one, since starting (loading tfjs-wasm) is not a step.
  */
-export const CTRL_TASKS_STARTED = 9;
-export const CONTROL_WORDS = 10;
+export const CTRL_TASKS_STARTED = 8;
+export const CONTROL_WORDS = 9;
+
+/**
+ * The collective's slots (worker/collective.ts): one per shard of the step, `length` float64
+ * values each, in two halves that alternate sums use. A computing worker writes its shards' slots,
+ * meets the others at a barrier, and reads every slot; the next sum writes the other half. So one
+ * barrier per sum is enough: a worker that writes a half again has passed the barrier of the sum
+ * in between, which every worker reaches only once it has read that half.
+ */
+export interface CollectiveMemory {
+  /** Half h's slot of shard k starts at `(h * shards + k) * length` (see collectiveSlotStart). */
+  readonly values: Float64Array;
+  readonly shards: number;
+  /** Values per slot: the most any layer of the model sums at once (see LayerKind.collectiveLength). */
+  readonly length: number;
+}
+
+export function createCollectiveMemory(shards: number, length: number): CollectiveMemory {
+  return { values: new Float64Array(new SharedArrayBuffer(2 * shards * length * 8)), shards, length };
+}
+
+export function collectiveSlotStart(memory: CollectiveMemory, half: number, shard: number): number {
+  return (half * memory.shards + shard) * memory.length;
+}
 
 export const STATS_LOSS = 0;
 export const STATS_CORRECT = 1;

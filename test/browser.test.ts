@@ -137,7 +137,7 @@ function expectTop3(shown: string[], expected: { name: string; percent: number }
 function initialParams(preset: 'mlp' | 'cnn', seed: number): Float32Array {
   const network = buildNetwork(presetLayers(preset, 10), { height: 28, width: 28 }, 10, 'test');
   const params = new Float32Array(network.paramCount);
-  initializeParams(network, params, new Rng(seed));
+  initializeParams(network, params, new Float32Array(network.stateCount), new Rng(seed));
   return params;
 }
 

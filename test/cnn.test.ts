@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainWithFaults } from '../dist/src/coordinator/node-platform.js';
 import { buildNetwork } from '../dist/src/model/network.js';
-import { type ConvSpec, parseLayers } from '../dist/src/model/spec.js';
+import type { ConvSpec } from '../dist/src/model/layers/conv.js';
+import { parseLayers } from '../dist/src/model/spec.js';
 import { winogradPlan } from '../dist/src/model/winograd.js';
 import {
   createTrainerThread,

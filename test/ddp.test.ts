@@ -1,4 +1,4 @@
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EpochLog } from '../dist/src/coordinator/config.js';
@@ -133,9 +133,16 @@ describe.skipIf(python === undefined)(`train_ddp.py against our trainer${python 
 
   it('both ways: the rest of the epoch in one process of train_ddp.py, npm run import, then npm run train -- --resume for the 14 steps left', async () => {
     const dir = copy();
+    // As an export of version 1 from before run.json's data block wrote it: train_ddp.py writes
+    // version 2, whose data block is there, in nulls, and npm run import reads that.
+    const runJson = join(dir, 'run.json');
+    const { data: _, ...run } = JSON.parse(readFileSync(runJson, 'utf8'));
+    writeFileSync(runJson, JSON.stringify({ ...run, version: 1 }));
     const result = await runPython(['train_ddp.py', '--epochs', '1', '--data', data], { cwd: dir });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+    const written = JSON.parse(readFileSync(runJson, 'utf8'));
+    expect([written.version, written.data]).toEqual([2, { metadata: null, sha256: null, pictures: null }]);
     // One epoch, in the run as planned: its schedule still spans the three.
     expect(result.stdout).toMatch(/^Continuing after epoch 0, step 1 to epoch 1 of 3: 200 images, 1 rank /m);
     const back = join(tempDir('ddp-back-'), 'back');

@@ -489,9 +489,11 @@ describe('fuzzing the PyTorch run folder', () => {
     model: layers,
   };
   const history = [{ epoch: 1, loss: 2.1, accuracy: 0.2, testLoss: 2.0, testAccuracy: 0.3, seconds: 1.5 }];
+  const state = new Float32Array(network.stateCount);
   const run: PyTorchRun = {
     network,
     params: vector(0),
+    state,
     config,
     history,
     // Everything run.json says about the data, for the fuzzing to damage.
@@ -511,6 +513,7 @@ describe('fuzzing the PyTorch run folder', () => {
       stepsDone: 1,
       history,
       params: vector(0),
+      state,
       adam: { m: vector(1), v: vector(2).map(Math.abs), steps: 4 },
       epoch: { order: Int32Array.from([3, 1, 4, 0, 5, 9, 2, 6, 8, 7]), stats: Float64Array.from([1, 2, 4, 1, 1, 4]) },
       rngState: 5,

@@ -13,9 +13,12 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeps } from '../dist/src/model/layers/dropout.js';
-import { buildNetwork, kindOf } from '../dist/src/model/network.js';
+import type { ConvSpec } from '../dist/src/model/layers/conv.js';
+import { fromKerasWeights, toKerasWeights } from '../dist/src/model/keras.js';
+import { buildNetwork } from '../dist/src/model/network.js';
+import { parseLayers } from '../dist/src/model/spec.js';
 import { winogradPlan } from '../dist/src/model/winograd.js';
-import { type ConvSpec, parseLayers } from '../dist/src/model/spec.js';
+import { SharedCollective } from '../dist/src/worker/collective.js';
 import { NetworkRunner } from '../dist/src/worker/network-step.js';
 
 const CLASSES = 3;
@@ -149,6 +152,7 @@ function fixture(c: Case) {
   const network = buildNetwork(parseLayers(c.layers, 'layers'), c, CLASSES, 'layers');
   const next = generator(c.height * 31 + c.width);
   const params = Float32Array.from({ length: network.paramCount }, () => next() - 0.5);
+  const state = new Float32Array(network.stateCount);
   const pixels = c.height * c.width * (c.channels ?? 1);
   const count = c.images ?? 10;
   const images = Uint8Array.from({ length: count * pixels }, () => Math.floor(next() * 256));
@@ -159,18 +163,38 @@ function fixture(c: Case) {
     [order[i], order[j]] = [order[j], order[i]];
   }
   const [start, end] = c.shard ?? [2, 8];
-  return { network, params, images, labels, order, count, batch: { images, labels, order, start, end } };
+  return { network, params, state, images, labels, order, count, batch: { images, labels, order, start, end } };
 }
 type Fixture = ReturnType<typeof fixture>;
 
-/** The worker's computation of one shard, parameters prepared and released around it as in a step. */
-function workerGradient(f: Fixture) {
-  const runner = new NetworkRunner(f.network, f.batch.end - f.batch.start);
-  const grad = new Float32Array(f.network.paramCount);
-  runner.prepare(f.params);
-  const score = runner.shardGradients(f.batch, grad, SEED, STEP);
+/**
+ * The worker's computation of shards `[start, end)` of the fixture's order in one step, on one
+ * thread, parameters prepared and released around it as in a step.
+ */
+function workerGradients(
+  f: Fixture,
+  spans: readonly [number, number][],
+  runner = new NetworkRunner(f.network, Math.max(...spans.map(([start, end]) => end - start))),
+) {
+  const shards = spans.map(([start, end], index) => ({
+    index,
+    start,
+    end,
+    grad: new Float32Array(f.network.paramCount).fill(3),
+    lossSum: NaN,
+    correct: NaN,
+  }));
+  const collective = SharedCollective.alone(shards.length, f.network.collectiveLength);
+  collective.beginStep(spans.reduce((sum, [start, end]) => sum + end - start, 0));
+  runner.prepare(f.params, f.state);
+  runner.gradients(f, shards, { seed: SEED, step: STEP, collective, state: f.state, updatesState: true });
   runner.release();
-  return { grad, score };
+  return shards.map(({ grad, lossSum, correct }) => ({ grad, score: { lossSum, correct } }));
+}
+
+/** The worker's computation of the fixture's shard, alone. */
+function workerGradient(f: Fixture) {
+  return workerGradients(f, [[f.batch.start, f.batch.end]])[0];
 }
 
 /** The dropout mask value of a unit, as the definition (the `keeps` hash) gives it. */
@@ -267,9 +291,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
     ),
     CLASSES,
   );
-  const weights = network.layers.map((layer) =>
-    kindOf(layer.spec).toKerasWeights(layer, f.params.subarray(layer.offset, layer.offset + layer.paramCount)),
-  );
+  const weights = network.layers.map((layer) => toKerasWeights(layer, f.params, f.state));
   const masks = network.layers.map((layer) => {
     if (layer.spec.kind !== 'dropout') return undefined;
     const units = layer.input.reduce((a, b) => a * b, 1);
@@ -308,7 +330,7 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   for (const layer of network.layers) {
     const count = weights[layer.index].length;
     const values = expected.slice(at, at + count).map((t) => t.dataSync() as Float32Array);
-    kindOf(layer.spec).fromKerasWeights(layer, values, grad.subarray(layer.offset, layer.offset + layer.paramCount));
+    fromKerasWeights(layer, values, grad, new Float32Array(f.network.stateCount));
     at += count;
   }
   tf.dispose([x, y, flat, expected, masks.filter((m) => m !== undefined)]);
@@ -318,16 +340,14 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
 /** Each weight and bias tensor of the network: where it lies in the flat parameter vector. */
 function tensorsOf(network: Fixture['network']): { name: string; from: number; to: number }[] {
   return network.layers.flatMap((layer) => {
-    const { offset, paramCount } = layer;
-    const weights = kindOf(layer.spec).toKerasWeights(layer, new Float32Array(paramCount));
-    const sizes = weights.map((w) => w.size);
-    tf.dispose(weights);
-    let at = offset;
-    return sizes.map((size, i) => {
-      const name = `layer ${layer.index + 1} (${layer.spec.kind}) ${i === sizes.length - 1 ? 'bias' : 'kernel'}`;
-      at += size;
-      return { name, from: at - size, to: at };
-    });
+    let at = layer.offset;
+    return layer.weights
+      .filter((weight) => weight.state !== true)
+      .map((weight) => {
+        const size = weight.shape.reduce((a, b) => a * b, 1);
+        at += size;
+        return { name: `layer ${layer.index + 1} (${layer.spec.kind}) ${weight.name}`, from: at - size, to: at };
+      });
   });
 }
 
@@ -409,7 +429,7 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
     expect(expected.correct).toBeGreaterThan(0);
     expect(expected.correct).toBeLessThan(f.count);
     const runner = new NetworkRunner(f.network, 10);
-    runner.prepare(f.params);
+    runner.prepare(f.params, f.state);
     for (const rows of [1, 3, 4, 10]) {
       let lossSum = 0;
       let correct = 0;
@@ -427,38 +447,6 @@ describe.each(CASES)('explicit gradients: $name', (c) => {
       expect(correct, `in chunks of ${rows}`).toBe(expected.correct);
     }
     runner.release();
-  });
-});
-
-describe('the network runner', () => {
-  it('writes a zero gradient for an empty shard and leaks no tensors', () => {
-    const f = fixture(CASES[0]);
-    const before = tf.memory().numTensors;
-    const runner = new NetworkRunner(f.network, 8);
-    const grad = new Float32Array(f.network.paramCount).fill(3);
-    runner.prepare(f.params);
-    expect(runner.shardGradients({ ...f.batch, end: f.batch.start }, grad, SEED, STEP)).toEqual({
-      lossSum: 0,
-      correct: 0,
-    });
-    expect(grad.every((g) => g === 0)).toBe(true);
-    runner.shardGradients(f.batch, grad, SEED, STEP);
-    runner.evaluate({ images: f.images, labels: f.labels, start: 0, end: 8 });
-    runner.release();
-    expect(tf.memory().numTensors).toBe(before);
-  });
-});
-
-describe('dropout masks', () => {
-  it('keep about 1 - rate of the units, and differ between samples, steps, layers and seeds', () => {
-    const kept = (f: (u: number) => boolean) => Array.from({ length: 20_000 }, (_, u) => f(u)).filter(Boolean).length;
-    expect(kept((u) => keeps(0.5, 1, 3, 7, 42, u)) / 20_000).toBeCloseTo(0.5, 1);
-    expect(kept((u) => keeps(0.2, 1, 3, 7, 42, u)) / 20_000).toBeCloseTo(0.8, 1);
-    const mask = (seed: number, layer: number, step: number, sample: number) =>
-      Array.from({ length: 64 }, (_, u) => keeps(0.5, seed, layer, step, sample, u)).join();
-    const base = mask(1, 3, 7, 42);
-    expect(new Set([base, mask(2, 3, 7, 42), mask(1, 4, 7, 42), mask(1, 3, 8, 42), mask(1, 3, 7, 43)]).size).toBe(5);
-    expect(mask(1, 3, 7, 42)).toBe(base);
   });
 });
 
@@ -480,6 +468,54 @@ const WIDE_CASES: Case[] = [
     width: 6,
   },
 ];
+
+describe('the network runner', () => {
+  it('writes a zero gradient for an empty shard and leaks no tensors', () => {
+    const f = fixture(CASES[0]);
+    const before = tf.memory().numTensors;
+    const runner = new NetworkRunner(f.network, 8);
+    const [empty] = workerGradients(f, [[f.batch.start, f.batch.start]], runner);
+    expect(empty.score).toEqual({ lossSum: 0, correct: 0 });
+    expect(empty.grad.every((g) => g === 0)).toBe(true);
+    workerGradients(f, [[f.batch.start, f.batch.end]], runner);
+    runner.prepare(f.params, f.state);
+    runner.evaluate({ images: f.images, labels: f.labels, start: 0, end: 8 });
+    runner.release();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each([...CASES, ...WIDE_CASES])(
+    'computes several shards layer by layer as it computes each alone, bit for bit, an empty one among them: $name',
+    (c) => {
+      const f = fixture(c);
+      // The fixture's shard in the pieces of a step of 4 workers on one thread.
+      const { start, end } = f.batch;
+      const spans: [number, number][] = [
+        [start, start + 2],
+        [start + 2, start + 2],
+        [start + 2, start + 5],
+        [start + 5, end],
+      ];
+      const together = workerGradients(f, spans);
+      const alone = spans.map((span) => workerGradients(f, [span])[0]);
+      expect(together).toEqual(alone);
+      expect(together[2].grad.some((g) => g !== 0)).toBe(true);
+    },
+  );
+});
+
+describe('dropout masks', () => {
+  it('keep about 1 - rate of the units, and differ between samples, steps, layers and seeds', () => {
+    const kept = (f: (u: number) => boolean) => Array.from({ length: 20_000 }, (_, u) => f(u)).filter(Boolean).length;
+    expect(kept((u) => keeps(0.5, 1, 3, 7, 42, u)) / 20_000).toBeCloseTo(0.5, 1);
+    expect(kept((u) => keeps(0.2, 1, 3, 7, 42, u)) / 20_000).toBeCloseTo(0.8, 1);
+    const mask = (seed: number, layer: number, step: number, sample: number) =>
+      Array.from({ length: 64 }, (_, u) => keeps(0.5, seed, layer, step, sample, u)).join();
+    const base = mask(1, 3, 7, 42);
+    expect(new Set([base, mask(2, 3, 7, 42), mask(1, 4, 7, 42), mask(1, 3, 8, 42), mask(1, 3, 7, 43)]).size).toBe(5);
+    expect(mask(1, 3, 7, 42)).toBe(base);
+  });
+});
 
 describe.each(WIDE_CASES)("explicit gradients, Winograd's algorithm in every pass: $name", (c) => {
   it('take Winograd in all three passes, and equal tf.grads of the same loss on the cpu backend', async () => {

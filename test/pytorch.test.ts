@@ -105,6 +105,25 @@ describe('npm run export, then npm run import without training: our files back, 
     const checkpoint = await readCheckpoint(back);
     expect(checkpoint.adam.m.some((m) => m !== 0)).toBe(true);
   });
+
+  it("a folder of version 1, from before the layers' state (its networks had none), with its data block or from before it: the same files back", async () => {
+    const pt = await exported(mlpDir);
+    const run = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
+    expect(run.version).toBe(2);
+    expect(Object.keys(run.data)).toEqual(['metadata', 'sha256', 'pictures']);
+    const { data: _, ...withoutData } = run;
+    for (const json of [
+      { ...run, version: 1 },
+      { ...withoutData, version: 1 },
+    ]) {
+      writeFileSync(join(pt, 'run.json'), JSON.stringify(json));
+      const back = join(tempDir('pytorch-back-'), 'back');
+      const result = await runNode(IMPORT_CLI, ['--from', pt, '--out', back, '--data', data, '--workers', '2']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(readFileSync(join(back, 'weights.bin')).equals(readFileSync(join(mlpDir, 'weights.bin')))).toBe(true);
+    }
+  });
 });
 
 /** The first 8 bytes, the header (JSON) and the rest of a safetensors file. */
@@ -165,6 +184,17 @@ describe('bad input: one line, exit code 1, no --out', () => {
     );
   });
 
+  it("npm run export of a checkpoint.bin of the format before the layers' state", async () => {
+    const dir = tempDir();
+    const path = join(dir, 'checkpoint.bin');
+    writeFileSync(path, Buffer.concat([Buffer.from('FMNISTCK2'), Buffer.alloc(64)]));
+    const out = join(tempDir(), 'out');
+    expect(oneLine(await runNode(EXPORT_CLI, ['--model', dir, '--out', out]))).toBe(
+      `error: ${path}: a checkpoint of an earlier version of the trainer (format 2; this version reads format 3); resume it with the version that wrote it, or train again`,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
   /** An exported MLP to damage: its files, and a function that imports a copy with one file replaced. */
   let pt: string;
   beforeAll(async () => {
@@ -187,6 +217,20 @@ describe('bad input: one line, exit code 1, no --out', () => {
     run.model.layers = 'flatten,batchnorm,dense:128,dense:10';
     expect(await importWith('run.json', JSON.stringify(run))).toBe(
       'error: DIR/run.json: model.layers: unknown layer "batchnorm" at position 2; expected conv, pool, flatten, dense or dropout',
+    );
+  });
+
+  it('npm run import of a run.json of a version it does not read', async () => {
+    const run = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
+    expect(await importWith('run.json', JSON.stringify({ ...run, version: 3 }))).toBe(
+      'error: DIR/run.json: format "fashion-mnist-parallel/pytorch", version 3; expected fashion-mnist-parallel/pytorch, version 2, as npm run export writes',
+    );
+  });
+
+  it('npm run import of a run.json of version 2 without its data block', async () => {
+    const { data: _, ...run } = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
+    expect(await importWith('run.json', JSON.stringify(run))).toBe(
+      `error: DIR/run.json: data is missing, and a version 2 run.json has it; ${DAMAGED}`,
     );
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { kindOf } from '../dist/src/model/kinds.js';
 import { buildNetwork, trainingFlops } from '../dist/src/model/network.js';
 import { formatLayers, parseLayers, presetLayers } from '../dist/src/model/spec.js';
 
@@ -59,5 +60,55 @@ describe('trainingFlops', () => {
     const cnn = buildNetwork(presetLayers('cnn', 10), { height: 28, width: 28 }, 10, 'model');
     expect(trainingFlops(cnn)).toBe(24_995_328);
     expect(cnn.paramCount).toBe(320 + 18_496 + 401_536 + 1_290);
+  });
+});
+
+describe('each kind of layer', () => {
+  it('reads its own Keras settings back: the same settings, shapes and spec, and the weights the trainer stores', () => {
+    const specs = parseLayers('conv:4:3:same:linear,conv:2:2,pool:3,flatten,dropout:0.25,dense:6:linear,dense:10', 'x');
+    const network = buildNetwork(specs, { height: 11, width: 9 }, 10, 'x');
+    const fail = (...why: unknown[]): never => {
+      throw new Error(JSON.stringify(why));
+    };
+    for (const layer of network.layers) {
+      const { keras } = kindOf(layer.spec);
+      const settings = keras.settings(layer.spec);
+      const shapes = keras.shapes(settings, layer.input, fail);
+      expect(shapes.settings).toEqual(settings);
+      expect(shapes.output).toEqual(layer.output);
+      expect(keras.spec(shapes.settings, fail)).toEqual(layer.spec);
+    }
+    // 11x9x1 -> same 3x3, 4 filters: 11x9x4 -> valid 2x2, 2 filters: 10x8x2 -> pool 3: 3x2x2 -> 12 -> 6 -> 10.
+    expect(network.layers.map((layer) => layer.output)).toEqual([
+      [11, 9, 4],
+      [10, 8, 2],
+      [3, 2, 2],
+      [12],
+      [12],
+      [6],
+      [10],
+    ]);
+    expect(network.layers.map((layer) => layer.weights.map((w) => [w.name, w.shape]))).toEqual([
+      [
+        ['kernel', [3, 3, 1, 4]],
+        ['bias', [4]],
+      ],
+      [
+        ['kernel', [2, 2, 4, 2]],
+        ['bias', [2]],
+      ],
+      [],
+      [],
+      [],
+      [
+        ['kernel', [12, 6]],
+        ['bias', [6]],
+      ],
+      [
+        ['kernel', [6, 10]],
+        ['bias', [10]],
+      ],
+    ]);
+    expect(network.paramCount).toBe(40 + 34 + 78 + 70);
   });
 });

@@ -8,7 +8,10 @@ import type { Checkpoint, EpochLog, TrainConfig } from './config.js';
 export type { Checkpoint } from './config.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
-const MAGIC = 'FMNISTCK2';
+/** The format's name and version: 3 added the layers' state. */
+const MAGIC = 'FMNISTCK3';
+/** The format before, which this version does not read: its runs had no state to carry. */
+const PREVIOUS_MAGIC = 'FMNISTCK2';
 
 interface Header {
   config: TrainConfig;
@@ -18,11 +21,11 @@ interface Header {
   history: EpochLog[];
   adamSteps: number;
   rngState: number;
-  /** Lengths of the arrays that follow the header: params, m, v, stats, order. */
+  /** Lengths of the arrays that follow the header: params, state, m, v, stats, order. */
   lengths: number[];
 }
 
-const ARRAY_KINDS = [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array] as const;
+const ARRAY_KINDS = [Float32Array, Float32Array, Float32Array, Float32Array, Float64Array, Int32Array] as const;
 
 /** Throws an OptionError unless `dir` is a directory this process can write into. */
 export function checkCheckpointDir(dir: string): void {
@@ -45,6 +48,7 @@ export function checkCheckpointDir(dir: string): void {
 export function writeCheckpoint(dir: string, checkpoint: Checkpoint): string {
   const arrays = [
     checkpoint.params,
+    checkpoint.state,
     checkpoint.adam.m,
     checkpoint.adam.v,
     checkpoint.epoch.stats,
@@ -80,6 +84,12 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     throw new DataError(`${path}: cannot read the checkpoint (${error.code}); pass a --resume directory that has one`);
   });
   const bad = (why: string) => new DataError(`${path}: not a usable checkpoint (${why})`);
+  if (bytes.toString('latin1', 0, PREVIOUS_MAGIC.length) === PREVIOUS_MAGIC) {
+    throw new DataError(
+      `${path}: a checkpoint of an earlier version of the trainer (format 2; this version reads format 3); ` +
+        'resume it with the version that wrote it, or train again',
+    );
+  }
   if (bytes.length < MAGIC.length + 4 || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) throw bad('wrong magic');
   const headerLength = bytes.readUInt32LE(MAGIC.length);
   if (MAGIC.length + 4 + headerLength > bytes.length) throw bad('truncated header');
@@ -100,12 +110,12 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   let offset = MAGIC.length + 4 + headerLength;
   const expected = offset + lengths.reduce((sum, n, i) => sum + n * ARRAY_KINDS[i].BYTES_PER_ELEMENT, 0);
   if (bytes.length !== expected) throw bad(`${bytes.length} bytes, expected ${expected}`);
-  const [params, m, v, stats, order] = ARRAY_KINDS.map((Kind, i) => {
+  const [params, state, m, v, stats, order] = ARRAY_KINDS.map((Kind, i) => {
     const array = new Kind(lengths[i]);
     new Uint8Array(array.buffer).set(bytes.subarray(offset, offset + array.byteLength));
     offset += array.byteLength;
     return array;
-  }) as [Float32Array, Float32Array, Float32Array, Float64Array, Int32Array];
+  }) as [Float32Array, Float32Array, Float32Array, Float32Array, Float64Array, Int32Array];
   return {
     config: header.config,
     trainCount: header.trainCount,
@@ -113,6 +123,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     stepsDone: header.stepsDone,
     history: header.history,
     params,
+    state,
     adam: { m, v, steps: header.adamSteps },
     epoch: { order, stats },
     rngState: header.rngState,

@@ -55,6 +55,11 @@ export interface Checkpoint {
   readonly history: readonly EpochLog[];
   /** The flat parameter vector, in the trainer's own layout. */
   readonly params: Float32Array;
+  /**
+   * The layers' state that is not trained (a batch normalisation's moving statistics), laid out
+   * likewise; empty for a model whose layers keep none.
+   */
+  readonly state: Float32Array;
   /** Adam's state: both moments, laid out as `params`, and the steps taken so far (Adam's t). */
   readonly adam: { readonly m: Float32Array; readonly v: Float32Array; readonly steps: number };
   /**

@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
-import { type LayerSpec, parseLayers, type Preset, PRESETS } from '../model/spec.js';
+import type { LayerSpec } from '../model/kinds.js';
+import { parseLayers, type Preset, PRESETS } from '../model/spec.js';
 import { ADAM_DEFAULTS } from '../optimizer/adam.js';
 import { type LearningRateSchedule, SCHEDULES } from '../optimizer/schedule.js';
 import type { Checkpoint } from './config.js';

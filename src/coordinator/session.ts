@@ -4,6 +4,7 @@ import { initializeParams, type Network } from '../model/network.js';
 import { createOptimizerMemory } from '../optimizer/adam-kernel.js';
 import {
   CONTROL_WORDS,
+  createCollectiveMemory,
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
   CTRL_STOP_REQUEST,
@@ -42,6 +43,7 @@ export interface EpochTotals {
 /** What a run must get back to after a worker failed: the state at the start of a chunk of steps. */
 export interface Snapshot {
   readonly params: Float32Array;
+  readonly state: Float32Array;
   readonly m: Float32Array;
   readonly v: Float32Array;
   readonly stats: Float64Array;
@@ -50,7 +52,7 @@ export interface Snapshot {
 }
 
 /** What a checkpoint takes from a session between steps, and gives back to a new one. */
-export type SessionState = Pick<Checkpoint, 'stepsDone' | 'params' | 'adam' | 'epoch' | 'rngState'>;
+export type SessionState = Pick<Checkpoint, 'stepsDone' | 'params' | 'state' | 'adam' | 'epoch' | 'rngState'>;
 
 export interface RunStepsOptions {
   /** Aborts at once: the promise rejects with AbortError. */
@@ -69,8 +71,8 @@ export interface SessionOptions {
   readonly config: TrainConfig;
   /** The model, placed on the data's images (see buildNetwork). */
   readonly network: Network;
-  /** Where training starts from; when absent, Keras's initialisation drawn from the seed. */
-  readonly initialParams?: Float32Array;
+  /** Where training starts from, parameters and state; when absent, Keras's initialisation drawn from the seed. */
+  readonly initial?: { readonly params: Float32Array; readonly state: Float32Array };
   /** For tests of fault handling only: failures to inject into the workers. */
   readonly faults?: readonly Fault[];
 }
@@ -203,11 +205,12 @@ export class Session {
     return { lossSum, correct, samples };
   }
 
-  /** A copy of the state between steps (1.2 MB for the tutorial's model). */
+  /** A copy of what the steps change, between steps (1.2 MB for the tutorial's model). */
   snapshot(): Snapshot {
     const { optimizer, stats } = this.shared;
     return {
       params: optimizer.params.slice(),
+      state: this.shared.state.slice(),
       m: optimizer.m.slice(),
       v: optimizer.v.slice(),
       stats: stats.slice(),
@@ -222,6 +225,7 @@ export class Session {
     return {
       stepsDone: this.stepsDone(),
       params: optimizer.params.slice(),
+      state: this.shared.state.slice(),
       adam: { m: optimizer.m.slice(), v: optimizer.v.slice(), steps: this.#globalStep },
       epoch: { order: order.slice(), stats: stats.slice() },
       rngState: this.#rng.state,
@@ -245,28 +249,30 @@ export class Session {
    * order and totals, and the generator. A checkpoint made with another worker count has its
    * per-shard totals summed into the first shard's (the epoch's means are the same, to rounding).
    */
-  resume(state: SessionState): void {
+  resume(saved: SessionState): void {
     const { stats, order } = this.shared;
-    let shardStats = state.epoch.stats;
+    let shardStats = saved.epoch.stats;
     if (shardStats.length !== stats.length) {
       shardStats = new Float64Array(stats.length);
-      for (let i = 0; i < state.epoch.stats.length; i++) shardStats[i % STATS_WORDS] += state.epoch.stats[i];
+      for (let i = 0; i < saved.epoch.stats.length; i++) shardStats[i % STATS_WORDS] += saved.epoch.stats[i];
     }
     this.#load({
-      params: state.params,
-      m: state.adam.m,
-      v: state.adam.v,
+      params: saved.params,
+      state: saved.state,
+      m: saved.adam.m,
+      v: saved.adam.v,
       stats: shardStats,
-      globalStep: state.adam.steps,
-      stepsDone: state.stepsDone,
+      globalStep: saved.adam.steps,
+      stepsDone: saved.stepsDone,
     });
-    order.set(state.epoch.order);
-    this.#rng.state = state.rngState;
+    order.set(saved.epoch.order);
+    this.#rng.state = saved.rngState;
   }
 
   #load(snapshot: Snapshot): void {
     const { optimizer, stats, control } = this.shared;
     optimizer.params.set(snapshot.params);
+    this.shared.state.set(snapshot.state);
     optimizer.m.set(snapshot.m);
     optimizer.v.set(snapshot.v);
     stats.set(snapshot.stats);
@@ -385,14 +391,19 @@ export function throwIfAborted(signal?: AbortSignal): void {
 }
 
 /**
- * The run's shared memory, with the initial parameters given, or Glorot-uniform kernels and zero
- * biases drawn from the seed, as Keras initialises them.
+ * The run's shared memory, with the initial parameters and state given, or Glorot-uniform kernels
+ * and zero biases drawn from the seed, as Keras initialises them.
  */
 function createSharedState(options: SessionOptions, rng: Rng, faults: number): SharedState {
-  const { data, config, network } = options;
+  const { data, config, network, initial } = options;
   const optimizer = createOptimizerMemory(network.paramCount, config.workers);
-  if (options.initialParams !== undefined) optimizer.params.set(options.initialParams);
-  else initializeParams(network, optimizer.params, rng);
+  const state = new Float32Array(new SharedArrayBuffer(network.stateCount * 4));
+  if (initial !== undefined) {
+    optimizer.params.set(initial.params);
+    state.set(initial.state);
+  } else {
+    initializeParams(network, optimizer.params, state, rng);
+  }
   return {
     train: sharedSplit(data.train),
     test: sharedSplit(data.test),
@@ -404,6 +415,8 @@ function createSharedState(options: SessionOptions, rng: Rng, faults: number): S
       classes: network.classes,
     },
     optimizer,
+    state,
+    collective: createCollectiveMemory(config.workers, network.collectiveLength),
     stats: new Float64Array(new SharedArrayBuffer(config.workers * STATS_WORDS * 8)),
     timings: new Float64Array(new SharedArrayBuffer(config.workers * TIMING_WORDS * 8)),
     order: new Int32Array(new SharedArrayBuffer(data.train.count * 4)),

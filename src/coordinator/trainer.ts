@@ -3,14 +3,14 @@ import { checkDataset, type Dataset } from '../data/dataset.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
 import { modelMetadata } from '../model/metadata.js';
-import { buildNetwork, type Network } from '../model/network.js';
+import { buildNetwork } from '../model/network.js';
 import { formatLayers, presetLayers } from '../model/spec.js';
 import type { Fault } from '../protocol.js';
 import type { Checkpoint } from './config.js';
 import type { BatchProgress, EpochLog, TrainConfig } from './config.js';
 import { type ModelChoice, resolveOptions, type TrainOptions } from './options.js';
 import type { Platform } from './platform.js';
-import { Session, throwIfAborted } from './session.js';
+import { Session, type SessionOptions, throwIfAborted } from './session.js';
 
 export interface TrainResult {
   /** The trained model, ready for `predict` and `save`. */
@@ -64,12 +64,17 @@ export async function trainOn(
   const data = options.data ?? (await platform.loadData(options.dataDir));
   throwIfAborted(signal);
   checkDataset(data);
-  const { network, initialParams } = placeResumable(choice, data, resume);
+  const { network, initial } = placeResumable(choice, data, resume);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
-  if (resume !== undefined && (resume.trainCount !== data.train.count || resume.params.length !== network.paramCount)) {
+  if (
+    resume !== undefined &&
+    (resume.trainCount !== data.train.count ||
+      resume.params.length !== network.paramCount ||
+      resume.state.length !== network.stateCount)
+  ) {
     throw otherData(resume);
   }
-  const session = new Session({ platform, data, config, network, initialParams, faults });
+  const session = new Session({ platform, data, config, network, initial, faults });
   if (resume !== undefined) session.resume(resume);
   const steps = session.stepsPerEpoch;
   const history: EpochLog[] = [...(resume?.history ?? [])];
@@ -151,13 +156,14 @@ export async function trainOn(
   options.onLog?.(`Test accuracy: ${last.testAccuracy.toFixed(4)}`);
   options.onLog?.(`Test loss: ${last.testLoss.toFixed(4)}`);
   const params = session.shared.optimizer.params;
+  const { state } = session.shared;
   let model: tf.LayersModel;
   if (choice.kind === 'sequential') {
     // As model.fit does: the caller's model itself ends up trained.
-    setWeights(choice.model, params, network);
+    setWeights(choice.model, params, state, network);
     model = choice.model;
   } else {
-    model = await toLayersModel(params, network);
+    model = await toLayersModel(params, state, network);
     // Saved in model.json: the class names, and how new pictures are to be prepared for it.
     model.setUserDefinedMetadata(modelMetadata(data));
   }
@@ -193,13 +199,13 @@ export function createSessionOn(platform: Platform, data: Dataset, options: Trai
     stepTimeoutMs: ____,
     ...settings
   } = resolveOptions(options, platform.cores);
-  const { network, initialParams } = placeModel(model, data);
+  const { network, initial } = placeModel(model, data);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
-  return new Session({ platform, data, config, network, initialParams });
+  return new Session({ platform, data, config, network, initial });
 }
 
 /** The model's layers placed on the data's images, and, for a tf.Sequential, its weights to start from. */
-function placeModel(choice: ModelChoice, data: Dataset): { network: Network; initialParams?: Float32Array } {
+function placeModel(choice: ModelChoice, data: Dataset): Pick<SessionOptions, 'network' | 'initial'> {
   const classes = data.classNames.length;
   switch (choice.kind) {
     case 'preset':
@@ -207,8 +213,8 @@ function placeModel(choice: ModelChoice, data: Dataset): { network: Network; ini
     case 'layers':
       return { network: buildNetwork(choice.layers, data, classes, 'model') };
     case 'sequential': {
-      const { network, params } = importSequential(choice.model, data, classes);
-      return { network, initialParams: params };
+      const { network, params, state } = importSequential(choice.model, data, classes);
+      return { network, initial: { params, state } };
     }
   }
 }

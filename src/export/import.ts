@@ -72,7 +72,7 @@ export async function importPyTorch(options: ImportOptions): Promise<ImportResul
     data,
     config: { ...config, workers },
     network,
-    initialParams: run.params,
+    initial: { params: run.params, state: run.state },
   });
   let test: { testLoss: number; testAccuracy: number };
   try {
@@ -80,7 +80,7 @@ export async function importPyTorch(options: ImportOptions): Promise<ImportResul
   } finally {
     await session.close();
   }
-  const model = await toLayersModel(run.params, network);
+  const model = await toLayersModel(run.params, run.state, network);
   const { metadata } = run.data;
   if (metadata !== undefined) model.setUserDefinedMetadata(metadata);
   try {

@@ -13,7 +13,8 @@ import { loadModel } from '../model/files.js';
 import { importSequential } from '../model/keras.js';
 import { checkModelMetadata, type ModelMetadata, modelMetadata } from '../model/metadata.js';
 import { DAMAGED } from '../model/model-json.js';
-import { buildNetwork, kindOf, type Network } from '../model/network.js';
+import { kindOf } from '../model/kinds.js';
+import { buildNetwork, type Network } from '../model/network.js';
 import { formatLayer, formatLayers, parseLayers } from '../model/spec.js';
 import { ADAM_DEFAULTS } from '../optimizer/adam.js';
 import { dataFiles, runDataFiles } from './run-data.js';
@@ -163,6 +164,7 @@ interface SavedRun {
 interface SavedModel {
   readonly network: Network;
   readonly params: Float32Array;
+  readonly state: Float32Array;
   readonly metadata: ModelMetadata | undefined;
 }
 
@@ -211,6 +213,7 @@ function runOf(saved: SavedRun, pictures: Pictures | undefined): { run: PyTorchR
     const run = {
       network,
       params: checkpoint.params,
+      state: checkpoint.state,
       config: checkpoint.config,
       history: checkpoint.history,
       checkpoint,
@@ -227,6 +230,7 @@ function runOf(saved: SavedRun, pictures: Pictures | undefined): { run: PyTorchR
   const run = {
     network: found.network,
     params: found.params,
+    state: found.state,
     config,
     history: metrics?.history ?? [],
     checkpoint: undefined,
@@ -319,9 +323,9 @@ async function modelOf(dir: string, jsonPath: string): Promise<SavedModel> {
     const [, height, width, channels = 1] = model.inputs[0].shape as number[];
     const classes = model.outputs[0].shape[1] as number;
     const image = { height, width, channels };
-    const { network, params } = importSequential(model as tf.Sequential, image, classes);
+    const { network, params, state } = importSequential(model as tf.Sequential, image, classes);
     const metadata = checkModelMetadata(model.getUserDefinedMetadata(), jsonPath, DAMAGED);
-    return { network, params, metadata };
+    return { network, params, state, metadata };
   } catch (error) {
     if (!(error instanceof OptionError)) throw error;
     throw new DataError(`${jsonPath}: ${error.message.replace(/^model: /, '')}`);
@@ -330,12 +334,13 @@ async function modelOf(dir: string, jsonPath: string): Promise<SavedModel> {
   }
 }
 
-/** Whether the checkpoint holds the model's own state: the same layers and the same parameters, bit for bit. */
+/** Whether the checkpoint holds the model's own state: the same layers, the same parameters and layers' state, bit for bit. */
 function sameState(model: SavedModel, checkpoint: Checkpoint): boolean {
   const bits = (values: Float32Array) => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   return (
     checkpoint.config.model === formatLayers(model.network.layers.map((layer) => layer.spec)) &&
-    Buffer.compare(bits(model.params), bits(checkpoint.params)) === 0
+    Buffer.compare(bits(model.params), bits(checkpoint.params)) === 0 &&
+    Buffer.compare(bits(model.state), bits(checkpoint.state)) === 0
   );
 }
 
@@ -352,6 +357,11 @@ function checkpointNetwork(
       throw new OptionError(
         `${file}: ${checkpoint.params.length} parameters, where its layers take ${network.paramCount} on ${image.height}x${image.width}x${image.channels} images; ` +
           'export the directory with its model.json, or, for a run on a folder of pictures, pass --data FOLDER and the flags the run had',
+      );
+    }
+    if (network.stateCount !== checkpoint.state.length) {
+      throw new OptionError(
+        `${file}: ${checkpoint.state.length} values of the layers' state, where its layers have ${network.stateCount}; export the directory with its model.json`,
       );
     }
     return network;

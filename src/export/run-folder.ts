@@ -8,14 +8,16 @@ import { checkModelMetadata, type ModelMetadata } from '../model/metadata.js';
 import { buildNetwork, type Network } from '../model/network.js';
 import { formatLayers, parseLayers } from '../model/spec.js';
 import { decodeSafetensors, encodeSafetensors, SAFETENSORS_LIMITS, type Tensor, tensorValues } from './safetensors.js';
-import { fromTorch, networkTensors, toTorch } from './torch-layout.js';
+import { fromTorch, networkBuffers, networkTensors, stateFromTorch, stateToTorch, toTorch } from './torch-layout.js';
 
 /**
  * A run as a PyTorch folder: what `npm run export` writes, train_ddp.py continues and writes again,
  * and `npm run import` reads back. Three files hold the run (the scripts beside them are the
  * export's, see pytorch.ts):
  *
- *   model.safetensors        the parameters, `layers.<i>.weight` and `.bias`, in PyTorch's layouts
+ *   model.safetensors        the module's state_dict: the parameters, `layers.<i>.weight` and
+ *                            `.bias`, in PyTorch's layouts, and the layers' state that is not
+ *                            trained, as the modules' buffers (see TorchForm.buffers)
  *   checkpoint.safetensors   with a checkpoint: Adam's moments `adam.m.<name>`, `adam.v.<name>`,
  *                            laid out as the parameters, and the epoch's order `epoch.order`
  *   run.json                 the layers, the settings, the progress and the generator's state, the
@@ -26,10 +28,19 @@ import { fromTorch, networkTensors, toTorch } from './torch-layout.js';
  * Each safetensors file carries the Adam step it was written at (metadata `adamSteps`), as run.json
  * does, so that files from two saves are never taken for one. The folder comes from another
  * program, maybe another machine: it is read as untrusted input, as model directories are.
+ *
+ * Versions: 2 added the buffers; a version 1 folder, written when no layer had state, is read as
+ * one without them. run.json's `data` (what the run was trained on: the model's metadata, the
+ * data's hash, the folder of pictures) came within version 1, as a key that readers of the time
+ * passed over: a version 1 folder may lack it, and then records nothing of its data (no hash to
+ * check it against, no metadata to restore). Every writer of version 2 (the export, train_ddp.py)
+ * writes it, with nulls for what it does not know, so a version 2 run.json without it is damaged.
  */
 
 export const RUN_FORMAT = 'fashion-mnist-parallel/pytorch';
-export const RUN_VERSION = 1;
+export const RUN_VERSION = 2;
+/** The versions readPyTorchRun reads. */
+const READ_VERSIONS: readonly unknown[] = [1, RUN_VERSION];
 export const RUN_JSON = 'run.json';
 export const WEIGHTS_FILE = 'model.safetensors';
 export const CHECKPOINT_SAFETENSORS = 'checkpoint.safetensors';
@@ -48,6 +59,8 @@ export const RUN_LIMITS = {
 export interface PyTorchRun {
   readonly network: Network;
   readonly params: Float32Array;
+  /** The layers' state that is not trained (see Network.stateCount). */
+  readonly state: Float32Array;
   readonly config: TrainConfig;
   readonly history: readonly EpochLog[];
   /** Adam's state, the epoch's order and totals, the generator: a run that continues exactly. */
@@ -84,7 +97,7 @@ interface RunJson {
     readonly stats: readonly number[];
   } | null;
   readonly history: readonly EpochLog[];
-  /** Absent in folders of earlier exports. */
+  /** Absent only in version 1 folders of exports from before it (see above). */
   readonly data?: {
     readonly metadata: ModelMetadata | null;
     readonly sha256: string | null;
@@ -110,7 +123,11 @@ export function runFiles(run: PyTorchRun): OutputFile[] {
     ]);
     files.push({ name: CHECKPOINT_SAFETENSORS, data: encodeSafetensors(tensors, stamp) });
   }
-  files.push({ name: WEIGHTS_FILE, data: encodeSafetensors(new Map(floats(run.params, '')), stamp) });
+  const buffers = [...stateToTorch(network, run.state)].map(([name, data]): [string, Tensor] => [
+    name,
+    { dtype: 'F32', shape: shapes(network).get(name) as number[], data },
+  ]);
+  files.push({ name: WEIGHTS_FILE, data: encodeSafetensors(new Map([...floats(run.params, ''), ...buffers]), stamp) });
   const [height, width, channels] = network.input;
   const json: RunJson = {
     format: RUN_FORMAT,
@@ -140,7 +157,7 @@ export function runFiles(run: PyTorchRun): OutputFile[] {
 }
 
 function shapes(network: Network): Map<string, readonly number[]> {
-  return new Map(networkTensors(network).map((tensor) => [tensor.name, tensor.shape]));
+  return new Map([...networkTensors(network), ...networkBuffers(network)].map((tensor) => [tensor.name, tensor.shape]));
 }
 
 /**
@@ -160,16 +177,18 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
   }
   const json = parseRunJson(raw, jsonPath, bad(jsonPath));
   const { network, config, history, data } = json;
-  const state = json.state;
-  const stamp = String(state?.adamSteps ?? 0);
+  const progress = json.state;
+  const stamp = String(progress?.adamSteps ?? 0);
   const tensors = networkTensors(network);
+  const buffers = networkBuffers(network);
 
   const weightsPath = join(dir, WEIGHTS_FILE);
-  const weights = await readSafetensors(dir, WEIGHTS_FILE, weightsPath, network.paramCount * 4, stamp);
+  const weightsBytes = (network.paramCount + network.stateCount) * 4;
+  const weights = await readSafetensors(dir, WEIGHTS_FILE, weightsPath, weightsBytes, stamp);
   const weightsBad = bad(weightsPath);
-  const take = (file: typeof weights, prefix: string, what: string, path: string) => {
+  const take = (file: typeof weights, prefix: string, what: string, path: string, wanted = tensors) => {
     const values = new Map<string, Float32Array>();
-    for (const tensor of tensors) {
+    for (const tensor of wanted) {
       const name = prefix + tensor.name;
       const data = tensorValues(
         file,
@@ -185,15 +204,17 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
     return (name: string) => values.get(prefix + name) as Float32Array;
   };
   const params = fromTorch(network, take(weights, '', 'tensor', weightsPath));
-  refuseOthers(weights, new Set(tensors.map((t) => t.name)), weightsBad, 'no parameter of the network');
+  const state = stateFromTorch(network, take(weights, '', 'buffer', weightsPath, buffers));
+  const names = new Set([...tensors, ...buffers].map((t) => t.name));
+  refuseOthers(weights, names, weightsBad, 'no parameter or buffer of the network');
 
   const checkpointFile = await findFileInside(dir, CHECKPOINT_SAFETENSORS, jsonPath);
   const checkpointPath = join(dir, CHECKPOINT_SAFETENSORS);
-  if (state === undefined) {
+  if (progress === undefined) {
     if (checkpointFile !== undefined) {
       throw bad(checkpointPath)('run.json has no checkpoint state, so this file belongs to another save');
     }
-    return { network, params, config, history, checkpoint: undefined, data };
+    return { network, params, state, config, history, checkpoint: undefined, data };
   }
   if (checkpointFile === undefined) {
     throw bad(jsonPath)(`it has a checkpoint state, but ${CHECKPOINT_SAFETENSORS} is missing`);
@@ -202,7 +223,7 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
     dir,
     CHECKPOINT_SAFETENSORS,
     checkpointPath,
-    network.paramCount * 8 + state.trainCount * 4,
+    network.paramCount * 8 + progress.trainCount * 4,
     stamp,
   );
   const m = fromTorch(network, take(moments, 'adam.m.', "Adam's moment", checkpointPath));
@@ -210,33 +231,39 @@ export async function readPyTorchRun(dir: string): Promise<PyTorchRun> {
   const order = tensorValues(
     moments,
     'epoch.order',
-    { dtype: 'I32', shape: [state.trainCount], need: `an order of the ${state.trainCount} training images needs` },
+    {
+      dtype: 'I32',
+      shape: [progress.trainCount],
+      need: `an order of the ${progress.trainCount} training images needs`,
+    },
     bad(checkpointPath),
   ) as Int32Array;
-  const seen = new Uint8Array(state.trainCount);
+  const seen = new Uint8Array(progress.trainCount);
   for (const index of order) {
-    if (!(index >= 0 && index < state.trainCount) || seen[index]++ > 0) {
-      throw bad(checkpointPath)(`epoch.order is not an order of the ${state.trainCount} training images`);
+    if (!(index >= 0 && index < progress.trainCount) || seen[index]++ > 0) {
+      throw bad(checkpointPath)(`epoch.order is not an order of the ${progress.trainCount} training images`);
     }
   }
-  const names = new Set(['epoch.order', ...tensors.flatMap((t) => [`adam.m.${t.name}`, `adam.v.${t.name}`])]);
-  refuseOthers(moments, names, bad(checkpointPath), "no part of Adam's state or the epoch");
+  const expected = new Set(['epoch.order', ...tensors.flatMap((t) => [`adam.m.${t.name}`, `adam.v.${t.name}`])]);
+  refuseOthers(moments, expected, bad(checkpointPath), "no part of Adam's state or the epoch");
   return {
     network,
     params,
+    state,
     config,
     history,
     data,
     checkpoint: {
       config,
-      trainCount: state.trainCount,
-      epochsDone: state.epochsDone,
-      stepsDone: state.stepsDone,
+      trainCount: progress.trainCount,
+      epochsDone: progress.epochsDone,
+      stepsDone: progress.stepsDone,
       history,
       params,
-      adam: { m, v, steps: state.adamSteps },
-      epoch: { order, stats: Float64Array.from(state.stats) },
-      rngState: state.rngState,
+      state,
+      adam: { m, v, steps: progress.adamSteps },
+      epoch: { order, stats: Float64Array.from(progress.stats) },
+      rngState: progress.rngState,
     },
   };
 }
@@ -302,7 +329,7 @@ function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => Dat
     throw bad('not JSON text');
   }
   if (!isObject(json)) throw bad('not a JSON object');
-  if (json.format !== RUN_FORMAT || json.version !== RUN_VERSION) {
+  if (json.format !== RUN_FORMAT || !READ_VERSIONS.includes(json.version)) {
     throw new DataError(
       `${file}: format ${describe(json.format)}, version ${describe(json.version)}; expected ${RUN_FORMAT}, version ${RUN_VERSION}, as npm run export writes`,
     );
@@ -326,11 +353,16 @@ function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => Dat
     const image = { height: input[0], width: input[1], channels: input[2] };
     return buildNetwork(specs, image, model.classes as number, `${file}: model.layers`);
   });
+  if (json.version === 1 && network.stateCount > 0) {
+    throw bad(`version 1 holds no layers' state, and ${describe(model.layers)} has some`);
+  }
   const config = checkTrainConfig(json.config, 'config', bad);
   if (config.model !== formatLayers(network.layers.map((layer) => layer.spec))) {
     throw bad(`config.model ${describe(config.model)} is not model.layers ${describe(model.layers)}`);
   }
   const history = checkHistory(json.history, 'history', bad);
+  if (json.version !== 1 && json.data === undefined)
+    throw bad(`data is missing, and a version ${RUN_VERSION} run.json has it`);
   const data = checkRunData(json.data, network, file, bad);
   if (json.state === null) return { network, config, history, state: undefined, data };
   const state = checkState(json.state, config, history, bad);
@@ -339,6 +371,7 @@ function parseRunJson(bytes: Uint8Array, file: string, bad: (why: string) => Dat
 
 /** run.json's `data`, checked against the network: its metadata must describe the network's images and classes. */
 function checkRunData(raw: unknown, network: Network, file: string, bad: (why: string) => DataError): RunData {
+  // Absent in a version 1 folder of an earlier export (parseRunJson refuses it absent in version 2).
   if (raw === undefined) return NO_RUN_DATA;
   if (!isObject(raw)) throw bad('data is not an object');
   const metadata = raw.metadata === null ? undefined : checkModelMetadata(raw.metadata, file, RUN_DAMAGED);

@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Strides } from './kernels-reference.js';
-import type { Shape } from './spec.js';
+
+/** The shape of one sample between two layers: `[height, width, channels]` for images, `[features]` for vectors. */
+export type Shape = readonly number[];
+
+/**
+ * A layout of activations besides rows (see Activations) that a layer's passes read their input
+ * in, and that the layer before it writes for free when it can.
+ */
+export type Layout = 'columns' | 'planes';
 
 /**
  * The activations (or their gradients) of a batch of `count` samples between two layers, in one or
@@ -107,19 +115,60 @@ export class Activations {
   }
 }
 
-/** What a layer's passes need to know about the shard and the step besides its activations. */
+/** One shard of a step, as a layer's training passes see it. */
+export interface StepShard {
+  /** Its number in the step, 0 to (workers - 1): its gradient slot, and its slot in the collective. */
+  readonly index: number;
+  /**
+   * Its samples: training-image indices `order[start ... end)` (`start ... end` without an order);
+   * `start` is also the shard's position in the epoch, to which a convolution aligns its chunks.
+   */
+  readonly start: number;
+  readonly end: number;
+  /** Its gradient slot, laid out as the flat parameter vector. */
+  readonly grad: Float32Array;
+}
+
+/** What a layer's training passes need to know about the step besides its activations. */
 export interface StepContext {
-  /** The shard's gradient slot, laid out as the flat parameter vector. */
-  grad: Float32Array;
+  /** The thread's shards of the step that have samples, in shard order: `inputs[j]` of a pass is `shards[j]`'s. */
+  shards: readonly StepShard[];
   /** The run's seed and the 0-based global step: with the sample, they fix every dropout mask. */
   seed: number;
   step: number;
-  /**
-   * The shard's samples: training-image indices `order[start ... start + count)`; `start` is
-   * also the shard's position in the epoch, to which a convolution aligns its chunks.
-   */
+  /** The epoch's order of training-image indices. */
   order: Int32Array | undefined;
-  start: number;
+  /** Sums over all the step's shards, every computing thread's (see Collective). */
+  collective: Collective;
+  /**
+   * The layers' state vector (see PlacedLayer.stateOffset), shared by every worker. In a step, a
+   * layer updates its slice only where `updatesState` is set, on one computing worker, so that an
+   * update such as a moving average is made once; every worker computes the same values to update
+   * it with (from the collective's sums), and none reads the state while training.
+   */
+  state: Float32Array;
+  updatesState: boolean;
+}
+
+/**
+ * Sums over every shard of a step, for a layer that needs the whole global batch rather than its
+ * shard (a synchronized batch normalisation's statistics). A thread writes the slots of its
+ * shards, then calls `sum`, which waits for every computing thread (a barrier) and adds the slots
+ * of all the step's shards that have samples, in shard order, in float64: every thread gets the
+ * same bits, whichever thread computed which shard, so N workers give what 1 does up to float64
+ * rounding. Every computing thread runs each layer's passes every step, with its shards or with
+ * none, so that it reaches every `sum` the others do: a layer must make the same calls whatever its
+ * shards. A pass of the layers runs over all of a thread's shards of the step at once (see
+ * LayerCompute), so a thread that computes several shards never waits at a barrier for itself.
+ */
+export interface Collective {
+  /** Shard `index`'s slot (`StepShard.index`) for the next sum: write its first values. */
+  slot(index: number): Float64Array;
+  /**
+   * Waits for every computing thread, then returns the sums of the first `length` values of the
+   * slots, in the first `length` values of an array that the next call overwrites.
+   */
+  sum(length: number): Float64Array;
 }
 
 /** Glorot-uniform: uniform in +-sqrt(6 / (fanIn + fanOut)), Keras's default for kernels. */

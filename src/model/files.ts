@@ -46,8 +46,9 @@ export async function modelFromArtifacts(artifacts: tf.io.ModelArtifacts): Promi
 /**
  * Loads a model saved by `saveModel` (or tfjs-node's `file://`) from a directory, uncompiled, as
  * saveModel saves no optimizer. The directory is untrusted input, as a downloaded model is: every
- * file it names must lie inside it, model.json must describe a Sequential model of Flatten and
- * Dense layers and list exactly their weights, and the weight files must hold exactly those bytes,
+ * file it names must lie inside it, model.json must describe a Sequential model of the layer
+ * classes the trainer writes (in any configuration tfjs runs, see layer.ts's KerasForm) and list
+ * exactly their weights, and the weight files must hold exactly those bytes,
  * all finite. All of it is checked before tfjs allocates anything; what fails is a DataError with
  * a one-line message that names the file.
  */

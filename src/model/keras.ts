@@ -3,36 +3,75 @@ import * as tf from '@tensorflow/tfjs';
 // has not chosen a backend of its own.
 import '@tensorflow/tfjs-backend-wasm';
 import { OptionError, UnsupportedLayerError } from '../errors.js';
-import { buildNetwork, kindOf, type Network } from './network.js';
-import type { LayerSpec } from './spec.js';
+import { elements, type Settings, TRAINING_ONLY } from './keras-shapes.js';
+import { ALL_KINDS, kindOf, kindOfClass, type LayerSpec } from './kinds.js';
+import type { PlacedLayer } from './layer.js';
+import { buildNetwork, type Network } from './network.js';
 
 /**
- * Trained parameters as a tfjs-layers model, as Keras would build it: the first layer takes
- * `[height, width]` grey images when it is a Flatten (the tutorial's model) and
- * `[height, width, channels]` ones otherwise; kernels in Keras's layouts. Compiled with the
- * training's loss, so that `model.evaluate` works as in the tutorial.
+/**
+ * Trained parameters as a tfjs-layers model, as Keras would build it: each layer from its kind's
+ * Keras settings (the config model.json holds), the first taking `[height, width]` grey images
+ * when it makes vectors of them (the tutorial's Flatten) and `[height, width, channels]` ones
+ * otherwise; kernels in Keras's layouts. Compiled with the training's loss, so that
+ * `model.evaluate` works as in the tutorial.
  */
-export async function toLayersModel(params: Float32Array, network: Network): Promise<tf.LayersModel> {
+export async function toLayersModel(
+  params: Float32Array,
+  state: Float32Array,
+  network: Network,
+): Promise<tf.LayersModel> {
   await tf.ready();
-  const model = tf.sequential();
   const [height, width, channels] = network.input;
-  network.layers.forEach((layer, i) => {
-    const grey = layer.spec.kind === 'flatten' && channels === 1;
-    const inputShape = i > 0 ? undefined : grey ? [height, width] : [height, width, channels];
-    model.add(kindOf(layer.spec).kerasLayer(layer, inputShape));
+  const grey = network.layers[0].output.length === 1 && channels === 1;
+  const layers = network.layers.map((layer, i) => {
+    const { className, settings } = kindOf(layer.spec).keras;
+    const config: Settings = settings(layer.spec);
+    if (i === 0) config.batch_input_shape = grey ? [null, height, width] : [null, height, width, channels];
+    return { class_name: className, config };
   });
-  setWeights(model, params, network);
+  const topology = { modelTopology: { class_name: 'Sequential', config: { layers } } };
+  const model = await tf.models.modelFromJSON(topology as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
+  setWeights(model, params, state, network);
   model.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   return model;
 }
 
-/** Puts the flat parameters into a model whose layers are `network`'s, one for one. */
-export function setWeights(model: tf.LayersModel, params: Float32Array, network: Network): void {
-  const weights = network.layers.flatMap((layer) =>
-    kindOf(layer.spec).toKerasWeights(layer, params.subarray(layer.offset, layer.offset + layer.paramCount)),
-  );
+/** Puts the flat parameters and the state into a model whose layers are `network`'s, one for one. */
+export function setWeights(model: tf.LayersModel, params: Float32Array, state: Float32Array, network: Network): void {
+  const weights = network.layers.flatMap((layer) => toKerasWeights(layer, params, state));
   model.setWeights(weights);
   tf.dispose(weights);
+}
+
+/**
+ * A layer's Keras weights, in Keras's order, from its parameters in the flat vector and its state
+ * in the state vector: they are stored as those, back to back in each.
+ */
+export function toKerasWeights(layer: PlacedLayer, params: Float32Array, state: Float32Array): tf.Tensor[] {
+  const at = { params: layer.offset, state: layer.stateOffset };
+  return layer.weights.map((weight) => {
+    const size = elements(weight.shape);
+    const from = weight.state === true ? 'state' : 'params';
+    const values = (from === 'state' ? state : params).slice(at[from], at[from] + size);
+    at[from] += size;
+    return tf.tensor(values, [...weight.shape]);
+  });
+}
+
+/** The inverse of toKerasWeights: a layer's Keras weights' values into its slices of the two vectors. */
+export function fromKerasWeights(
+  layer: PlacedLayer,
+  values: readonly Float32Array[],
+  params: Float32Array,
+  state: Float32Array,
+): void {
+  const at = { params: layer.offset, state: layer.stateOffset };
+  layer.weights.forEach((weight, i) => {
+    const to = weight.state === true ? 'state' : 'params';
+    (to === 'state' ? state : params).set(values[i], at[to]);
+    at[to] += values[i].length;
+  });
 }
 
 /**
@@ -44,22 +83,20 @@ export function modelInput(model: tf.LayersModel, images: tf.Tensor): tf.Tensor 
   return rank === 4 && images.rank === 3 ? tf.expandDims(images, 3) : images;
 }
 
-const SUPPORTED =
-  'Conv2D (square kernel, stride 1, valid or same padding, relu or linear), MaxPooling2D (square, stride = size, valid), ' +
-  'Flatten, Dense (relu or linear; softmax for the last), Dropout';
+const SUPPORTED = ALL_KINDS.map((kind) => kind.keras.supported).join(', ');
 
 /**
  * A tf.Sequential built with tfjs's layer API, as the trainer's layers and its current weights in
- * the trainer's layout (training starts from them, as `model.fit` would). Throws
- * UnsupportedLayerError naming the first layer that is not a supported kind or configuration, and
- * OptionError when the model does not fit the data.
+ * the trainer's layout, parameters and state (training starts from them, as `model.fit` would).
+ * Each layer is read from its config as model.json would hold it, by its kind's Keras rule, as
+ * loadModel reads one. Throws UnsupportedLayerError naming the first layer that is not a supported
+ * kind or configuration, and OptionError when the model does not fit the data.
  */
 export function importSequential(
   model: tf.Sequential,
   image: { readonly height: number; readonly width: number; readonly channels?: number },
   classes: number,
-): { layers: LayerSpec[]; network: Network; params: Float32Array } {
-  const specs = model.layers.map((layer, index) => layerSpecOf(layer, index));
+): { layers: LayerSpec[]; network: Network; params: Float32Array; state: Float32Array } {
   const shape = model.inputs[0].shape.slice(1);
   const channels = image.channels ?? 1;
   const expected = [image.height, image.width];
@@ -76,84 +113,38 @@ export function importSequential(
         `build it with inputShape [${expected.join(', ')}, ${channels}]${before}`,
     );
   }
+  const topology = model.toJSON(null, false) as { config: { layers: { class_name: string; config: Settings }[] } };
+  let input = shape as number[];
+  const specs = model.layers.map((layer, index) => {
+    const { class_name: className, config } = topology.config.layers[index];
+    const unsupported = (why: string) =>
+      new UnsupportedLayerError(
+        `model: layer ${index + 1} (${className} "${layer.name}") ${why}; the trainer supports ${SUPPORTED}`,
+        className,
+      );
+    const kind = kindOfClass(className);
+    if (kind === undefined) throw unsupported('is not a kind the trainer supports');
+    const trainingOnly = TRAINING_ONLY.find((key) => config[key] != null);
+    if (trainingOnly !== undefined) {
+      throw unsupported(`has a ${camelCase(trainingOnly)}, which the trainer does not apply`);
+    }
+    const { settings, output } = kind.keras.shapes(config, input, (key, value, wanted) => {
+      throw unsupported(`has ${camelCase(key)} ${JSON.stringify(value)}, expected ${wanted}`);
+    });
+    input = output;
+    return kind.keras.spec(settings, unsupported);
+  });
   const network = buildNetwork(specs, image, classes, 'model');
   const params = new Float32Array(network.paramCount);
-  const weights = model.layers.map((layer) => layer.getWeights().map((w) => w.dataSync() as Float32Array));
+  const state = new Float32Array(network.stateCount);
   network.layers.forEach((layer, i) => {
-    kindOf(layer.spec).fromKerasWeights(
-      layer,
-      weights[i],
-      params.subarray(layer.offset, layer.offset + layer.paramCount),
-    );
+    const weights = model.layers[i].getWeights().map((w) => w.dataSync() as Float32Array);
+    fromKerasWeights(layer, weights, params, state);
   });
-  return { layers: specs, network, params };
+  return { layers: specs, network, params, state };
 }
 
-type Config = Record<string, unknown>;
-
-function layerSpecOf(layer: tf.layers.Layer, index: number): LayerSpec {
-  const className = layer.getClassName();
-  const config = layer.getConfig() as Config;
-  const unsupported = (why: string) =>
-    new UnsupportedLayerError(
-      `model: layer ${index + 1} (${className} "${layer.name}") ${why}; the trainer supports ${SUPPORTED}`,
-      className,
-    );
-  const square = (key: string): number => {
-    const value = config[key];
-    const pair = Array.isArray(value) ? value : [value, value];
-    if (pair[0] !== pair[1] || typeof pair[0] !== 'number')
-      throw unsupported(`has ${key} ${JSON.stringify(value)}, not square`);
-    return pair[0];
-  };
-  const none = (...keys: string[]) => {
-    for (const key of keys) {
-      if (config[key] !== null && config[key] !== undefined)
-        throw unsupported(`has a ${key}, which the trainer does not apply`);
-    }
-  };
-  const activation = <T extends string>(allowed: readonly T[]): T => {
-    const value = config.activation as string;
-    if (!allowed.includes(value as T)) throw unsupported(`has activation "${value}"; supported: ${allowed.join(', ')}`);
-    return value as T;
-  };
-  switch (className) {
-    case 'Conv2D': {
-      if (square('strides') !== 1) throw unsupported('has a stride other than 1');
-      if (square('dilationRate') !== 1) throw unsupported('has a dilation rate other than 1');
-      if (config.dataFormat !== 'channelsLast') throw unsupported('is not channelsLast (NHWC)');
-      if (config.useBias !== true) throw unsupported('has no bias');
-      none('kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint');
-      const padding = config.padding;
-      if (padding !== 'valid' && padding !== 'same') throw unsupported(`has padding "${String(padding)}"`);
-      return {
-        kind: 'conv',
-        filters: config.filters as number,
-        kernel: square('kernelSize'),
-        padding,
-        activation: activation(['relu', 'linear'] as const),
-      };
-    }
-    case 'MaxPooling2D': {
-      const size = square('poolSize');
-      if (square('strides') !== size) throw unsupported('has strides other than its pool size');
-      if (config.padding !== 'valid') throw unsupported(`has padding "${String(config.padding)}"`);
-      return { kind: 'pool', size };
-    }
-    case 'Flatten':
-      return { kind: 'flatten' };
-    case 'Dense':
-      if (config.useBias !== true) throw unsupported('has no bias');
-      none('kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint');
-      return {
-        kind: 'dense',
-        units: config.units as number,
-        activation: activation(['relu', 'linear', 'softmax'] as const),
-      };
-    case 'Dropout':
-      none('noiseShape');
-      return { kind: 'dropout', rate: config.rate as number };
-    default:
-      throw unsupported('is not a kind the trainer supports');
-  }
+/** A config key as tfjs's layer API spells it, for messages: `kernel_size` is `kernelSize` there. */
+function camelCase(key: string): string {
+  return key.replace(/_(\w)/g, (_, letter: string) => letter.toUpperCase());
 }

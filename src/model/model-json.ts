@@ -1,5 +1,6 @@
 import { DataError, quoteUntrusted } from '../errors.js';
-import { elements, LAYER_RULES, type Settings } from './keras-shapes.js';
+import { elements, type Settings, TRAINING_ONLY } from './keras-shapes.js';
+import { KERAS_CLASSES, kindOfClass } from './kinds.js';
 import { checkModelMetadata, type ModelMetadata } from './metadata.js';
 
 /**
@@ -17,8 +18,7 @@ export const MODEL_LIMITS = {
 
 /** The end of a message about a model directory that is not what saveModel wrote. */
 export const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
-const KINDS = [...LAYER_RULES.keys()];
-const SUPPORTED = `loadModel reads Sequential models of ${KINDS.slice(0, -1).join(', ')} and ${KINDS.at(-1)} layers, as npm run train writes them`;
+const SUPPORTED = `loadModel reads Sequential models of ${KERAS_CLASSES.slice(0, -1).join(', ')} and ${KERAS_CLASSES.at(-1)} layers, as npm run train writes them`;
 
 /** model.json, checked: all tfjs will build from, and the bytes the weight files must hold. */
 export interface ModelJson {
@@ -130,20 +130,13 @@ function checkManifest(manifest: unknown, file: string, damaged: (what: string) 
   return { weights, paths, bytes };
 }
 
-/** Settings that act only in training; a model that has them is not one npm run train wrote. */
-const TRAINING_ONLY = [
-  'kernel_regularizer',
-  'bias_regularizer',
-  'activity_regularizer',
-  'kernel_constraint',
-  'bias_constraint',
-];
 /** tfjs's rule for the name of a tensor (`isValidTensorName`); a layer's name starts its weights' names. */
 const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
 
 /**
  * A Sequential topology, rebuilt from its checked settings, and the weights its layers create, by
- * name, with their shapes worked out as tfjs would.
+ * name, with their shapes worked out as tfjs would: by each layer kind's Keras rule, the one the
+ * trainer places its own layers with (see layer.ts).
  */
 function checkTopology(raw: unknown, file: string, damaged: (what: string) => DataError) {
   const unsupported = (what: string) => new DataError(`${file}: ${what}; ${SUPPORTED}`);
@@ -170,10 +163,10 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
     }
     if (names.has(name)) throw damaged(`two layers are named ${describe(name)}`);
     names.add(name);
-    const rule = typeof layer.class_name === 'string' ? LAYER_RULES.get(layer.class_name) : undefined;
-    if (rule === undefined) {
+    const kind = kindOfClass(layer.class_name);
+    if (kind === undefined) {
       throw unsupported(
-        `layer ${describe(name)}: class_name is ${describe(layer.class_name)}, expected one of ${KINDS.join(', ')}`,
+        `layer ${describe(name)}: class_name is ${describe(layer.class_name)}, expected one of ${KERAS_CLASSES.join(', ')}`,
       );
     }
     const settings: Settings = { name };
@@ -202,10 +195,10 @@ function checkTopology(raw: unknown, file: string, damaged: (what: string) => Da
     if (trainingOnly !== undefined) {
       throw unsupported(`layer ${describe(name)}: ${trainingOnly} is ${describe(c[trainingOnly])}, expected null`);
     }
-    const built = rule(c, shape, (key, value, expected) => {
+    const built = kind.keras.shapes(c, shape, (key, value, expected) => {
       throw unsupported(`layer ${describe(name)}: ${key} is ${describe(value)}, expected ${expected}`);
     });
-    for (const [weight, weightShape] of built.weights) needed.set(`${name}/${weight}`, weightShape);
+    for (const weight of built.weights) needed.set(`${name}/${weight.name}`, [...weight.shape]);
     shape = built.output;
     layers.push({ class_name: layer.class_name, config: { ...settings, ...built.settings } });
   }

@@ -1,34 +1,22 @@
 import { OptionError } from '../errors.js';
 import type { Rng } from '../rng.js';
-import type { LayerKind, PlacedLayer } from './layer.js';
-import { conv } from './layers/conv.js';
-import { dense } from './layers/dense.js';
-import { dropout } from './layers/dropout.js';
-import { flatten } from './layers/flatten.js';
-import { pool } from './layers/pool.js';
-import { type ConvSpec, formatLayer, type LayerSpec, type Shape } from './spec.js';
-import { winogradMacs, winogradPlan } from './winograd.js';
-
-/** Every kind of layer, by the name its spec carries. */
-const KINDS: { readonly [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> } = {
-  conv,
-  pool,
-  flatten,
-  dense,
-  dropout,
-};
-
-export function kindOf<S extends LayerSpec>(spec: S): LayerKind<S> {
-  return KINDS[spec.kind] as unknown as LayerKind<S>;
-}
+import type { Shape } from './compute.js';
+import { elements } from './keras-shapes.js';
+import { kindOf, type LayerSpec } from './kinds.js';
+import type { PlacedLayer } from './layer.js';
+import { formatLayer } from './spec.js';
 
 /** A model's layers placed on its input: shapes, and the layout of the flat parameter vector. */
 export interface Network {
-  readonly layers: readonly PlacedLayer[];
+  readonly layers: readonly PlacedLayer<LayerSpec>[];
   /** One sample's input, `[height, width, channels]`. */
   readonly input: Shape;
   readonly classes: number;
   readonly paramCount: number;
+  /** The length of the state vector (see PlacedLayer.stateCount). */
+  readonly stateCount: number;
+  /** The most values a layer sums over the step's shards at once (see Collective); 0 when none does. */
+  readonly collectiveLength: number;
 }
 
 /**
@@ -39,9 +27,8 @@ export const MAX_PARAMS = 32 * 1024 * 1024;
 
 /**
  * Places `specs` on images of `height x width x channels` (one channel when it is not given), for
- * `classes` classes. Throws an
- * OptionError naming the layer and `label` (the option the layers came from) when a shape does not
- * work, or the model does not end with the softmax output layer.
+ * `classes` classes. Throws an OptionError naming the layer and `label` (the option the layers
+ * came from) when a shape does not work, or the model does not end with the softmax output layer.
  */
 export function buildNetwork(
   specs: readonly LayerSpec[],
@@ -50,24 +37,48 @@ export function buildNetwork(
   label: string,
 ): Network {
   const input: Shape = [image.height, image.width, image.channels ?? 1];
-  const layers: PlacedLayer[] = [];
+  const layers: PlacedLayer<LayerSpec>[] = [];
   let shape = input;
   let offset = 0;
+  let stateOffset = 0;
   specs.forEach((spec, index) => {
-    const at = `${label}: ${formatLayer(spec, index === specs.length - 1)} at position ${index + 1}`;
-    if (spec.kind === 'dense' && spec.activation === 'softmax' && index !== specs.length - 1) {
+    const last = index === specs.length - 1;
+    const at = `${label}: ${formatLayer(spec, last)} at position ${index + 1}`;
+    const kind = kindOf(spec);
+    const settings = kind.keras.settings(spec);
+    if (settings.activation === 'softmax' && !last) {
       throw new OptionError(`${at}: softmax is for the output layer only; use relu or linear here`);
     }
-    const kind = kindOf(spec);
-    let output: Shape;
     try {
-      output = kind.outputShape(spec, shape);
+      kind.check(spec, shape);
     } catch (error) {
       throw new OptionError(`${at} ${(error as Error).message}`);
     }
-    const paramCount = kind.paramCount(spec, shape);
-    layers.push({ spec, index, input: shape, output, offset, paramCount, needsInputGradient: offset > 0 });
+    // What the kind's check let through, its Keras rule takes.
+    const { weights, output } = kind.keras.shapes(settings, shape, (key, value, expected) => {
+      throw new OptionError(`${at}: ${key} is ${JSON.stringify(value)}, expected ${expected}`);
+    });
+    const size = (state: boolean) =>
+      weights
+        .filter((weight) => (weight.state === true) === state)
+        .reduce((sum, weight) => sum + elements(weight.shape), 0);
+    const paramCount = size(false);
+    const stateCount = size(true);
+    const needsInputGradient = offset > 0;
+    layers.push({
+      spec,
+      index,
+      input: shape,
+      output,
+      weights,
+      offset,
+      paramCount,
+      stateOffset,
+      stateCount,
+      needsInputGradient,
+    });
     offset += paramCount;
+    stateOffset += stateCount;
     if (offset > MAX_PARAMS) {
       throw new OptionError(
         `${at} brings the model to ${offset} parameters, more than the ${MAX_PARAMS} allowed; use fewer or smaller layers`,
@@ -75,20 +86,31 @@ export function buildNetwork(
     }
     shape = output;
   });
-  const last = specs.at(-1);
-  if (last?.kind !== 'dense' || last.activation !== 'softmax' || last.units !== classes) {
-    const got = last === undefined ? 'nothing' : formatLayer(last, true);
+  const last = layers.at(-1);
+  if (
+    last === undefined ||
+    kindOf(last.spec).keras.settings(last.spec).activation !== 'softmax' ||
+    last.output.length !== 1 ||
+    last.output[0] !== classes
+  ) {
+    const got = last === undefined ? 'nothing' : formatLayer(last.spec, true);
     throw new OptionError(
       `${label}: the last layer must be dense:${classes} with softmax (one unit per class), got ${got}`,
     );
   }
-  return { layers, input, classes, paramCount: offset };
+  const collectiveLength = Math.max(0, ...layers.map((layer) => kindOf(layer.spec).collectiveLength(layer)));
+  return { layers, input, classes, paramCount: offset, stateCount: stateOffset, collectiveLength };
 }
 
-/** Keras's initial parameters: Glorot-uniform kernels and zero biases, drawn layer by layer. */
-export function initializeParams(network: Network, params: Float32Array, rng: Rng): void {
+/** Keras's initial parameters (Glorot-uniform kernels and zero biases) and state, drawn layer by layer. */
+export function initializeParams(network: Network, params: Float32Array, state: Float32Array, rng: Rng): void {
   for (const layer of network.layers) {
-    kindOf(layer.spec).initialize(layer, params.subarray(layer.offset, layer.offset + layer.paramCount), rng);
+    kindOf(layer.spec).initialize(
+      layer,
+      params.subarray(layer.offset, layer.offset + layer.paramCount),
+      state.subarray(layer.stateOffset, layer.stateOffset + layer.stateCount),
+      rng,
+    );
   }
 }
 
@@ -101,7 +123,7 @@ export function initializeParams(network: Network, params: Float32Array, rng: Rn
 export function trainingFlops(network: Network): number {
   let flops = 0;
   for (const layer of network.layers) {
-    const macs = forwardMacs(layer);
+    const macs = kindOf(layer.spec).macs(layer);
     flops += 2 * macs * (layer.needsInputGradient ? 3 : 2);
   }
   return flops;
@@ -109,28 +131,17 @@ export function trainingFlops(network: Network): number {
 
 /**
  * The floating-point operations one sample's training step multiplies as computed: trainingFlops,
- * but where a convolution's pass takes Winograd's algorithm, its element-wise products instead of
- * the direct convolution's (its transforms are left out, as pooling is). What the hardware does,
- * where trainingFlops is what the step is worth.
+ * but where a layer's pass takes an algorithm with fewer multiplications (Winograd's, for a
+ * convolution), its count (see LayerKind.performedMacs; its transforms are left out, as pooling
+ * is). What the hardware does, where trainingFlops is what the step is worth.
  */
 export function performedFlops(network: Network): number {
   let flops = 0;
   for (const layer of network.layers) {
-    const direct = forwardMacs(layer);
-    const plan = layer.spec.kind === 'conv' ? winogradPlan(layer.spec, layer.input) : undefined;
-    const winograd =
-      plan === undefined ? undefined : winogradMacs(layer.spec as ConvSpec, layer.input, layer.output, plan.tile);
-    const pass = (uses: boolean | undefined, macs: number | undefined) =>
-      2 * (uses && macs !== undefined ? macs : direct);
-    flops += pass(plan?.forward, winograd?.forward) + pass(plan?.filterGradient, winograd?.filterGradient);
-    if (layer.needsInputGradient) flops += pass(plan?.inputGradient, winograd?.inputGradient);
+    const kind = kindOf(layer.spec);
+    const macs = kind.macs(layer);
+    const passes = kind.performedMacs?.(layer) ?? { forward: macs, filterGradient: macs, inputGradient: macs };
+    flops += 2 * (passes.forward + passes.filterGradient + (layer.needsInputGradient ? passes.inputGradient : 0));
   }
   return flops;
-}
-
-/** Multiply-adds of one sample's forward pass through a layer (0 for those without weights). */
-export function forwardMacs({ spec, input, output }: PlacedLayer): number {
-  if (spec.kind === 'dense') return input[0] * spec.units;
-  if (spec.kind === 'conv') return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
-  return 0;
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { heapMatMul, PackedOperand } from './heap-matmul.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf, winogradKernels } from './kernels.js';
-import type { ConvSpec, Shape } from './spec.js';
+import type { Shape } from './compute.js';
 import type { WinogradTile } from './winograd-reference.js';
 
 export type { WinogradTile } from './winograd-reference.js';
@@ -87,12 +87,18 @@ export interface WinogradPlan {
  */
 export const MIN_PRODUCT_DEPTH = 32;
 
+/** What of a convolution's spec (layers/conv.ts, which imports this file) the rule reads. */
+export interface Convolution {
+  readonly kernel: number;
+  readonly filters: number;
+}
+
 /** Whether the kernels can compute a convolution at all: 3x3, channel counts multiples of 4. */
-export function winogradCan(spec: ConvSpec, input: Shape): boolean {
+export function winogradCan(spec: Convolution, input: Shape): boolean {
   return spec.kernel === 3 && input[2] % 4 === 0 && spec.filters % 4 === 0;
 }
 
-export function winogradPlan(spec: ConvSpec, input: Shape): WinogradPlan | undefined {
+export function winogradPlan(spec: Convolution, input: Shape): WinogradPlan | undefined {
   const channels = input[2];
   if (!winogradCan(spec, input)) return undefined;
   return {
@@ -108,7 +114,7 @@ export function winogradPlan(spec: ConvSpec, input: Shape): WinogradPlan | undef
  * pair, the tiles covering the pass's output (those past the edge count: they are computed).
  */
 export function winogradMacs(
-  spec: ConvSpec,
+  spec: Convolution,
   input: Shape,
   output: Shape,
   tile: WinogradTile,
@@ -316,6 +322,8 @@ export class WinogradConv {
       );
     }
     this.#transformGradient(heapView64(products), sums);
+    // Freed now rather than with the step's tensors: the next shard of the step reuses the memory.
+    tf.dispose([inputs, gradients, products, scratch]);
   }
 
   /** One pass through the batch in blocks: input tiles transformed, the products, the outputs. */
@@ -382,6 +390,7 @@ export class WinogradConv {
         offsetOf(scratch),
       );
     }
+    tf.dispose([inputs, products, scratch]);
   }
 
   /**

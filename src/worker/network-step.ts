@@ -1,19 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, type StepContext } from '../model/compute.js';
+import { Activations, type Collective, type Layout, type StepContext, type StepShard } from '../model/compute.js';
 import type { Strides } from '../model/kernels-reference.js';
 import { emptyTensor, glueKernels, heapBytes, heapView, offsetOf } from '../model/kernels.js';
 import type { LayerCompute } from '../model/layer.js';
-import { kindOf, type Network } from '../model/network.js';
+import { kindOf } from '../model/kinds.js';
+import type { Network } from '../model/network.js';
 
-export interface Batch {
+/** The images a batch's samples come from. */
+export interface Samples {
   /**
    * Levels 0-255, scaled to [0, 1] as they are gathered, or float32 values taken as they are;
    * height x width x channels values per image, NHWC.
    */
   readonly images: Uint8Array | Float32Array;
   readonly labels: Uint8Array;
-  /** Image indices; when absent, the batch is images `[start, end)` in order. */
+  /** Image indices; when absent, sample i is image i. */
   readonly order?: Int32Array;
+}
+
+/** Samples `[start, end)` (of the order, if there is one). */
+export interface Batch extends Samples {
   readonly start: number;
   readonly end: number;
 }
@@ -24,10 +30,31 @@ export interface BatchScore {
   readonly correct: number;
 }
 
+/** A shard of a step as the worker computing it holds it: its samples change from step to step. */
+export interface ShardWork extends StepShard {
+  start: number;
+  end: number;
+  /** Set by `gradients`: the sum (not mean) of its samples' cross-entropy, and its correct answers. */
+  lossSum: number;
+  correct: number;
+}
+
+/** What fixes a step besides its samples and parameters. */
+export interface StepOptions {
+  /** The run's seed and the 0-based global step: with the sample, they fix every dropout mask. */
+  readonly seed: number;
+  readonly step: number;
+  /** Sums over all the shards of the step, every computing worker's. */
+  readonly collective: Collective;
+  /** The layers' state, and whether this worker updates it in this step (see StepContext). */
+  readonly state: Float32Array;
+  readonly updatesState: boolean;
+}
+
 /**
- * A network's passes on one worker, for batches of up to `rows` samples: the layers' computations,
+ * A network's passes on one worker, for shards of up to `rows` samples: the layers' computations,
  * and buffers reused by every step, so that a step allocates no arrays of its own (tfjs still
- * allocates its tensors in the wasm heap, and frees them at the end of the shard).
+ * allocates its tensors in the wasm heap, and frees them at the end of the step).
  *
  * Gradients are explicit, not tf.grad: tfjs autodiff computes weight gradients with transposed
  * matMuls, which are ~10x slower on wasm, and cannot differentiate a convolution's filter there at
@@ -41,26 +68,36 @@ export class NetworkRunner {
   readonly #layers: readonly LayerCompute[];
   /** Values per image: height x width x channels. */
   readonly #pixels: number;
-  /** Whether the first layer with parameters is dense on the flattened image: then it wants the columns layout too. */
-  readonly #denseFirst: boolean;
-  readonly #context: StepContext = { grad: new Float32Array(0), seed: 0, step: 0, order: undefined, start: 0 };
+  /**
+   * The second layout the first layer wants: the gather writes columns too; planes it leaves to
+   * Activations (one channel's are its rows, several channels' a transpose).
+   */
+  readonly #inputLayout: Layout | undefined;
+  /** The step's shards that have samples: the ones the layers compute. */
+  readonly #computed: ShardWork[] = [];
+  #context: StepContext | undefined;
 
   constructor(
     network: Network,
     readonly rows: number,
   ) {
     this.#network = network;
-    const { layers } = network;
-    // Each layer learns which layer its output goes to, past a flatten (which only reshapes).
-    const consumer = (i: number) => layers.slice(i + 1).find((layer) => layer.spec.kind !== 'flatten');
-    this.#layers = layers.map((layer, i) => kindOf(layer.spec).compute(layer, rows, consumer(i)));
+    // Each layer learns the layout the next one wants, from the last back to the first.
+    const layers: LayerCompute[] = [];
+    let wanted: Layout | undefined;
+    for (const layer of [...network.layers].reverse()) {
+      const kind = kindOf(layer.spec);
+      layers.unshift(kind.compute(layer, rows, wanted));
+      wanted = kind.inputLayout(layer, wanted);
+    }
+    this.#layers = layers;
     this.#pixels = network.input[0] * network.input[1] * network.input[2];
-    this.#denseFirst = consumer(-1)?.spec.kind === 'dense';
+    this.#inputLayout = wanted;
   }
 
-  /** Uploads the parameters, once per step: every shard of the step, and evaluation, use them. */
-  prepare(params: Float32Array): void {
-    for (const layer of this.#layers) layer.prepare(params);
+  /** Uploads the parameters and reads the state, once per step: every shard of the step, and evaluation, use them. */
+  prepare(params: Float32Array, state: Float32Array): void {
+    for (const layer of this.#layers) layer.prepare(params, state);
   }
 
   release(): void {
@@ -68,45 +105,53 @@ export class NetworkRunner {
   }
 
   /**
-   * Computes, for one shard of a global batch, the gradient of the shard's *summed* cross-entropy
-   * with respect to every parameter, written into `grad` (laid out as the parameters). The
-   * coordinator's all-reduce sums the shards and divides by the global batch size, which gives
-   * exactly the gradient of the global batch's mean loss. `seed` and `step` fix the dropout masks.
+   * Computes, for each of `shards` (the shards of a global batch this worker computes, in shard
+   * order), the gradient of the shard's *summed* cross-entropy with respect to every parameter,
+   * written into the shard's slot (laid out as the parameters), and its score. The coordinator's
+   * all-reduce sums the shards and divides by the global batch size, which gives exactly the
+   * gradient of the global batch's mean loss. The passes run layer by layer over all of the
+   * shards at once, so that a layer can sum over the whole step in between (the collective): every
+   * computing worker calls this every step, also when none of its shards has a sample.
    */
-  shardGradients(batch: Batch, grad: Float32Array, seed: number, step: number): BatchScore {
-    const count = batch.end - batch.start;
-    if (count === 0) {
-      grad.fill(0);
-      return { lossSum: 0, correct: 0 };
+  gradients(samples: Samples, shards: readonly ShardWork[], options: StepOptions): void {
+    const computed = this.#computed;
+    computed.length = 0;
+    for (const shard of shards) {
+      shard.lossSum = shard.correct = 0;
+      if (shard.end > shard.start) computed.push(shard);
+      else shard.grad.fill(0);
     }
-    const context = this.#context;
-    context.grad = grad;
-    context.seed = seed;
-    context.step = step;
-    context.order = batch.order;
-    context.start = batch.start;
-    // Every tensor of the shard is freed at the end of the tidy; results are read (as heap views)
-    // inside it, and copied into `grad` before it ends.
-    let score: BatchScore = { lossSum: 0, correct: 0 };
+    const context = (this.#context ??= { ...options, shards: computed, order: undefined });
+    context.seed = options.seed;
+    context.step = options.step;
+    context.order = samples.order;
+    context.collective = options.collective;
+    context.state = options.state;
+    context.updatesState = options.updatesState;
+    const classes = this.#network.classes;
+    // Every tensor of the step is freed at the end of the tidy; results are read (as heap views)
+    // inside it, and copied into the slots before it ends.
     tf.tidy(() => {
-      let activations = this.#gather(batch, this.#denseFirst);
+      const columns = this.#inputLayout === 'columns';
+      let activations = computed.map((shard) => this.#gather(samples, shard.start, shard.end, columns));
       for (const layer of this.#layers) activations = layer.forward(activations, context);
-      const dLogits = emptyTensor([count, this.#network.classes]);
-      const logits = activations.strided();
-      score = this.#softmaxCrossEntropy(heapView(logits.tensor), logits.strides, heapView(dLogits), batch);
-      let gradient: Activations | undefined = Activations.ofRows(dLogits, [this.#network.classes]);
-      for (let l = this.#layers.length - 1; l >= 0 && gradient !== undefined; l--) {
-        gradient = this.#layers[l].backward(gradient, context);
+      let gradients: Activations[] | undefined = activations.map((logits, j) => {
+        const dLogits = emptyTensor([logits.count, classes]);
+        const { tensor, strides } = logits.strided();
+        this.#softmaxCrossEntropy(heapView(tensor), strides, heapView(dLogits), samples, computed[j]);
+        return Activations.ofRows(dLogits, [classes]);
+      });
+      for (let l = this.#layers.length - 1; l >= 0 && gradients !== undefined; l--) {
+        gradients = this.#layers[l].backward(gradients, context);
       }
     });
-    return score;
   }
 
   /** Scores a batch (no order) with the prepared parameters, forward only, no dropout. */
   evaluate(batch: Batch): BatchScore {
     let score: BatchScore = { lossSum: 0, correct: 0 };
     tf.tidy(() => {
-      let activations = this.#gather(batch, false);
+      let activations = this.#gather(batch, batch.start, batch.end, false);
       for (const layer of this.#layers) activations = layer.infer(activations);
       score = this.#score(heapView(tf.logSoftmax(activations.rows())), batch);
     });
@@ -121,8 +166,8 @@ export class NetworkRunner {
    * transpose made, by kernels.wat (a JavaScript loop over the pixels took ~0.4 ms of a 3 ms MLP
    * step for 128 images).
    */
-  #gather(batch: Batch, columns: boolean): Activations {
-    const { images, order, start, end } = batch;
+  #gather(samples: Samples, start: number, end: number, columns: boolean): Activations {
+    const { images, order } = samples;
     const pixels = this.#pixels;
     const count = end - start;
     const shape = this.#network.input;
@@ -149,18 +194,24 @@ export class NetworkRunner {
   }
 
   /**
-   * Softmax cross-entropy of the logits (rows or columns, as `strides` say): returns the summed
-   * loss and the count of correct answers, and writes softmax - one-hot (the summed loss's
+   * Softmax cross-entropy of a shard's logits (rows or columns, as `strides` say): sets the shard's
+   * summed loss and count of correct answers, and writes softmax - one-hot (the summed loss's
    * gradient) into `dLogits`, `[count, classes]`. Float64 arithmetic, float32 results.
    */
-  #softmaxCrossEntropy(logits: Float32Array, strides: Strides, dLogits: Float32Array, batch: Batch): BatchScore {
-    const count = batch.end - batch.start;
+  #softmaxCrossEntropy(
+    logits: Float32Array,
+    strides: Strides,
+    dLogits: Float32Array,
+    samples: Samples,
+    shard: ShardWork,
+  ): void {
+    const count = shard.end - shard.start;
     const classes = this.#network.classes;
     const { sB, sC } = strides;
     let lossSum = 0;
     let correct = 0;
     for (let r = 0; r < count; r++) {
-      const label = batch.labels[batch.order === undefined ? batch.start + r : batch.order[batch.start + r]];
+      const label = samples.labels[samples.order === undefined ? shard.start + r : samples.order[shard.start + r]];
       const at = r * sB;
       let best = 0;
       for (let c = 1; c < classes; c++) if (logits[at + c * sC] > logits[at + best * sC]) best = c;
@@ -174,7 +225,8 @@ export class NetworkRunner {
         dLogits[r * classes + c] = Math.exp(logits[at + c * sC] - logSum) - (c === label ? 1 : 0);
       }
     }
-    return { lossSum, correct };
+    shard.lossSum = lossSum;
+    shard.correct = correct;
   }
 
   /** Loss and correct answers from log-probabilities laid out `[count, classes]`. */

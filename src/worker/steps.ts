@@ -4,7 +4,6 @@ import { AdamKernel, type OptimizerMemory } from '../optimizer/adam-kernel.js';
 import type { ParamRange } from '../optimizer/adam.js';
 import { learningRateAt } from '../optimizer/schedule.js';
 import {
-  CTRL_NEXT_SHARD,
   CTRL_NEXT_SLICE,
   CTRL_NONFINITE_STEP,
   CTRL_STEPS_DONE,
@@ -26,11 +25,12 @@ import {
   TIMING_WAIT_UPDATE,
   TIMING_WORDS,
 } from '../protocol.js';
-import { paramSliceOf, shardOf, type Span } from '../sharding.js';
+import { paramSliceOf, shardOf } from '../sharding.js';
 import { requestStop } from '../stop.js';
-import { barrier } from './sync.js';
 import type { ModelShape } from '../protocol.js';
-import { NetworkRunner } from './network-step.js';
+import { SharedCollective } from './collective.js';
+import { NetworkRunner, type ShardWork } from './network-step.js';
+import { barrier } from './sync.js';
 
 /**
  * Rows per forward pass when evaluating: large enough that per-op costs vanish, small enough that a
@@ -100,22 +100,26 @@ export function runTask(task: Task, exit: ExitThread): EvaluateResult | undefine
   }
 }
 
-/** The step's Adam parameters and the shard being computed, reused from step to step. */
+/** The step's Adam parameters, reused from step to step. */
 const kernelStep = { t: 0, learningRate: 0, scale: 0 };
-const shard: Span = { start: 0, end: 0 };
+const AFTER_GRADIENTS = { reset: CTRL_NEXT_SLICE };
+const AFTER_UPDATE = { decideStop: true };
 
 /**
  * One worker's part of a chunk of steps. Per step, in lockstep with the other computing workers:
- * 1. compute the gradients of shards of the global batch, each into the shard's slot;
+ * 1. compute the gradients of its shards of the global batch, each into the shard's slot, layer
+ *    by layer over all of them (a layer may sum over every shard of the step there, with the
+ *    collective, at a barrier of its own);
  * 2. barrier: all slots are written;
  * 3. all-reduce and Adam on slices of the parameters (a sharded optimizer: the slices of the one
  *    shared parameter vector are updated in parallel, so there is nothing to broadcast);
  * 4. barrier: all parameters are updated, the next step may read them.
  * There are as many shards and slices as workers. With no more workers than cores, worker k
- * computes shard k. With more, only `parties` workers (one per core) compute, taking shards and
- * slices from shared counters until none is left, and the others return at once: running them too
- * would only have the kernel time-slice them mid-matMul and wake one for every handover.
- * Shard k is the same samples and goes to slot k whoever computes it, so the result is the same.
+ * computes shard k. With more, only `parties` workers (one per core) compute, each a run of
+ * consecutive shards, the same every step, and slices taken from a shared counter until none is
+ * left; the others return at once: running them too would only have the kernel time-slice them
+ * mid-matMul and wake one for every handover. Shard k is the same samples and goes to slot k
+ * whoever computes it, so the result is the same.
  */
 function runSteps(task: StepsTask, exit: ExitThread): void {
   const { shared, rank, workers, parties, batchSize } = task;
@@ -126,7 +130,14 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
   const { optimizer, control, order, stats } = shared;
   const timings = shared.timings.subarray(rank * TIMING_WORDS, (rank + 1) * TIMING_WORDS);
   const { images, labels, count: samples } = shared.train;
-  const batch = { images, labels, order, start: 0, end: 0 };
+  const source = { images, labels, order };
+  const mine = shardOf(0, workers, rank, parties);
+  const shards: ShardWork[] = Array.from({ length: mine.end - mine.start }, (_, j) => {
+    const index = mine.start + j;
+    return { index, start: 0, end: 0, grad: slots[index], lossSum: 0, correct: 0 };
+  });
+  const collective = new SharedCollective(shared.collective, control, parties);
+  const options = { seed: task.seed, step: 0, collective, state: shared.state, updatesState: rank === 0 };
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;
@@ -141,35 +152,27 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
       kernelStep.scale = 1 / batchCount;
       if (task.faults.length > 0) injectFaults(task, kernelStep.t - 1, 'step', exit);
       const t0 = performance.now();
-      let prepared = false;
-      for (
-        let k = Atomics.add(control, CTRL_NEXT_SHARD, 1);
-        k < workers;
-        k = Atomics.add(control, CTRL_NEXT_SHARD, 1)
-      ) {
-        shardOf(batchStart, batchCount, k, workers, shard);
-        batch.start = shard.start;
-        batch.end = shard.end;
-        if (!prepared) runner.prepare(optimizer.params);
-        prepared = true;
-        const score = runner.shardGradients(batch, slots[k], task.seed, kernelStep.t - 1);
-        if (!Number.isFinite(score.lossSum)) {
+      for (const shard of shards) shardOf(batchStart, batchCount, shard.index, workers, shard);
+      collective.beginStep(batchCount);
+      options.step = kernelStep.t - 1;
+      runner.prepare(optimizer.params, shared.state);
+      runner.gradients(source, shards, options);
+      // The step's parameter tensors are the only ones alive here, unless something leaks.
+      timings[TIMING_TENSORS] = tf.memory().numTensors;
+      runner.release();
+      for (const shard of shards) {
+        if (!Number.isFinite(shard.lossSum)) {
           // Training diverged: stop before Adam spreads NaN into the parameters.
           Atomics.compareExchange(control, CTRL_NONFINITE_STEP, 0, step + 1);
-          throw new Error(`the loss is ${score.lossSum} at step ${step + 1} (shard ${k})`);
+          throw new Error(`the loss is ${shard.lossSum} at step ${step + 1} (shard ${shard.index})`);
         }
-        const at = k * STATS_WORDS;
-        stats[at + STATS_LOSS] += score.lossSum;
-        stats[at + STATS_CORRECT] += score.correct;
+        const at = shard.index * STATS_WORDS;
+        stats[at + STATS_LOSS] += shard.lossSum;
+        stats[at + STATS_CORRECT] += shard.correct;
         stats[at + STATS_SAMPLES] += shard.end - shard.start;
       }
-      if (prepared) {
-        // The step's parameter tensors are the only ones alive here, unless something leaks.
-        timings[TIMING_TENSORS] = tf.memory().numTensors;
-        runner.release();
-      }
       const t1 = performance.now();
-      barrier(control, parties, CTRL_NEXT_SLICE);
+      barrier(control, parties, AFTER_GRADIENTS);
       const t2 = performance.now();
       for (
         let k = Atomics.add(control, CTRL_NEXT_SLICE, 1);
@@ -182,7 +185,7 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
         }
       }
       const t3 = performance.now();
-      barrier(control, parties, CTRL_NEXT_SHARD, true);
+      barrier(control, parties, AFTER_UPDATE);
       if (rank === 0) Atomics.store(control, CTRL_STEPS_DONE, step + 1);
       timings[TIMING_GRADIENT] += t1 - t0;
       timings[TIMING_WAIT_GRADIENTS] += t2 - t1;
@@ -225,7 +228,7 @@ function runEvaluate(task: EvaluateTask, exit: ExitThread): EvaluateResult {
   const { images, labels } = shared.test;
   let lossSum = 0;
   let correct = 0;
-  runner.prepare(shared.optimizer.params);
+  runner.prepare(shared.optimizer.params, shared.state);
   try {
     for (let from = start; from < end; from += EVAL_ROWS) {
       const score = runner.evaluate({ images, labels, start: from, end: Math.min(end, from + EVAL_ROWS) });

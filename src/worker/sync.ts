@@ -21,13 +21,23 @@ const WAIT_SLICE_MS = 50;
  */
 const SPIN_MS = 2;
 
+/** What a barrier does as it opens, while every worker is at it. */
+export interface BarrierOptions {
+  /** A control word to zero: the part counter of the phase that follows. */
+  readonly reset?: number;
+  /** Fix the stop decision that every worker then reads (CTRL_STOP_DECISION). */
+  readonly decideStop?: boolean;
+}
+
+const NOTHING: BarrierOptions = {};
+
 /**
  * Blocks until all `parties` workers have called it (a generation-counting barrier in shared
- * memory), and zeroes `control[resetWord]` as it opens; with `decideStop`, it also fixes the stop
- * decision every worker then reads (CTRL_STOP_DECISION). Polls for a moment before sleeping. Throws
- * StoppedError instead of waiting forever once the run is stopped.
+ * memory), doing what `options` say as it opens. Every barrier of a run uses the same words: all
+ * computing workers pass the same barriers in the same order. Polls for a moment before sleeping.
+ * Throws StoppedError instead of waiting forever once the run is stopped.
  */
-export function barrier(control: Int32Array, parties: number, resetWord: number, decideStop = false): void {
+export function barrier(control: Int32Array, parties: number, options: BarrierOptions = NOTHING): void {
   if (Atomics.load(control, CTRL_ABORT) !== 0) throw new StoppedError();
   const generation = Atomics.load(control, CTRL_BARRIER_GENERATION);
   if (Atomics.add(control, CTRL_BARRIER_COUNT, 1) === parties - 1) {
@@ -35,8 +45,9 @@ export function barrier(control: Int32Array, parties: number, resetWord: number,
     // the next barrier before it is reset; and reset the next phase's part counter, which nobody
     // touches while everyone is here.
     Atomics.store(control, CTRL_BARRIER_COUNT, 0);
-    Atomics.store(control, resetWord, 0);
-    if (decideStop) Atomics.store(control, CTRL_STOP_DECISION, Atomics.load(control, CTRL_STOP_REQUEST));
+    if (options.reset !== undefined) Atomics.store(control, options.reset, 0);
+    if (options.decideStop === true)
+      Atomics.store(control, CTRL_STOP_DECISION, Atomics.load(control, CTRL_STOP_REQUEST));
     Atomics.add(control, CTRL_BARRIER_GENERATION, 1);
     Atomics.notify(control, CTRL_BARRIER_GENERATION);
     return;

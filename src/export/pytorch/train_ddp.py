@@ -1,7 +1,7 @@
 """Continues a fashion-mnist-parallel run under PyTorch's DistributedDataParallel, as the same run.
 
 Written by `npm run export -- --format pytorch` beside model.py (the network), model.safetensors
-(its weights), run.json (the run's settings, progress and history) and, when the run was
+(its state_dict: the weights, and the layers' state that is not trained as buffers), run.json (the run's settings, progress and history) and, when the run was
 checkpointed, checkpoint.safetensors (Adam's moments and the epoch's shuffled order).
 
     python3 train_ddp.py [--epochs N] [--out DIR] [--data DIR]      # one process
@@ -59,7 +59,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import model as exported  # noqa: E402  (model.py beside this file)
 
-FORMAT, VERSION = "fashion-mnist-parallel/pytorch", 1
+# Version 2 holds the layers' state (buffers) in model.safetensors and Adam's moments for the
+# parameters only; a version 1 folder is one whose layers have no state, read as it is. run.json's
+# "data" (the model's metadata, the data's hash, the folder of pictures) may be absent in version 1
+# (exports from before it) and is always there in version 2 (src/export/run-folder.ts).
+FORMAT, VERSION, READS = "fashion-mnist-parallel/pytorch", 2, (1, 2)
 RUN_JSON, WEIGHTS, CHECKPOINT = "run.json", "model.safetensors", "checkpoint.safetensors"
 SCRIPTS = ("model.py", "train_ddp.py", "launch.py", "README.md")
 # The places the project's loader looks for the data, in its order (src/data/fashion-mnist.ts).
@@ -251,8 +255,10 @@ def read_run(directory):
             run = json.load(file)
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: cannot read it ({error}); export the run again with npm run export") from None
-    if not isinstance(run, dict) or run.get("format") != FORMAT or run.get("version") != VERSION:
+    if not isinstance(run, dict) or run.get("format") != FORMAT or run.get("version") not in READS:
         raise UserError(f"{path}: not a run written by npm run export (format {FORMAT}, version {VERSION})")
+    if run["version"] != 1 and "data" not in run:
+        raise UserError(f"{path}: it has no \"data\", which a version {VERSION} run.json has; export the run again")
     if run["model"]["layers"] != exported.LAYERS:
         raise UserError(f"{path}: its layers are not those of model.py beside it; export the run again")
     state = run["state"]
@@ -267,7 +273,7 @@ def read_run(directory):
     if state is not None:
         tensors, metadata = read_tensors(os.path.join(directory, CHECKPOINT))
         check_stamp(CHECKPOINT, metadata, stamp)
-        names = list(network.state_dict())
+        names = [name for name, _ in network.named_parameters()]
         expected = {f"adam.{k}.{n}" for k in "mv" for n in names} | {"epoch.order"}
         if set(tensors) != expected:
             raise UserError(f"{os.path.join(directory, CHECKPOINT)}: not the moments and order of this network")
@@ -294,11 +300,15 @@ def check_stamp(name, metadata, stamp):
 def write_run(directory, run, network, moments):
     """The run as it stands after an epoch, each file atomically, run.json last."""
     stamp = {"adamSteps": str(run["state"]["adamSteps"])}
-    params = {name: value.detach().cpu() for name, value in network.state_dict().items()}
-    checkpoint = {f"adam.{k}.{name}": moments[k][name].cpu() for k in "mv" for name in params}
+    run["version"] = VERSION
+    # A version 1 folder from before "data" recorded nothing of its data: version 2 says so in nulls.
+    run.setdefault("data", {"metadata": None, "sha256": None, "pictures": None})
+    # The parameters and the buffers (the layers' state that is not trained); Adam's moments are the parameters'.
+    weights = {name: value.detach().cpu() for name, value in network.state_dict().items()}
+    checkpoint = {f"adam.{k}.{name}": moments[k][name].cpu() for k in "mv" for name, _ in network.named_parameters()}
     checkpoint["epoch.order"] = torch.tensor(moments["order"], dtype=torch.int32)
     exported.write_safetensors(os.path.join(directory, CHECKPOINT), checkpoint, stamp)
-    exported.write_safetensors(os.path.join(directory, WEIGHTS), params, stamp)
+    exported.write_safetensors(os.path.join(directory, WEIGHTS), weights, stamp)
     write_text(os.path.join(directory, RUN_JSON), json.dumps(run, indent=2) + "\n")
 
 
@@ -383,7 +393,7 @@ def train(args, world):
         # from zero, the generator at the seed (no weights are drawn), the schedule over N epochs.
         state = {"trainCount": count, "epochsDone": 0, "stepsDone": 0, "adamSteps": 0, "rngState": config["seed"]}
         planned, run["history"] = args.epochs, []
-        moments = {k: {n: torch.zeros_like(p) for n, p in network.state_dict().items()} for k in "mv"}
+        moments = {k: {n: torch.zeros_like(p) for n, p in network.named_parameters()} for k in "mv"}
         moments["order"] = []
     else:
         planned = config["epochs"]
@@ -392,7 +402,7 @@ def train(args, world):
                 f"the run was on {state['trainCount']} training images and {data} has {count}: "
                 "pass --data with the run's own files"
             )
-    names = list(network.state_dict())
+    names = [name for name, _ in network.named_parameters()]
     epochs_done, steps_done = state["epochsDone"], state["stepsDone"]
     more = args.epochs if args.epochs is not None else planned - epochs_done
     if more < 1:

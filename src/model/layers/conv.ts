@@ -1,9 +1,33 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, glorotUniform, type StepContext } from '../compute.js';
+import { Activations, glorotUniform, type Shape, type StepContext, type StepShard } from '../compute.js';
+import {
+  checkActivation,
+  checkBoolean,
+  checkPadding,
+  image,
+  isSquare,
+  type KerasWeight,
+  outputLength,
+  pair,
+  whole,
+} from '../keras-shapes.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { ConvSpec, Shape } from '../spec.js';
-import { WinogradConv, type WinogradPlan, winogradPlan } from '../winograd.js';
+import { WinogradConv, type WinogradPlan, winogradMacs, winogradPlan } from '../winograd.js';
+
+/** A 2-D convolution, stride 1. */
+export interface ConvSpec {
+  readonly kind: 'conv';
+  readonly filters: number;
+  /** The kernel is `kernel x kernel`. */
+  readonly kernel: number;
+  /** `valid`: no padding, the output shrinks by kernel - 1; `same`: zero-padded to keep the size. */
+  readonly padding: 'valid' | 'same';
+  readonly activation: 'relu' | 'linear';
+}
+
+const FILTERS = { min: 1, max: 1024 };
+const KERNEL = { min: 1, max: 64 };
 
 /**
  * A 2-D convolution, stride 1, NHWC. Its kernel is stored as Keras's, `[k, k, in, out]`, then the
@@ -30,52 +54,147 @@ import { WinogradConv, type WinogradPlan, winogradPlan } from '../winograd.js';
  * order, in float64: XNNPACK accumulates a product's inner dimension in float32, and over a whole
  * shard (50,000 positions for 64 images of 28x28) the rounding depends on where the shard starts
  * and ends, that is, on the worker count. Chunk by chunk, N workers do the arithmetic of 1.
+ *
+ * Keras's Conv2D also has strides, dilation, rectangular kernels, no bias and other activations:
+ * loadModel reads such models (its rule is Keras's whole one), the trainer trains none of them.
  */
 export const conv: LayerKind<ConvSpec> = {
-  outputShape(spec, input) {
+  grammar: {
+    usage: 'conv:FILTERS:KERNEL[:same|valid][:relu|linear]',
+    meaning: '2-D convolution, stride 1 (default valid, relu)',
+    parse(parts, read) {
+      read.atMost(4);
+      const filters = read.integer(parts[0], 'filters', FILTERS, 'conv:32:3');
+      const kernel = read.integer(parts[1], 'kernel', KERNEL, 'conv:32:3');
+      // Padding and activation may come in either order: their words differ.
+      const rest = parts.slice(2);
+      const isPadding = (part: string) => part === 'same' || part === 'valid';
+      const padding = read.choice(rest.find(isPadding), ['valid', 'same'] as const, 'valid');
+      const activation = read.choice(
+        rest.find((part) => !isPadding(part)),
+        ['relu', 'linear'] as const,
+        'relu',
+      );
+      if (rest.filter(isPadding).length > 1) throw read.fail('padding given twice');
+      if (rest.filter((part) => !isPadding(part)).length > 1) throw read.fail('activation given twice');
+      return { kind: 'conv', filters, kernel, padding, activation };
+    },
+    format(spec) {
+      return `conv:${spec.filters}:${spec.kernel}:${spec.padding}${spec.activation === 'relu' ? '' : ':linear'}`;
+    },
+  },
+
+  keras: {
+    className: 'Conv2D',
+    supported: 'Conv2D (square kernel, stride 1, valid or same padding, relu or linear)',
+    shapes(c, input, fail) {
+      const [height, width, channels] = image(input, fail);
+      const filters = whole(c.filters, 'filters', fail);
+      const kernel = pair(c.kernel_size, 'kernel_size', fail);
+      const strides = pair(c.strides ?? 1, 'strides', fail);
+      const dilation = pair(c.dilation_rate ?? 1, 'dilation_rate', fail);
+      if (Math.max(...strides) > 1 && Math.max(...dilation) > 1) {
+        // tfjs builds such a layer, then its conv2d refuses to run it.
+        fail('dilation_rate', c.dilation_rate, '1 when strides are above 1');
+      }
+      const padding = checkPadding(c, fail);
+      const activation = checkActivation(c, fail);
+      const useBias = checkBoolean(c.use_bias ?? true, 'use_bias', fail);
+      const output = [
+        outputLength(height, kernel[0], padding, strides[0], dilation[0], fail),
+        outputLength(width, kernel[1], padding, strides[1], dilation[1], fail),
+        filters,
+      ];
+      const weights: KerasWeight[] = [{ name: 'kernel', shape: [kernel[0], kernel[1], channels, filters] }];
+      if (useBias) weights.push({ name: 'bias', shape: [filters] });
+      const settings = {
+        filters,
+        kernel_size: kernel,
+        strides,
+        padding,
+        data_format: 'channels_last',
+        dilation_rate: dilation,
+        activation,
+        use_bias: useBias,
+      };
+      return { settings, weights, output };
+    },
+    spec(settings, unsupported) {
+      const kernel = settings.kernel_size as [number, number];
+      if (!isSquare(kernel)) throw unsupported(`has a ${kernel.join('x')} kernel, not a square one`);
+      if (!isSquare(settings.strides) || (settings.strides as number[])[0] !== 1) {
+        throw unsupported('has a stride other than 1');
+      }
+      if (!isSquare(settings.dilation_rate) || (settings.dilation_rate as number[])[0] !== 1) {
+        throw unsupported('has a dilation rate other than 1');
+      }
+      if (settings.use_bias !== true) throw unsupported('has no bias');
+      const activation = settings.activation as string;
+      if (activation !== 'relu' && activation !== 'linear') {
+        throw unsupported(`has activation "${activation}"; supported: relu, linear`);
+      }
+      const padding = settings.padding as 'valid' | 'same';
+      return { kind: 'conv', filters: settings.filters as number, kernel: kernel[0], padding, activation };
+    },
+    settings(spec) {
+      return {
+        filters: spec.filters,
+        kernel_size: [spec.kernel, spec.kernel],
+        strides: [1, 1],
+        padding: spec.padding,
+        data_format: 'channels_last',
+        dilation_rate: [1, 1],
+        activation: spec.activation,
+        use_bias: true,
+      };
+    },
+  },
+
+  check(spec, input) {
     if (input.length !== 3) {
       throw new Error(
         `needs images (height x width x channels), got ${input.join('x')} features: remove the flatten before it`,
       );
     }
     const [height, width] = input;
-    if (spec.padding === 'same') return [height, width, spec.filters];
-    if (height < spec.kernel || width < spec.kernel) {
+    if (spec.padding === 'valid' && (height < spec.kernel || width < spec.kernel)) {
       throw new Error(
         `a ${spec.kernel}x${spec.kernel} kernel with valid padding needs an input of at least that size, got ${input.join('x')}`,
       );
     }
-    return [height - spec.kernel + 1, width - spec.kernel + 1, spec.filters];
   },
 
-  paramCount(spec, input) {
-    return (spec.kernel * spec.kernel * input[2] + 1) * spec.filters;
+  macs({ spec, input, output }) {
+    return output[0] * output[1] * spec.filters * spec.kernel * spec.kernel * input[2];
   },
 
-  initialize(layer, params, rng) {
+  performedMacs(layer) {
+    const direct = conv.macs(layer);
+    const plan = winogradPlan(layer.spec, layer.input);
+    if (plan === undefined) return { forward: direct, filterGradient: direct, inputGradient: direct };
+    const winograd = winogradMacs(layer.spec, layer.input, layer.output, plan.tile);
+    return {
+      forward: plan.forward ? winograd.forward : direct,
+      filterGradient: plan.filterGradient ? winograd.filterGradient : direct,
+      inputGradient: plan.inputGradient ? winograd.inputGradient : direct,
+    };
+  },
+
+  collectiveLength() {
+    return 0;
+  },
+
+  inputLayout(layer) {
+    // The direct filter gradient builds its transposed im2col from the input's channel planes;
+    // Winograd's reads rows.
+    return winogradPlan(layer.spec, layer.input)?.filterGradient === true ? undefined : 'planes';
+  },
+
+  initialize(layer, params, _state, rng) {
     const { kernel, filters } = layer.spec;
     const area = kernel * kernel;
     const channels = layer.input[2];
     glorotUniform(params.subarray(0, area * channels * filters), area * channels, area * filters, () => rng.next());
-  },
-
-  kerasLayer(layer, inputShape) {
-    const { filters, kernel, padding, activation } = layer.spec;
-    return tf.layers.conv2d({ filters, kernelSize: kernel, padding, activation, inputShape });
-  },
-
-  toKerasWeights(layer, params) {
-    const { kernel, filters } = layer.spec;
-    const size = kernel * kernel * layer.input[2] * filters;
-    return [
-      tf.tensor4d(params.slice(0, size), [kernel, kernel, layer.input[2], filters]),
-      tf.tensor1d(params.slice(size, size + filters)),
-    ];
-  },
-
-  fromKerasWeights(_layer, [kernel, bias], params) {
-    params.set(kernel, 0);
-    params.set(bias, kernel.length);
   },
 
   compute(layer) {
@@ -109,6 +228,8 @@ export const conv: LayerKind<ConvSpec> = {
       eachTap(layer, (keras, torch) => (values[keras] = weight[torch]));
       values.set(bias, weight.length);
     },
+
+    buffers: () => [],
   },
 };
 
@@ -172,9 +293,9 @@ export class ConvCompute implements LayerCompute {
   #bias: tf.Tensor1D | undefined;
   /** W rotated 180 degrees, in and out swapped: `[k, k, out, in]`. */
   #flipped: tf.Tensor4D | undefined;
-  /** Kept from the forward pass for the backward pass. */
-  #input: Activations | undefined;
-  #activations: tf.Tensor | undefined;
+  /** Kept from the forward pass for the backward pass, per shard. */
+  readonly #input: (Activations | undefined)[] = [];
+  readonly #activations: (tf.Tensor | undefined)[] = [];
   readonly #winograd: WinogradConv | undefined;
   readonly #plan: WinogradPlan | undefined;
   readonly #timer: ConvComputeOptions['timer'];
@@ -263,20 +384,27 @@ export class ConvCompute implements LayerCompute {
     });
   }
 
-  forward(input: Activations): Activations {
-    const start = this.#timer && performance.now();
-    const activations = this.#apply(input);
-    if (this.#timer) this.#timer('forward', start as number);
-    this.#input = input;
-    this.#activations = activations;
-    return Activations.ofRows(activations, this.#output);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => {
+      const start = this.#timer && performance.now();
+      const activations = this.#apply(input);
+      if (this.#timer) this.#timer('forward', start as number);
+      this.#input[j] = input;
+      this.#activations[j] = activations;
+      return Activations.ofRows(activations, this.#output);
+    });
   }
 
-  backward(gradient: Activations, context: StepContext): Activations | undefined {
+  backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j]));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number, shard: StepShard): Activations | undefined {
     const start = this.#timer && performance.now();
-    const input = this.#input as Activations;
-    const activations = this.#activations as tf.Tensor;
-    this.#input = this.#activations = undefined;
+    const input = this.#input[j] as Activations;
+    const activations = this.#activations[j] as tf.Tensor;
+    this.#input[j] = this.#activations[j] = undefined;
     const { kernel, filters, activation } = this.#layer.spec;
     const [height, width, channels] = this.#layer.input;
     const [outHeight, outWidth] = this.#output;
@@ -292,7 +420,7 @@ export class ConvCompute implements LayerCompute {
     // Chunks of samples aligned to the epoch's order: the same chunks whatever the shard.
     const chunks: [number, number][] = [];
     for (let from = 0; from < count;) {
-      const to = Math.min(count, (Math.floor((context.start + from) / this.#chunk) + 1) * this.#chunk - context.start);
+      const to = Math.min(count, (Math.floor((shard.start + from) / this.#chunk) + 1) * this.#chunk - shard.start);
       chunks.push([from, to]);
       from = to;
     }
@@ -356,6 +484,8 @@ export class ConvCompute implements LayerCompute {
       for (let f = 0; f < filters; f++) {
         for (let t = 0; t < this.#taps; t++) sums[t * filters + f] = products[f * this.#taps + t];
       }
+      // Freed now rather than with the step's tensors: the next shard reuses the memory.
+      tf.dispose([part, columns, transposed]);
     } else {
       // dW = cols^T · dZ, chunk by chunk: dZ is written whole (NHWC), which the input gradient needs too.
       dz = emptyTensor([count * positions, filters]);
@@ -403,14 +533,17 @@ export class ConvCompute implements LayerCompute {
           // (tf.slice would do, but on wasm it first copies the whole of dZ out of the heap).
           const part = emptyTensor([n * positions, filters]);
           heapView(part).set(heapView(dz).subarray(from * positions * filters, to * positions * filters));
-          const product = heapView(tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D));
-          for (let i = 0; i < sums.length; i++) sums[i] += product[i];
+          const product = tf.matMul(columns as tf.Tensor2D, part as tf.Tensor2D);
+          const values = heapView(product);
+          for (let i = 0; i < sums.length; i++) sums[i] += values[i];
+          // Freed now rather than with the step's tensors: the next chunk, or shard, reuses the memory.
+          tf.dispose([columns, part, product]);
         }
       }
     }
     const at = this.#layer.offset;
-    context.grad.set(sums, at);
-    context.grad.set(heapView64(biasSums), at + this.#taps * filters);
+    shard.grad.set(sums, at);
+    shard.grad.set(heapView64(biasSums), at + this.#taps * filters);
     if (this.#timer) this.#timer('filter gradient', start as number);
     if (!this.#layer.needsInputGradient) return undefined;
     const inputStart = this.#timer && performance.now();

@@ -1,9 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations } from '../compute.js';
+import { Activations, type Shape, type StepContext } from '../compute.js';
+import { checkActivation, checkBoolean, type KerasWeight, whole } from '../keras-shapes.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { Strides } from '../kernels-reference.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { DenseSpec, Shape } from '../spec.js';
+
+/** A fully connected layer; the last layer of a model is one with softmax, one unit per class. */
+export interface DenseSpec {
+  readonly kind: 'dense';
+  readonly units: number;
+  readonly activation: 'relu' | 'linear' | 'softmax';
+}
+
+const UNITS = { min: 1, max: 8192 };
 
 /**
  * A fully connected layer. Its kernel is stored as Keras's, `[inputs, units]`, then the bias. With
@@ -22,18 +31,68 @@ import type { DenseSpec, Shape } from '../spec.js';
  * driver computes the softmax cross-entropy and its gradient from the logits.
  */
 export const dense: LayerKind<DenseSpec> = {
-  outputShape(spec, input) {
+  grammar: {
+    usage: 'dense:UNITS[:relu|linear|softmax]',
+    meaning: 'fully connected (default relu; the last: softmax)',
+    parse(parts, read, last) {
+      read.atMost(2);
+      return {
+        kind: 'dense',
+        units: read.integer(parts[0], 'units', UNITS, 'dense:128'),
+        // The last layer is the output: softmax, unless it says otherwise.
+        activation: read.choice(parts[1], ['relu', 'linear', 'softmax'] as const, last ? 'softmax' : 'relu'),
+      };
+    },
+    format(spec, last) {
+      const implied = last ? 'softmax' : 'relu';
+      return `dense:${spec.units}${spec.activation === implied ? '' : `:${spec.activation}`}`;
+    },
+  },
+
+  keras: {
+    className: 'Dense',
+    supported: 'Dense (relu or linear; softmax for the last)',
+    shapes(c, input, fail) {
+      const units = whole(c.units, 'units', fail);
+      const activation = checkActivation(c, fail);
+      const useBias = checkBoolean(c.use_bias ?? true, 'use_bias', fail);
+      const weights: KerasWeight[] = [{ name: 'kernel', shape: [input[input.length - 1], units] }];
+      if (useBias) weights.push({ name: 'bias', shape: [units] });
+      return { settings: { units, activation, use_bias: useBias }, weights, output: [...input.slice(0, -1), units] };
+    },
+    spec(settings, unsupported) {
+      if (settings.use_bias !== true) throw unsupported('has no bias');
+      const activation = settings.activation as string;
+      if (activation !== 'relu' && activation !== 'linear' && activation !== 'softmax') {
+        throw unsupported(`has activation "${activation}"; supported: relu, linear, softmax`);
+      }
+      return { kind: 'dense', units: settings.units as number, activation };
+    },
+    settings(spec) {
+      return { units: spec.units, activation: spec.activation, use_bias: true };
+    },
+  },
+
+  check(_spec, input) {
     if (input.length !== 1) {
       throw new Error(`needs a flat input, got ${input.join('x')}: add flatten before it`);
     }
-    return [spec.units];
   },
 
-  paramCount(spec, input) {
-    return (input[0] + 1) * spec.units;
+  macs({ spec, input }) {
+    return input[0] * spec.units;
   },
 
-  initialize(layer, params, rng) {
+  collectiveLength() {
+    return 0;
+  },
+
+  inputLayout() {
+    // Its weight gradient reads the input transposed, X^T (see above).
+    return 'columns';
+  },
+
+  initialize(layer, params, _state, rng) {
     // Drawn unit by unit, input by input: the order of the trainer's first versions, which stored
     // the kernel transposed, so that a seed keeps giving the same initial weights.
     const inputs = layer.input[0];
@@ -42,23 +101,6 @@ export const dense: LayerKind<DenseSpec> = {
     for (let o = 0; o < units; o++) {
       for (let i = 0; i < inputs; i++) params[i * units + o] = (2 * rng.next() - 1) * limit;
     }
-  },
-
-  kerasLayer(layer, inputShape) {
-    return tf.layers.dense({ units: layer.spec.units, activation: layer.spec.activation, inputShape });
-  },
-
-  toKerasWeights(layer, params) {
-    const size = layer.input[0] * layer.spec.units;
-    return [
-      tf.tensor2d(params.slice(0, size), [layer.input[0], layer.spec.units]),
-      tf.tensor1d(params.slice(size, size + layer.spec.units)),
-    ];
-  },
-
-  fromKerasWeights(_layer, [kernel, bias], params) {
-    params.set(kernel, 0);
-    params.set(bias, kernel.length);
   },
 
   compute(layer) {
@@ -93,6 +135,8 @@ export const dense: LayerKind<DenseSpec> = {
       for (let i = 0; i < inputs; i++) for (let o = 0; o < units; o++) values[i * units + o] = weight[o * inputs + i];
       values.set(bias, inputs * units);
     },
+
+    buffers: () => [],
   },
 };
 
@@ -106,9 +150,9 @@ class DenseCompute implements LayerCompute {
   /** The kernel transposed, `[units, inputs]`, for the columns-layout forward pass; made when first needed in a step. */
   #kernelT: tf.Tensor2D | undefined;
   #bias: tf.Tensor1D | undefined;
-  /** Kept from the forward pass for the backward pass: the input, and the activations with their strides. */
-  #input: Activations | undefined;
-  #activations: { tensor: tf.Tensor; strides: Strides } | undefined;
+  /** Kept from the forward pass for the backward pass, per shard: the input, and the activations with their strides. */
+  readonly #input: (Activations | undefined)[] = [];
+  readonly #activations: ({ tensor: tf.Tensor; strides: Strides } | undefined)[] = [];
 
   constructor(layer: PlacedLayer<DenseSpec>) {
     this.#layer = layer;
@@ -165,23 +209,32 @@ class DenseCompute implements LayerCompute {
     return z;
   }
 
-  forward(input: Activations): Activations {
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => this.#forward(input, j));
+  }
+
+  #forward(input: Activations, j: number): Activations {
     const count = input.count;
-    this.#input = input;
+    this.#input[j] = input;
     if (input.hasColumns() && count < this.#units) {
       const activations = this.#columns(input);
-      this.#activations = { tensor: activations, strides: { sB: 1, sP: 0, sC: count } };
+      this.#activations[j] = { tensor: activations, strides: { sB: 1, sP: 0, sC: count } };
       return Activations.ofColumns(activations, this.#output);
     }
     const activations = this.#rows(input);
-    this.#activations = { tensor: activations, strides: { sB: this.#units, sP: 0, sC: 1 } };
+    this.#activations[j] = { tensor: activations, strides: { sB: this.#units, sP: 0, sC: 1 } };
     return Activations.ofRows(activations, this.#output);
   }
 
-  backward(gradient: Activations, context: { grad: Float32Array }): Activations | undefined {
-    const input = this.#input as Activations;
-    const activations = this.#activations as { tensor: tf.Tensor; strides: Strides };
-    this.#input = this.#activations = undefined;
+  backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j].grad));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number, grad: Float32Array): Activations | undefined {
+    const input = this.#input[j] as Activations;
+    const activations = this.#activations[j] as { tensor: tf.Tensor; strides: Strides };
+    this.#input[j] = this.#activations[j] = undefined;
     const count = input.count;
     const units = this.#units;
     const { tensor: upstream, strides } = gradient.strided();
@@ -218,8 +271,11 @@ class DenseCompute implements LayerCompute {
     backward(dz, offsetOf(biasSums), units, 1);
     if (dzT !== undefined) backward(dzT, 0, 1, count);
     const at = this.#layer.offset;
-    context.grad.set(heapView(tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D)), at);
-    context.grad.set(heapView64(biasSums), at + this.#inputs * units);
+    const weightGradient = tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D);
+    grad.set(heapView(weightGradient), at);
+    // Freed now rather than with the step's tensors: the next shard's product reuses its memory.
+    weightGradient.dispose();
+    grad.set(heapView64(biasSums), at + this.#inputs * units);
     if (dzT === undefined) return undefined;
     return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
   }

@@ -1,8 +1,12 @@
-import * as tf from '@tensorflow/tfjs';
 import { Activations, type StepContext } from '../compute.js';
 import { emptyTensor, heapView } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { DropoutSpec } from '../spec.js';
+
+/** Inverted dropout while training (kept values scaled by 1 / (1 - rate)); nothing when evaluating. */
+export interface DropoutSpec {
+  readonly kind: 'dropout';
+  readonly rate: number;
+}
 
 /**
  * Inverted dropout: while training, each value is kept with probability 1 - rate and scaled by
@@ -13,25 +17,54 @@ import type { DropoutSpec } from '../spec.js';
  * the result of 1, and a resumed run draws the same masks.
  */
 export const dropout: LayerKind<DropoutSpec> = {
-  outputShape(_spec, input) {
-    return input;
+  grammar: {
+    usage: 'dropout:RATE',
+    meaning: 'drops a fraction RATE of its inputs while training',
+    parse(parts, read) {
+      read.atMost(1);
+      const rate = Number(parts[0]);
+      if (parts[0] === undefined || parts[0] === '') throw read.fail('needs RATE, e.g. dropout:0.5');
+      if (!(rate >= 0 && rate < 1)) throw read.fail(`RATE must be at least 0 and less than 1, got "${parts[0]}"`);
+      return { kind: 'dropout', rate };
+    },
+    format(spec) {
+      return `dropout:${spec.rate}`;
+    },
   },
 
-  paramCount() {
+  keras: {
+    className: 'Dropout',
+    supported: 'Dropout',
+    shapes(c, input, fail) {
+      const rate = c.rate;
+      if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) fail('rate', rate, 'a number from 0 to below 1');
+      if (c.noise_shape != null) fail('noise_shape', c.noise_shape, 'null');
+      return { settings: { rate }, weights: [], output: [...input] };
+    },
+    spec(settings) {
+      return { kind: 'dropout', rate: settings.rate as number };
+    },
+    settings(spec) {
+      return { rate: spec.rate };
+    },
+  },
+
+  check() {},
+
+  macs() {
     return 0;
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
+  inputLayout() {
+    // It reads whichever layouts its input has.
+    return undefined;
+  },
+
   initialize() {},
-
-  kerasLayer(layer, inputShape) {
-    return tf.layers.dropout({ rate: layer.spec.rate, inputShape });
-  },
-
-  toKerasWeights() {
-    return [];
-  },
-
-  fromKerasWeights() {},
 
   compute(layer, rows) {
     return new DropoutCompute(layer, rows);
@@ -47,6 +80,7 @@ export const dropout: LayerKind<DropoutSpec> = {
     tensors: () => [],
     toTorch: () => [],
     fromTorch() {},
+    buffers: () => [],
   },
 };
 
@@ -76,38 +110,41 @@ function keepsUnit(rate: number, hash: number, unit: number): boolean {
 
 class DropoutCompute implements LayerCompute {
   readonly #layer: PlacedLayer<DropoutSpec>;
+  readonly #rows: number;
   readonly #features: number;
-  /** The step's mask, `[rows, features]`: 0 or 1 / (1 - rate). */
-  readonly #mask: Float32Array;
+  /** Each shard's mask for the step, `[rows, features]`: 0 or 1 / (1 - rate). */
+  readonly #masks: Float32Array[] = [];
 
   constructor(layer: PlacedLayer<DropoutSpec>, rows: number) {
     this.#layer = layer;
+    this.#rows = rows;
     this.#features = layer.input.reduce((a, b) => a * b, 1);
-    this.#mask = new Float32Array(rows * this.#features);
   }
 
   prepare(): void {}
 
   release(): void {}
 
-  forward(input: Activations, context: StepContext): Activations {
+  forward(inputs: readonly Activations[], context: StepContext): Activations[] {
     const { rate } = this.#layer.spec;
-    const count = input.count;
     const features = this.#features;
     const scale = 1 / (1 - rate);
-    for (let r = 0; r < count; r++) {
-      const sample = context.order === undefined ? context.start + r : context.order[context.start + r];
-      const hash = sampleHash(context.seed, this.#layer.index, context.step, sample);
-      for (let u = 0; u < features; u++) this.#mask[r * features + u] = keepsUnit(rate, hash, u) ? scale : 0;
-    }
-    return this.#apply(input);
+    return inputs.map((input, j) => {
+      const { start } = context.shards[j];
+      const mask = (this.#masks[j] ??= new Float32Array(this.#rows * features));
+      for (let r = 0; r < input.count; r++) {
+        const sample = context.order === undefined ? start + r : context.order[start + r];
+        const hash = sampleHash(context.seed, this.#layer.index, context.step, sample);
+        for (let u = 0; u < features; u++) mask[r * features + u] = keepsUnit(rate, hash, u) ? scale : 0;
+      }
+      return this.#apply(input, mask);
+    });
   }
 
   /** The values times the mask, in each layout they have (the mask is rows-major; columns read it transposed). */
-  #apply(values: Activations): Activations {
+  #apply(values: Activations, mask: Float32Array): Activations {
     const count = values.count;
     const features = this.#features;
-    const mask = this.#mask;
     const rows = values.hasRows() ? emptyTensor([count, ...this.#layer.input]) : undefined;
     const columns = values.hasColumns() ? emptyTensor([features, count]) : undefined;
     if (rows !== undefined) {
@@ -123,12 +160,13 @@ class DropoutCompute implements LayerCompute {
       }
     }
     if (rows === undefined && columns === undefined)
-      return this.#apply(Activations.ofRows(values.rows(), values.shape));
+      return this.#apply(Activations.ofRows(values.rows(), values.shape), mask);
     return Activations.of(count, this.#layer.output, { rows, columns });
   }
 
-  backward(gradient: Activations): Activations | undefined {
-    return this.#layer.needsInputGradient ? this.#apply(gradient) : undefined;
+  backward(gradients: readonly Activations[]): Activations[] | undefined {
+    if (!this.#layer.needsInputGradient) return undefined;
+    return gradients.map((gradient, j) => this.#apply(gradient, this.#masks[j]));
   }
 
   infer(input: Activations): Activations {

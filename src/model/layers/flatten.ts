@@ -1,29 +1,56 @@
-import * as tf from '@tensorflow/tfjs';
 import type { Activations } from '../compute.js';
+import { elements } from '../keras-shapes.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { FlattenSpec } from '../spec.js';
+
+/** Images to vectors, in NHWC order (as Keras's Flatten). */
+export interface FlattenSpec {
+  readonly kind: 'flatten';
+}
 
 /** Images to vectors in NHWC order, as Keras's Flatten: only the shape changes, never the data. */
 export const flatten: LayerKind<FlattenSpec> = {
-  outputShape(_spec, input) {
-    return [input.reduce((a, b) => a * b, 1)];
+  grammar: {
+    usage: 'flatten',
+    meaning: 'images to vectors',
+    parse(_parts, read) {
+      read.atMost(0);
+      return { kind: 'flatten' };
+    },
+    format() {
+      return 'flatten';
+    },
   },
 
-  paramCount() {
+  keras: {
+    className: 'Flatten',
+    supported: 'Flatten',
+    shapes(_config, input) {
+      return { settings: {}, weights: [], output: [elements(input)] };
+    },
+    spec() {
+      return { kind: 'flatten' };
+    },
+    settings() {
+      return {};
+    },
+  },
+
+  check() {},
+
+  macs() {
     return 0;
   },
 
+  collectiveLength() {
+    return 0;
+  },
+
+  inputLayout(_layer, next) {
+    // Rows and columns keep their order through a reshape: what the next layer wants, it wants here.
+    return next;
+  },
+
   initialize() {},
-
-  kerasLayer(_layer, inputShape) {
-    return tf.layers.flatten({ inputShape });
-  },
-
-  toKerasWeights() {
-    return [];
-  },
-
-  fromKerasWeights() {},
 
   compute(layer) {
     return new FlattenCompute(layer);
@@ -35,6 +62,7 @@ export const flatten: LayerKind<FlattenSpec> = {
     tensors: () => [],
     toTorch: () => [],
     fromTorch() {},
+    buffers: () => [],
   },
 };
 
@@ -45,12 +73,12 @@ class FlattenCompute implements LayerCompute {
 
   release(): void {}
 
-  forward(input: Activations): Activations {
-    return input.reshaped(this.layer.output);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input) => input.reshaped(this.layer.output));
   }
 
-  backward(gradient: Activations): Activations | undefined {
-    return this.layer.needsInputGradient ? gradient.reshaped(this.layer.input) : undefined;
+  backward(gradients: readonly Activations[]): Activations[] | undefined {
+    return this.layer.needsInputGradient ? gradients.map((gradient) => gradient.reshaped(this.layer.input)) : undefined;
   }
 
   infer(input: Activations): Activations {

@@ -1,9 +1,16 @@
-import * as tf from '@tensorflow/tfjs';
-import { Activations } from '../compute.js';
+import type * as tf from '@tensorflow/tfjs';
+import { Activations, type Layout, type Shape } from '../compute.js';
+import { checkPadding, image, isSquare, outputLength, pair } from '../keras-shapes.js';
 import { emptyTensor, glueKernels, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
-import type { PoolSpec, Shape } from '../spec.js';
-import { winogradPlan } from '../winograd.js';
+
+/** Max pooling over `size x size` windows with stride `size` (a partial window at the edge is dropped). */
+export interface PoolSpec {
+  readonly kind: 'pool';
+  readonly size: number;
+}
+
+const SIZE = { min: 1, max: 64 };
 
 /**
  * Max pooling over `size x size` windows with stride `size`; a partial window at the right or
@@ -14,38 +21,80 @@ import { winogradPlan } from '../winograd.js';
  * dense layer's).
  */
 export const pool: LayerKind<PoolSpec> = {
-  outputShape(spec, input) {
+  grammar: {
+    usage: 'pool[:SIZE]',
+    meaning: 'max pooling SIZExSIZE, stride SIZE (default 2)',
+    parse(parts, read) {
+      read.atMost(1);
+      return { kind: 'pool', size: parts.length === 0 ? 2 : read.integer(parts[0], 'size', SIZE, 'pool:2') };
+    },
+    format(spec) {
+      return spec.size === 2 ? 'pool' : `pool:${spec.size}`;
+    },
+  },
+
+  keras: {
+    className: 'MaxPooling2D',
+    supported: 'MaxPooling2D (square, stride = size, valid)',
+    shapes(c, input, fail) {
+      const [height, width, channels] = image(input, fail);
+      const size = pair(c.pool_size ?? 2, 'pool_size', fail);
+      const strides = pair(c.strides ?? size, 'strides', fail);
+      const padding = checkPadding(c, fail);
+      const output = [
+        outputLength(height, size[0], padding, strides[0], 1, fail),
+        outputLength(width, size[1], padding, strides[1], 1, fail),
+        channels,
+      ];
+      const settings = { pool_size: size, strides, padding, data_format: 'channels_last' };
+      return { settings, weights: [], output };
+    },
+    spec(settings, unsupported) {
+      const size = settings.pool_size as [number, number];
+      if (!isSquare(size)) throw unsupported(`has a ${size.join('x')} pool, not a square one`);
+      const strides = settings.strides as [number, number];
+      if (strides[0] !== size[0] || strides[1] !== size[1]) throw unsupported('has strides other than its pool size');
+      if (settings.padding !== 'valid') throw unsupported(`has padding "${String(settings.padding)}"`);
+      return { kind: 'pool', size: size[0] };
+    },
+    settings(spec) {
+      return {
+        pool_size: [spec.size, spec.size],
+        strides: [spec.size, spec.size],
+        padding: 'valid',
+        data_format: 'channels_last',
+      };
+    },
+  },
+
+  check(spec, input) {
     if (input.length !== 3) {
       throw new Error(
         `needs images (height x width x channels), got ${input.join('x')} features: remove the flatten before it`,
       );
     }
-    const [height, width, channels] = input;
+    const [height, width] = input;
     if (height < spec.size || width < spec.size) {
       throw new Error(`needs an input of at least ${spec.size}x${spec.size}, got ${input.join('x')}`);
     }
-    return [Math.floor(height / spec.size), Math.floor(width / spec.size), channels];
   },
 
-  paramCount() {
+  macs() {
     return 0;
+  },
+
+  collectiveLength() {
+    return 0;
+  },
+
+  inputLayout() {
+    return undefined;
   },
 
   initialize() {},
 
-  kerasLayer(layer, inputShape) {
-    const { size } = layer.spec;
-    return tf.layers.maxPooling2d({ poolSize: size, strides: size, padding: 'valid', inputShape });
-  },
-
-  toKerasWeights() {
-    return [];
-  },
-
-  fromKerasWeights() {},
-
-  compute(layer, _rows, next) {
-    return new PoolCompute(layer, next);
+  compute(layer, _rows, outputLayout) {
+    return new PoolCompute(layer, outputLayout);
   },
 
   // Floor mode drops a partial window as Keras's valid pooling does; ties go to the first maximum
@@ -55,6 +104,7 @@ export const pool: LayerKind<PoolSpec> = {
     tensors: () => [],
     toTorch: () => [],
     fromTorch() {},
+    buffers: () => [],
   },
 };
 
@@ -62,23 +112,22 @@ class PoolCompute implements LayerCompute {
   readonly #layer: PlacedLayer<PoolSpec>;
   readonly #output: Shape;
   /** The layout the next layer wants besides rows. */
-  readonly #second: 'planes' | 'columns' | undefined;
-  #input: tf.Tensor | undefined;
-  #pooled: tf.Tensor | undefined;
+  readonly #second: Layout | undefined;
+  /** Kept from the forward pass for the backward pass, per shard: the input and the output, in rows. */
+  readonly #input: (tf.Tensor | undefined)[] = [];
+  readonly #pooled: (tf.Tensor | undefined)[] = [];
 
-  constructor(layer: PlacedLayer<PoolSpec>, next: PlacedLayer | undefined) {
+  constructor(layer: PlacedLayer<PoolSpec>, second: Layout | undefined) {
     this.#layer = layer;
     this.#output = layer.output;
-    // A convolution's direct filter gradient reads channel planes; Winograd's reads rows.
-    const planes = next?.spec.kind === 'conv' && winogradPlan(next.spec, next.input)?.filterGradient !== true;
-    this.#second = planes ? 'planes' : next?.spec.kind === 'dense' ? 'columns' : undefined;
+    this.#second = second;
   }
 
   prepare(): void {}
 
   release(): void {}
 
-  #pool(input: Activations, second: 'planes' | 'columns' | undefined): Activations {
+  #pool(input: Activations, second: Layout | undefined): Activations {
     const x = input.rows();
     const count = input.count;
     const [height, width, channels] = this.#layer.input;
@@ -110,19 +159,27 @@ class PoolCompute implements LayerCompute {
       sP,
       sC,
     );
-    this.#pooled = pooled;
     return Activations.of(count, this.#output, { rows: pooled, [second ?? 'rows']: other ?? pooled });
   }
 
-  forward(input: Activations): Activations {
-    this.#input = input.rows();
-    return this.#pool(input, this.#second);
+  forward(inputs: readonly Activations[]): Activations[] {
+    return inputs.map((input, j) => {
+      this.#input[j] = input.rows();
+      const output = this.#pool(input, this.#second);
+      this.#pooled[j] = output.rows();
+      return output;
+    });
   }
 
-  backward(gradient: Activations): Activations | undefined {
-    const x = this.#input as tf.Tensor;
-    const pooled = this.#pooled as tf.Tensor;
-    this.#input = this.#pooled = undefined;
+  backward(gradients: readonly Activations[]): Activations[] | undefined {
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j));
+    return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
+  }
+
+  #backward(gradient: Activations, j: number): Activations | undefined {
+    const x = this.#input[j] as tf.Tensor;
+    const pooled = this.#pooled[j] as tf.Tensor;
+    this.#input[j] = this.#pooled[j] = undefined;
     if (!this.#layer.needsInputGradient) return undefined;
     const [height, width, channels] = this.#layer.input;
     const count = gradient.count;
