@@ -37,12 +37,12 @@ export const AUGMENT_USAGE = 'flip, shift:N, or both, e.g. flip,shift:2';
  */
 export function checkAugment(value: unknown, label = 'augment'): AugmentConfig | undefined {
   if (value === undefined) return undefined;
-  const fail = (why: string) => new OptionError(`${label} ${why}`);
+  const fail = (why: string) => new OptionError(`${label}${why}`);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw fail(`must be an object such as { flip: true, shift: 2 }, got ${JSON.stringify(value)}`);
+    throw fail(` must be an object such as { flip: true, shift: 2 }, got ${JSON.stringify(value)}`);
   }
   const unknown = Object.keys(value).filter((key) => key !== 'flip' && key !== 'shift');
-  if (unknown.length > 0) throw fail(`has no setting ${unknown.join(', ')}; it takes flip and shift`);
+  if (unknown.length > 0) throw fail(` has no setting ${unknown.join(', ')}; it takes flip and shift`);
   const { flip = false, shift = 0 } = value as Augment;
   if (typeof flip !== 'boolean') throw fail(`.flip must be true or false, got ${JSON.stringify(flip)}`);
   if (!(Number.isInteger(shift) && shift >= 0 && shift <= MAX_SHIFT)) {
