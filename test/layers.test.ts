@@ -371,7 +371,12 @@ function relativeErrors(network: Fixture['network'], actual: Float32Array | Floa
 }
 
 /** Expects every tensor's relative error (see relativeErrors) below `limit`, naming those above it. */
-function expectClose(network: Fixture['network'], actual: Float32Array | Float64Array, expected: Float32Array, limit: number) {
+function expectClose(
+  network: Fixture['network'],
+  actual: Float32Array | Float64Array,
+  expected: Float32Array,
+  limit: number,
+) {
   const errors = relativeErrors(network, actual, expected);
   expect(Object.entries(errors).filter(([, e]) => !(e < limit))).toEqual([]);
 }

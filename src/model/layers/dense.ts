@@ -287,7 +287,7 @@ class DenseCompute implements LayerCompute {
     const sums = emptyTensor([2 * this.#inputs * units]);
     heapView64(sums).fill(0);
     const inputs = this.#inputs;
-    for (let from = 0; from < count; ) {
+    for (let from = 0; from < count;) {
       const to = Math.min(count, (Math.floor((shard.start + from) / CHUNK_SAMPLES) + 1) * CHUNK_SAMPLES - shard.start);
       kernels.outer_products(
         offsetOf(rows) + from * inputs * 4,
