@@ -23,7 +23,7 @@ initializeParams(network, params, state, new Rng(1));
 const runner = new NetworkRunner(network, job.rows);
 const samples = { images: job.images, labels: job.labels };
 const shard = [
-  { index: 0, start: 0, end: job.rows, grad: new Float32Array(network.paramCount), lossSum: 0, correct: 0 },
+  { index: 0, start: 0, end: job.rows, grad: new Float64Array(network.paramCount), lossSum: 0, correct: 0 },
 ];
 const collective = SharedCollective.alone(1, network.collectiveLength);
 collective.beginStep(job.rows);

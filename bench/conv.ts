@@ -130,7 +130,7 @@ async function main(): Promise<void> {
  * A step's context for a pass over one shard of `count` samples, the whole step, whose gradient
  * goes into `grad`: no layer measured here sums over the step's shards (the collective).
  */
-function oneShard(count: number, grad: Float32Array, state: Float32Array): StepContext {
+function oneShard(count: number, grad: Float64Array, state: Float32Array): StepContext {
   const collective = SharedCollective.alone(1, 0);
   collective.beginStep(count);
   const shards = [{ index: 0, start: 0, end: count, grad }];
@@ -164,7 +164,7 @@ function recordActivations(
     computes.unshift(kind.compute(layer, count, wanted));
     wanted = kind.inputLayout(layer, wanted);
   }
-  const context = oneShard(count, new Float32Array(network.paramCount), state);
+  const context = oneShard(count, new Float64Array(network.paramCount), state);
   const recorded = new Map<number, Recorded>();
   const inputs = new Map<number, Float32Array>();
   for (const compute of computes) compute.prepare(params, state);
@@ -240,7 +240,7 @@ function measureLayer(
         },
       }),
   );
-  const context = oneShard(count, new Float32Array(params.length), state);
+  const context = oneShard(count, new Float64Array(params.length), state);
   for (; round < rounds; round++) {
     // A different algorithm first in each round: none always runs on a cache the previous one warmed.
     for (let k = 0; k < computes.length; k++) {
@@ -308,7 +308,7 @@ function measureErrors(
   const error: LayerReport['error'] = {};
   for (const { name, algorithm } of algorithms) {
     const compute = new ConvCompute(linear, { algorithm });
-    const grad = new Float32Array(params.length);
+    const grad = new Float64Array(params.length);
     compute.prepare(params);
     const context = oneShard(count, grad, state);
     const [y, dx] = tf.tidy(() => {

@@ -3,7 +3,7 @@ import { ADAM_DEFAULTS, adamUpdate } from '../dist/src/optimizer/adam.js';
 
 /** An already reduced gradient: one slot, scale 1. */
 const gradient = (...values: number[]) => ({
-  slots: Float32Array.from(values),
+  slots: Float64Array.from(values),
   slotLength: values.length,
   slotCount: 1,
   scale: 1,

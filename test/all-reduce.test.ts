@@ -13,7 +13,7 @@ function denseParams(widths: readonly number[]): number {
 
 describe('the all-reduce', () => {
   // Three workers, four parameters; shards of 2, 1 and 1 samples (global batch 4).
-  const slots = new Float32Array([1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400]);
+  const slots = new Float64Array([1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400]);
   const source = { slots, slotLength: 4, slotCount: 3, scale: 1 / 4 };
 
   it('sums every slot and scales by 1 / global batch', () => {

@@ -180,7 +180,7 @@ function workerGradients(
     index,
     start,
     end,
-    grad: new Float32Array(f.network.paramCount).fill(3),
+    grad: new Float64Array(f.network.paramCount).fill(3),
     lossSum: NaN,
     correct: NaN,
   }));
@@ -355,7 +355,7 @@ function tensorsOf(network: Fixture['network']): { name: string; from: number; t
  * For each tensor, the largest difference from the reference over the reference's largest
  * magnitude in that tensor. Every tensor must have a gradient: a check of zeros would be empty.
  */
-function relativeErrors(network: Fixture['network'], actual: Float32Array, expected: Float32Array) {
+function relativeErrors(network: Fixture['network'], actual: Float32Array | Float64Array, expected: Float32Array) {
   return Object.fromEntries(
     tensorsOf(network).map(({ name, from, to }) => {
       let scale = 0;
@@ -371,7 +371,12 @@ function relativeErrors(network: Fixture['network'], actual: Float32Array, expec
 }
 
 /** Expects every tensor's relative error (see relativeErrors) below `limit`, naming those above it. */
-function expectClose(network: Fixture['network'], actual: Float32Array, expected: Float32Array, limit: number) {
+function expectClose(
+  network: Fixture['network'],
+  actual: Float32Array | Float64Array,
+  expected: Float32Array,
+  limit: number,
+) {
   const errors = relativeErrors(network, actual, expected);
   expect(Object.entries(errors).filter(([, e]) => !(e < limit))).toEqual([]);
 }

@@ -125,8 +125,8 @@ export interface StepShard {
    */
   readonly start: number;
   readonly end: number;
-  /** Its gradient slot, laid out as the flat parameter vector. */
-  readonly grad: Float32Array;
+  /** Its gradient slot, laid out as the flat parameter vector, float64 (see OptimizerMemory). */
+  readonly grad: Float64Array;
 }
 
 /** What a layer's training passes need to know about the step besides its activations. */

@@ -2,18 +2,21 @@ import { wasmModule } from '../wasm.js';
 import { type AdamConfig, adamAlpha, type AdamStep, type ParamRange } from './adam.js';
 
 /**
- * The optimizer's shared memory: parameters, Adam's moments and one gradient slot per worker, all
- * float32 views of one shared WebAssembly.Memory, so that the SIMD kernel (adam.wat) reads and
- * writes them in place, in every worker, without a copy.
+ * The optimizer's shared memory: parameters and Adam's moments (float32), and one gradient slot per
+ * worker (float64), views of one shared WebAssembly.Memory, so that the SIMD kernel (adam.wat)
+ * reads and writes them in place, in every worker, without a copy. The slots are float64 so that a
+ * shard's gradient reaches the sum unrounded: rounded to float32 per shard, the sum of two shards'
+ * would differ from one worker's rounding of the whole, and Adam's first steps grow such
+ * differences (see layers/conv.ts).
  */
 export interface OptimizerMemory {
   readonly memory: WebAssembly.Memory;
   readonly params: Float32Array;
   readonly m: Float32Array;
   readonly v: Float32Array;
-  /** `slotCount` slots, `slotLength` floats apart. */
-  readonly grads: Float32Array;
-  /** The parameter count rounded up to 4 floats, so every slot starts 16-byte aligned. */
+  /** `slotCount` slots, `slotLength` values apart. */
+  readonly grads: Float64Array;
+  /** The parameter count rounded up to 4, so every slot starts 16-byte aligned. */
   readonly slotLength: number;
   readonly slotCount: number;
 }
@@ -22,8 +25,8 @@ const PAGE_BYTES = 65_536;
 
 export function createOptimizerMemory(paramCount: number, slotCount: number): OptimizerMemory {
   const slotLength = Math.ceil(paramCount / 4) * 4;
-  const floats = slotLength * (3 + slotCount);
-  const pages = Math.ceil((floats * 4) / PAGE_BYTES);
+  const bytes = slotLength * 4 * (3 + 2 * slotCount);
+  const pages = Math.ceil(bytes / PAGE_BYTES);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   const view = (slot: number, length: number) => new Float32Array(memory.buffer, slot * slotLength * 4, length);
   return {
@@ -33,7 +36,7 @@ export function createOptimizerMemory(paramCount: number, slotCount: number): Op
     params: view(0, paramCount),
     m: view(1, paramCount),
     v: view(2, paramCount),
-    grads: view(3, slotLength * slotCount),
+    grads: new Float64Array(memory.buffer, 3 * slotLength * 4, slotLength * slotCount),
   };
 }
 
@@ -89,7 +92,7 @@ export class AdamKernel {
       m.byteOffset,
       v.byteOffset,
       grads.byteOffset,
-      slotLength * 4,
+      slotLength * 8,
       slotCount,
       range.lo,
       range.hi,

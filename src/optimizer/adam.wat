@@ -7,8 +7,8 @@
 ;;   v' = beta2 * v[i] + (c2 * g) * g            (c2 = 1 - beta2)
 ;;   m[i] = m'; v[i] = v';  params[i] = params[i] - (alpha * m') / (sqrt(v') + epsilon)
 ;;
-;; Every array is float32 in the shared memory; `params`, `m`, `v`, `slots` are byte offsets,
-;; `stride` the bytes from one slot to the next, `lo`/`hi` element indices. It returns 1 when a
+;; `params`, `m`, `v` are float32 and the slots float64, in the shared memory; all four are byte
+;; offsets, `stride` the bytes from one slot to the next, `lo`/`hi` element indices. It returns 1 when a
 ;; reduced gradient g is NaN or infinite (training diverged), else 0.
 (module
   (memory (import "env" "memory") 1 65536 shared)
@@ -32,19 +32,20 @@
     (local.set $xepsilon (f64x2.splat (local.get $epsilon)))
     (local.set $i (local.get $lo))
 
-    ;; Two parameters per iteration: load two float32 (64 bits), widen to f64x2, narrow to store.
+    ;; Two parameters per iteration: load two float32 (64 bits), widen to f64x2, narrow to store;
+    ;; the slots' two float64 as they are.
     (block $pairs_done
       (loop $pairs
         (br_if $pairs_done (i32.gt_s (i32.add (local.get $i) (i32.const 2)) (local.get $hi)))
         (local.set $at (i32.shl (local.get $i) (i32.const 2)))
-        (local.set $slot (i32.add (local.get $slots) (local.get $at)))
-        (local.set $g (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $slot))))
+        (local.set $slot (i32.add (local.get $slots) (i32.shl (local.get $at) (i32.const 1))))
+        (local.set $g (v128.load (local.get $slot)))
         (local.set $k (i32.const 1))
         (block $sum_done
           (loop $sum
             (br_if $sum_done (i32.ge_u (local.get $k) (local.get $count)))
             (local.set $slot (i32.add (local.get $slot) (local.get $stride)))
-            (local.set $g (f64x2.add (local.get $g) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $slot)))))
+            (local.set $g (f64x2.add (local.get $g) (v128.load (local.get $slot))))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br $sum)))
         (local.set $g (f64x2.mul (local.get $g) (local.get $xscale)))
@@ -74,14 +75,14 @@
     (if (i32.lt_s (local.get $i) (local.get $hi))
       (then
         (local.set $at (i32.shl (local.get $i) (i32.const 2)))
-        (local.set $slot (i32.add (local.get $slots) (local.get $at)))
-        (local.set $sg (f64.promote_f32 (f32.load (local.get $slot))))
+        (local.set $slot (i32.add (local.get $slots) (i32.shl (local.get $at) (i32.const 1))))
+        (local.set $sg (f64.load (local.get $slot)))
         (local.set $k (i32.const 1))
         (block $tail_sum_done
           (loop $tail_sum
             (br_if $tail_sum_done (i32.ge_u (local.get $k) (local.get $count)))
             (local.set $slot (i32.add (local.get $slot) (local.get $stride)))
-            (local.set $sg (f64.add (local.get $sg) (f64.promote_f32 (f32.load (local.get $slot)))))
+            (local.set $sg (f64.add (local.get $sg) (f64.load (local.get $slot))))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br $tail_sum)))
         (local.set $sg (f64.mul (local.get $sg) (local.get $scale)))

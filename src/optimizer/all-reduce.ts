@@ -10,7 +10,7 @@
  */
 export interface GradientSlots {
   /** `slotCount` gradient slots of `slotLength` floats each, one per worker rank. */
-  readonly slots: Float32Array;
+  readonly slots: Float64Array;
   readonly slotLength: number;
   readonly slotCount: number;
   /** 1 / (samples in the global batch): turns the summed loss's gradient into the mean's. */

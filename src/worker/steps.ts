@@ -63,7 +63,7 @@ interface RunParts {
   readonly workers: number;
   readonly adam: AdamKernel;
   /** Each shard's gradient slot. */
-  readonly slots: readonly Float32Array[];
+  readonly slots: readonly Float64Array[];
   /** Each slice of the parameters that one update covers. */
   readonly slices: readonly ParamRange[];
 }

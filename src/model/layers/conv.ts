@@ -53,7 +53,12 @@ const KERNEL = { min: 1, max: 64 };
  * The filter gradient is summed over chunks of a fixed number of samples, aligned to the epoch's
  * order, in float64: XNNPACK accumulates a product's inner dimension in float32, and over a whole
  * shard (50,000 positions for 64 images of 28x28) the rounding depends on where the shard starts
- * and ends, that is, on the worker count. Chunk by chunk, N workers do the arithmetic of 1.
+ * and ends, that is, on the worker count. Chunk by chunk, N workers do the arithmetic of 1 when
+ * the shards' sizes are multiples of the chunk (every pass of Winograd's, and the direct forward
+ * and input gradient, compute each sample alike whatever the shard). A chunk that a shard boundary
+ * cuts is two float32 sums, which round differently from the whole chunk's: within float32
+ * rounding of one worker's, not the same bits. Each shard's sum goes to its gradient slot in
+ * float64 (see OptimizerMemory), so that the shards' sums add up to one worker's.
  *
  * Keras's Conv2D also has strides, dilation, rectangular kernels, no bias and other activations:
  * loadModel reads such models (its rule is Keras's whole one), the trainer trains none of them.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, type Shape, type StepContext } from '../compute.js';
+import { Activations, type Shape, type StepContext, type StepShard } from '../compute.js';
 import { checkActivation, checkBoolean, type KerasWeight, whole } from '../keras-shapes.js';
-import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
+import { emptyTensor, glueKernels, heapView64, offsetOf } from '../kernels.js';
 import type { Strides } from '../kernels-reference.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 
@@ -13,6 +13,14 @@ export interface DenseSpec {
 }
 
 const UNITS = { min: 1, max: 8192 };
+
+/**
+ * Samples per chunk of the weight gradient's sums, aligned to the epoch's order: a float32 sum over
+ * 16 samples, the chunks added in float64. A sum over a whole shard would round differently for
+ * every shard size; chunk by chunk, shards whose sizes are multiples of 16 do the arithmetic of one
+ * worker (as the convolutions' chunks, layers/conv.ts).
+ */
+const CHUNK_SAMPLES = 16;
 
 /**
  * A fully connected layer. Its kernel is stored as Keras's, `[inputs, units]`, then the bias. With
@@ -227,11 +235,12 @@ class DenseCompute implements LayerCompute {
   }
 
   backward(gradients: readonly Activations[], context: StepContext): Activations[] | undefined {
-    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j].grad));
+    const inputGradients = gradients.map((gradient, j) => this.#backward(gradient, j, context.shards[j]));
     return this.#layer.needsInputGradient ? (inputGradients as Activations[]) : undefined;
   }
 
-  #backward(gradient: Activations, j: number, grad: Float32Array): Activations | undefined {
+  #backward(gradient: Activations, j: number, shard: StepShard): Activations | undefined {
+    const grad = shard.grad;
     const input = this.#input[j] as Activations;
     const activations = this.#activations[j] as { tensor: tf.Tensor; strides: Strides };
     this.#input[j] = this.#activations[j] = undefined;
@@ -239,7 +248,8 @@ class DenseCompute implements LayerCompute {
     const units = this.#units;
     const { tensor: upstream, strides } = gradient.strided();
     const needsInput = this.#layer.needsInputGradient;
-    const dz = emptyTensor([count, units]);
+    // 3 floats to spare: outer_products may read that far past the last row.
+    const dz = emptyTensor([count * units + 3]);
     const dzT = needsInput ? emptyTensor([units, count]) : undefined;
     const biasSums = emptyTensor([2 * units]);
     heapView64(biasSums).fill(0);
@@ -271,10 +281,30 @@ class DenseCompute implements LayerCompute {
     backward(dz, offsetOf(biasSums), units, 1);
     if (dzT !== undefined) backward(dzT, 0, 1, count);
     const at = this.#layer.offset;
-    const weightGradient = tf.matMul(input.columns() as tf.Tensor2D, dz as tf.Tensor2D);
-    grad.set(heapView(weightGradient), at);
-    // Freed now rather than with the step's tensors: the next shard's product reuses its memory.
-    weightGradient.dispose();
+    // dW = X^T · dZ, chunk by chunk of the epoch's order, as the outer products of X's rows and
+    // dZ's, each chunk's a float32 sum added into float64 (see CHUNK_SAMPLES).
+    const rows = input.rows();
+    const sums = emptyTensor([2 * this.#inputs * units]);
+    heapView64(sums).fill(0);
+    const inputs = this.#inputs;
+    for (let from = 0; from < count;) {
+      const to = Math.min(count, (Math.floor((shard.start + from) / CHUNK_SAMPLES) + 1) * CHUNK_SAMPLES - shard.start);
+      kernels.outer_products(
+        offsetOf(rows) + from * inputs * 4,
+        offsetOf(dz) + from * units * 4,
+        offsetOf(sums),
+        1,
+        to - from,
+        inputs,
+        units,
+        0,
+        0,
+      );
+      from = to;
+    }
+    grad.set(heapView64(sums), at);
+    // Freed now rather than with the step's tensors: the next shard's sums reuse the memory.
+    sums.dispose();
     grad.set(heapView64(biasSums), at + this.#inputs * units);
     if (dzT === undefined) return undefined;
     return Activations.ofColumns(tf.matMul(this.#kernel as tf.Tensor2D, dzT as tf.Tensor2D), this.#layer.input);
