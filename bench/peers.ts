@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { checkNumber, DEFAULTS } from '../src/coordinator/options.js';
 import { DEBIAN_DIR, FASHION_MNIST_FILES, LOCAL_DIR, loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { parseFlags } from '../src/cli/flags.js';
+import { AUGMENT_USAGE, checkAugmentFits, formatAugment, parseAugment } from '../src/data/augment.js';
 import { isUserError, OptionError } from '../src/errors.js';
 import type { LearningRateSchedule } from '../src/optimizer/schedule.js';
 import {
@@ -47,6 +48,8 @@ Flags:
   --workers N        our worker threads, and PyTorch's torch.set_num_threads (default: 2)
   --model NAME       ${Object.keys(MODELS).join(', ')} (default: mlp, ${MLP_LAYERS})
   --layers SPEC      a network in the layer grammar instead of --model
+  --augment LIST     augment the training images on both sides, as npm run train's --augment:
+                     ${AUGMENT_USAGE} (default: none)
   --data DIR         directory with the four Fashion-MNIST files (default: where npm run train looks)
   --json FILE        also write the runs and results as JSON
   -h, --help         show this help`;
@@ -60,6 +63,8 @@ interface Plan {
   readonly modelName: string;
   readonly data: string | undefined;
   readonly json: string | undefined;
+  /** `--augment`, as both sides read it back. */
+  readonly augment: string | undefined;
   readonly help: boolean;
 }
 
@@ -71,6 +76,7 @@ function parsePlan(argv: string[]): Plan {
     workers: { type: 'string' },
     model: { type: 'string' },
     layers: { type: 'string' },
+    augment: { type: 'string' },
     data: { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -101,6 +107,9 @@ function parsePlan(argv: string[]): Plan {
   for (const flag of ['data', 'json', 'layers'] as const) {
     if (raw(flag) === '') throw new OptionError(`--${flag} needs a value, got ""`);
   }
+  const augmentText = raw('augment');
+  const augment = augmentText === undefined ? undefined : parseAugment(augmentText);
+  checkAugmentFits(augment, 28, 28, '--augment');
   return {
     batchSizes,
     epochs: integer('epochs', 4, 2, 1000),
@@ -111,6 +120,7 @@ function parsePlan(argv: string[]): Plan {
     modelName: spec === undefined ? (model ?? 'mlp') : 'layers',
     data: raw('data'),
     json: raw('json'),
+    augment: augment === undefined ? undefined : formatAugment(augment),
     help: values.help === true,
   };
 }
@@ -167,14 +177,23 @@ async function main(): Promise<void> {
   const torch = python === undefined ? undefined : await describeTorch(python, plan.layers, plan.workers);
   const data = await dataDir(plan.data);
   const schedule = DEFAULTS.schedule as LearningRateSchedule;
-  const base = { layers: plan.layers, epochs: plan.epochs, threads: plan.workers, data, schedule };
+  const base = {
+    layers: plan.layers,
+    epochs: plan.epochs,
+    threads: plan.workers,
+    data,
+    schedule,
+    augment: plan.augment,
+  };
   const settings = { ...base, learningRate: DEFAULTS.learningRate, seed: DEFAULTS.seed };
 
   const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() };
   const ours = { node: process.version, tfjs: tfjsVersion(), backend: 'wasm', workers: plan.workers, flags: ourFlags };
   console.log(
     `Peers: ${plan.layers} on Fashion-MNIST (${data}), ${plan.epochs} epochs per run, ` +
-      `Adam lr ${settings.learningRate} (${schedule}), seed ${settings.seed}; ${machine.cpu}, ${machine.cores} cores`,
+      `Adam lr ${settings.learningRate} (${schedule}), seed ${settings.seed}` +
+      (plan.augment === undefined ? '' : `, augment ${plan.augment} (both sides, the same hash)`) +
+      `; ${machine.cpu}, ${machine.cores} cores`,
   );
   console.log(
     `  ours:    npm run train -- ${ourFlags.join(' ')} --workers ${plan.workers}: Node.js ${ours.node}, ` +

@@ -8,6 +8,7 @@ import type { BatchProgress } from '../src/coordinator/config.js';
 import { nodePlatform } from '../src/coordinator/node-platform.js';
 import { DEFAULTS, resolveOptions } from '../src/coordinator/options.js';
 import { dataSha256 } from '../src/data/data-hash.js';
+import { checkAugment, checkAugmentFits } from '../src/data/augment.js';
 import { channelsOf } from '../src/data/dataset.js';
 import { InterruptedError, isUserError } from '../src/errors.js';
 import { saveError, writeFilesAtomically } from '../src/files.js';
@@ -48,6 +49,7 @@ async function run(args: TrainArgs): Promise<void> {
     // The layers against the pictures' size and classes, named as the flag they came in.
     buildNetwork(parseLayers(args.layers, '--layers'), data, data.classNames.length, '--layers');
   }
+  checkAugmentFits(checkAugment(args.options.augment), data.height, data.width, '--augment');
   // SIGINT or SIGTERM: finish the step, write a checkpoint, say how to resume. Twice: exit now
   // (files are written atomically and synchronously, so none is ever half written).
   const interrupter = new AbortController();
@@ -111,6 +113,7 @@ async function run(args: TrainArgs): Promise<void> {
     config: {
       ...result.config,
       learningRate: result.config.adam.learningRate,
+      augment: result.config.augment ?? null,
       data: args.data ?? null,
       dataSha256: dataSha256(data),
       classNames: data.classNames,

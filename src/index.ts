@@ -12,6 +12,7 @@ export { DEFAULTS } from './coordinator/options.js';
 export type { TrainOptions } from './coordinator/options.js';
 export type { BatchProgress, EpochLog, TrainConfig } from './coordinator/config.js';
 export type { LearningRateSchedule } from './optimizer/schedule.js';
+export type { Augment, AugmentConfig } from './data/augment.js';
 export { LAYERS_GRAMMAR } from './model/spec.js';
 export { createTrainerThread } from './thread/trainer-thread.js';
 export type { TrainerThread } from './thread/trainer-thread.js';

@@ -1,3 +1,4 @@
+import type { AugmentConfig } from './data/augment.js';
 import type { LayerSpec } from './model/kinds.js';
 import type { AdamConfig } from './optimizer/adam.js';
 import type { OptimizerMemory } from './optimizer/adam-kernel.js';
@@ -153,6 +154,10 @@ export interface StepsTask {
   readonly batchSize: number;
   /** The run's seed: with the step and the sample, it fixes every dropout mask. */
   readonly seed: number;
+  /** The run's augmentation of the training images, if it has one (see data/augment.ts). */
+  readonly augment: AugmentConfig | undefined;
+  /** The 0-based epoch these steps are in: with the seed and the image, it fixes each image's augmentation. */
+  readonly epoch: number;
   readonly firstStep: number;
   readonly endStep: number;
   /** Adam's step counter before `firstStep` (Adam's t starts at 1). */

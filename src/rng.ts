@@ -37,3 +37,15 @@ export class Rng {
     }
   }
 }
+
+/**
+ * murmur3's finaliser: a 32-bit mix in which every input bit changes about half the output bits.
+ * Dropout's masks and the augmentations are hashes built from it, not draws from a generator, so
+ * that they depend only on what they are about (the seed, the epoch or step, the image), never on
+ * which worker draws them or in which order.
+ */
+export function mix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

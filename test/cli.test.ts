@@ -66,6 +66,31 @@ const cases: [string, () => string[], RegExp][] = [
     /^error: --hidden applies to --model mlp only; write the layers in --layers instead$/,
   ],
   [
+    '--augment spin',
+    () => ['--augment', 'spin'],
+    /^error: --augment: unknown augmentation "spin"; expected flip, shift:N, or both, e.g. flip,shift:2$/,
+  ],
+  ...['shift:0', 'shift:-1', 'shift:x', 'shift:'].map((value): [string, () => string[], RegExp] => [
+    `--augment ${value}`,
+    () => ['--augment', value],
+    new RegExp(`^error: --augment: shift:N needs N, a whole number of pixels from 1, got "${value}"$`),
+  ]),
+  [
+    '--augment with a shift too large for the images',
+    () => ['--augment', 'flip,shift:14'],
+    /^error: --augment: shift:14 is too large for 28x28 images; at most shift:13 \(less than half the smaller side\)$/,
+  ],
+  [
+    '--augment with a duplicate',
+    () => ['--augment', 'flip,shift:1,flip'],
+    /^error: --augment: "flip" is given twice in "flip,shift:1,flip"$/,
+  ],
+  [
+    '--augment with --resume',
+    () => ['--resume', tempDir(), '--augment', 'flip'],
+    /^error: --resume keeps the run's settings from its checkpoint; drop --epochs, --augment$/,
+  ],
+  [
     'a data directory that does not exist',
     () => ['--data', '/nonexistent/fashion'],
     /^error: data directory "\/nonexistent\/fashion" does not exist or is not a directory$/,

@@ -13,7 +13,8 @@ import { freePort, NO_TORCH, python, realSubset, runPython } from './pytorch-hel
 // The same continuation both ways: from a checkpoint taken mid-epoch, 20 steps of the exported
 // train_ddp.py under DistributedDataParallel (2 ranks on loopback; 2 "machines" of one rank each)
 // give the parameters of 20 steps of our trainer with 2 workers, and a run handed to PyTorch and
-// back continues here as it would have.
+// back continues here as it would have. The runs augment their training images (flips and shifts),
+// which train_ddp.py draws from the same hash.
 
 /** Every layer kind, dropout on images (NHWC masks on NCHW tensors) and on vectors included. */
 const LAYERS = 'conv:4:3:same,dropout:0.25,pool,conv:6:3:linear:valid,pool,flatten,dense:16,dropout:0.5,dense:10';
@@ -22,6 +23,7 @@ const TRAIN_IMAGES = 200;
 /** The run: 3 epochs; stopped after its first step, 20 remain. */
 const EPOCHS = 3;
 const TOLERANCE = 1e-4;
+const AUGMENT = { flip: true, shift: 2 };
 
 let data: string;
 let dataset: Dataset;
@@ -39,7 +41,7 @@ beforeAll(async () => {
   const stopped = tempDir('ddp-stopped-');
   // Asked to stop before it starts, the run stops after its first step: a checkpoint mid-epoch,
   // with Adam's moments set and the epoch's order drawn.
-  const run = { data: dataset, model: LAYERS, epochs: EPOCHS, batchSize: 32, workers: 2, seed: 7 };
+  const run = { data: dataset, model: LAYERS, epochs: EPOCHS, batchSize: 32, workers: 2, seed: 7, augment: AUGMENT };
   await train({ ...run, checkpointDir: stopped, interrupt: AbortSignal.abort() }).catch(() => undefined);
   const checkpoint = await readCheckpoint(stopped);
   expect([checkpoint.epochsDone, checkpoint.stepsDone]).toEqual([0, 1]);
@@ -89,7 +91,7 @@ describe.skipIf(python === undefined)(`train_ddp.py against our trainer${python 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(
-      /^Continuing after epoch 0, step 1 to epoch 3 of 3: 200 images, 2 ranks \(gloo on cpu/m,
+      /^Continuing after epoch 0, step 1 to epoch 3 of 3: 200 images, 2 ranks \(gloo on cpu.*, seed 7, augment flip,shift:2$/m,
     );
     expect(result.stdout.match(/^7\/7 - .* - test_accuracy: \d\.\d{4}$/gm)).toHaveLength(3);
     const run = await readPyTorchRun(dir);
@@ -176,7 +178,18 @@ describe.skipIf(python === undefined)(`train_ddp.py against our trainer${python 
 
   it('exported without a checkpoint, train_ddp.py --epochs 1 is a new run from its weights: that of train({ model }) given the saved model', async () => {
     const saved = join(tempDir('ddp-saved-'), 'run');
-    const settings = ['--layers', LAYERS, '--epochs', '1', '--batch-size', '32', '--seed', '3', '--workers', '2'];
+    const settings = [
+      '--layers',
+      LAYERS,
+      '--epochs',
+      '1',
+      '--batch-size',
+      '32',
+      '--seed',
+      '3',
+      '--workers',
+      '2',
+    ].concat(['--augment', 'flip,shift:2']);
     const trained = await runNode(join(ROOT, 'dist', 'scripts', 'train.js'), [
       ...settings,
       '--data',
@@ -201,6 +214,7 @@ describe.skipIf(python === undefined)(`train_ddp.py against our trainer${python 
       batchSize: 32,
       seed: 3,
       workers: 2,
+      augment: AUGMENT,
     });
     const expected = paramsOf(ours.model as Parameters<typeof importSequential>[0]);
     model.dispose();

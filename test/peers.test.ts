@@ -108,6 +108,10 @@ describe('npm run bench:peers', () => {
     [['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
     [['--model', 'vgg'], /^error: --model must be one of mlp, cnn, got "vgg"$/],
     [
+      ['--augment', 'spin'],
+      /^error: --augment: unknown augmentation "spin"; expected flip, shift:N, or both, e.g. flip,shift:2$/,
+    ],
+    [
       ['--layers', 'conv2:32:3,pool,flatten,dense:10'],
       /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense or dropout$/,
     ],
@@ -123,11 +127,17 @@ describe('npm run bench:peers', () => {
     // Tiny data: this checks what runs and what is reported, not how fast.
     const json = join(tempDir(), 'peers.json');
     const data = tinyDataset();
-    const args = ['--data', data, '--batch-size', '4', '--epochs', '2', '--runs', '2', '--json', json];
+    const args = ['--data', data, '--batch-size', '4', '--epochs', '2', '--runs', '2', '--json', json].concat([
+      '--augment',
+      'shift:2,flip',
+    ]);
     const { code, stdout, stderr } = await runNode(PEERS_CLI, args);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const report = JSON.parse(readFileSync(json, 'utf8'));
+    // Both sides were given the augmentation, as our --augment writes it.
+    expect(stdout).toMatch(/^Peers: .*, seed 1, augment flip,shift:2 \(both sides, the same hash\); /m);
+    expect(report.settings.augment).toBe('flip,shift:2');
     const [result] = report.results;
     expect(result.batchSize).toBe(4);
     expect(result.ours.runs).toHaveLength(2);

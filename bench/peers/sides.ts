@@ -38,6 +38,8 @@ export interface RunSettings {
   readonly seed: number;
   /** The directory with the four Fashion-MNIST files, passed to both. */
   readonly data: string;
+  /** `--augment`'s list for both (the same flips and shifts, from the same hash), or undefined for none. */
+  readonly augment: string | undefined;
 }
 
 /** One epoch as both sides report it (the project's EpochLog). */
@@ -98,6 +100,7 @@ export async function runOurs(settings: RunSettings): Promise<RunRecord> {
       ...['--workers', String(settings.threads), '--epochs', String(settings.epochs)],
       ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
       ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
+      ...(settings.augment === undefined ? [] : ['--augment', settings.augment]),
       ...['--quiet', '--out', out],
     ];
     await run(process.execPath, args, 'our trainer');
@@ -155,6 +158,7 @@ export async function runTorch(python: string, settings: RunSettings): Promise<R
     ...['--model-py', path, '--threads', String(settings.threads), '--epochs', String(settings.epochs)],
     ...['--batch-size', String(settings.batchSize), '--lr', String(settings.learningRate)],
     ...['--lr-schedule', settings.schedule, '--seed', String(settings.seed), '--data', settings.data],
+    ...(settings.augment === undefined ? [] : ['--augment', settings.augment]),
   ];
   const { stdout, stderr } = await withModelPy(settings.layers, (path) =>
     run(python, args(path), 'the PyTorch script'),

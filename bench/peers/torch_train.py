@@ -3,7 +3,7 @@
 Trains the same network on the same Fashion-MNIST files with the same recipe as the project's
 trainer: Keras's initialisation (Glorot-uniform kernels, zero biases), Adam with Keras's epsilon,
 the learning rate decayed per step by a cosine to 0 (or constant), softmax cross-entropy, a fresh
-shuffle every epoch. Each epoch is one pass of training plus evaluating the 10,000 test images,
+shuffle every epoch, and with --augment the project's flips and shifts, drawn from its hash. Each epoch is one pass of training plus evaluating the 10,000 test images,
 timed together, as the project's `metrics.json` times its epochs. Prints one JSON line per epoch:
 {"epoch", "seconds", "loss", "accuracy", "testLoss", "testAccuracy"}; what ran (torch, BLAS,
 threads) goes to stderr.
@@ -216,6 +216,41 @@ def warn_about(info):
 # Training
 
 
+def parse_augment(text):
+    """--augment as the project's (src/data/augment.ts): flip, shift:N, or both, e.g. flip,shift:2."""
+    augment, seen = {"flip": False, "shift": 0}, set()
+    for item in text.split(","):
+        name, _, value = item.strip().partition(":")
+        if name in seen:
+            raise argparse.ArgumentTypeError(f'"{name}" is given twice in "{text}"')
+        seen.add(name)
+        if name == "flip" and not value:
+            augment["flip"] = True
+        elif name == "shift" and value.isdigit() and 1 <= int(value) <= (min(HEIGHT, WIDTH) + 1) // 2 - 1:
+            augment["shift"] = int(value)
+        else:
+            raise argparse.ArgumentTypeError(f'expected flip, shift:N (N from 1 to 13), or both, got "{item.strip()}"')
+    return augment
+
+
+def augmented(images, samples, transforms, seed, epoch, augment):
+    """images[samples] (NCHW) flipped and shifted as the project's gather does it, from the same
+    hash of the seed, the epoch (0-based) and the image (model.py's augment_transforms): pixel
+    (y, x) is pixel (y - dy, x - dx) of the image flipped when drawn so, 0 outside it."""
+    flips, dx, dy = transforms(seed, epoch, samples, augment["flip"], augment["shift"])
+    batch = images[samples]
+    n, _, height, width = batch.shape
+    rows = torch.arange(height)[None, :] - dy[:, None]
+    columns = torch.arange(width)[None, :] - dx[:, None]
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((columns >= 0) & (columns < width))[:, None, :]
+    columns = torch.where(flips[:, None], width - 1 - columns, columns)
+    # Advanced indices around a slice put their dimensions first: [n, H, W, C].
+    picked = batch[
+        torch.arange(n)[:, None, None], :, rows.clamp(0, height - 1)[:, :, None], columns.clamp(0, width - 1)[:, None, :]
+    ]
+    return picked.permute(0, 3, 1, 2) * inside[:, None].to(picked.dtype)
+
+
 def learning_rate(schedule, base, step, total):
     """The project's schedule (src/optimizer/schedule.ts), per 0-based step."""
     return base if schedule == "constant" else base * (1 + math.cos(math.pi * step / total)) / 2
@@ -238,6 +273,7 @@ def evaluate(network, images, labels, chunk=1000):
 def train(args):
     torch.manual_seed(args.seed)
     network = build_network(args.model_py)
+    transforms = load_model_py(args.model_py).augment_transforms if args.augment else None
     data = find_data(args.data)
     x_train, y_train = load_split(data, FILES[0], FILES[1])
     x_test, y_test = load_split(data, FILES[2], FILES[3])
@@ -258,7 +294,11 @@ def train(args):
         loss_sum, correct = 0.0, 0
         for step in range(steps):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            images, labels = x_train[batch], y_train[batch]
+            labels = y_train[batch]
+            if transforms is None:
+                images = x_train[batch]
+            else:
+                images = augmented(x_train, batch, transforms, args.seed, epoch - 1, args.augment)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(args.lr_schedule, args.lr, (epoch - 1) * steps + step, total)
             logits = network(images)
@@ -313,6 +353,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=positive, default=2, help="torch.set_num_threads (default: 2)")
     parser.add_argument("--data", help="directory with the four Fashion-MNIST files, gzipped or not")
+    parser.add_argument("--augment", type=parse_augment, help="flip, shift:N, or both, as npm run train's --augment")
     parser.add_argument("--describe", action="store_true", help="print what would run, as JSON, and exit")
     try:
         args = parser.parse_args()

@@ -8,6 +8,7 @@ import {
   type LimitedOption,
   type TrainOptions,
 } from '../coordinator/options.js';
+import { AUGMENT_USAGE, checkAugmentFits, parseAugment } from '../data/augment.js';
 import { FASHION_MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { OptionError } from '../errors.js';
 import { buildNetwork } from '../model/network.js';
@@ -49,6 +50,9 @@ Flags:
                     ${'dropout:0.5,dense:10'} (default: ${DEFAULTS.model})
   --hidden LIST     the mlp's hidden layer widths, e.g. 128 or 256,128 (default: ${DEFAULTS.hidden.join(',')})
   --layers SPEC     any model, as ${LAYERS_GRAMMAR.replace(/\n/g, '\n                    ')}
+  --augment LIST    change each training image at random, afresh every epoch: ${AUGMENT_USAGE}
+                    (flip: left to right, half the time; shift:N: move by up to N pixels along each
+                    axis, zeros filling in; default: none)
   --data DIR        directory with the four Fashion-MNIST files, gzipped or not
                     (default: $FASHION_MNIST_DIR, ./data/fashion-mnist, /usr/share/datasets/fashion-mnist,
                     else a verified download into ./data/fashion-mnist), or a folder of pictures (below)
@@ -77,7 +81,7 @@ const NUMERIC_FLAGS = {
  * Flags that define a run: a resumed run takes them from its checkpoint. `--workers` is not one: N
  * workers compute the same steps as 1, to float rounding.
  */
-const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'model', 'hidden', 'layers'];
+const RUN_FLAGS = ['epochs', 'batch-size', 'lr', 'lr-schedule', 'seed', 'model', 'hidden', 'layers', 'augment'];
 
 /** Parses `npm run train` flags; a bad flag throws an OptionError naming it. */
 export function parseTrainArgs(argv: readonly string[], now = new Date()): TrainArgs {
@@ -91,6 +95,7 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     hidden: { type: 'string' },
     model: { type: 'string' },
     layers: { type: 'string' },
+    augment: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string' },
     'checkpoint-every': { type: 'string' },
@@ -131,6 +136,13 @@ export function parseTrainArgs(argv: readonly string[], now = new Date()): Train
     options.model = layers;
   } else if (model !== undefined) {
     options.model = model;
+  }
+  const augment = raw('augment');
+  if (augment !== undefined) {
+    const parsed = parseAugment(augment);
+    // As for --layers: Fashion-MNIST's size is known now, a folder of pictures' once it is read.
+    if (data === undefined || !isImageFolder(data)) checkAugmentFits(parsed, 28, 28, '--augment');
+    options.augment = parsed;
   }
   const schedule = raw('lr-schedule');
   if (schedule !== undefined) options.schedule = checkSchedule(schedule, '--lr-schedule', JSON.stringify(schedule));

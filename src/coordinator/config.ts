@@ -1,3 +1,4 @@
+import type { AugmentConfig } from '../data/augment.js';
 import type { AdamConfig } from '../optimizer/adam.js';
 import type { LearningRateSchedule } from '../optimizer/schedule.js';
 
@@ -11,6 +12,11 @@ export interface TrainConfig {
   readonly model: string;
   readonly adam: AdamConfig;
   readonly schedule: LearningRateSchedule;
+  /**
+   * How the training images are augmented; absent for none (and in the checkpoints of runs from
+   * before augmentation, which had none).
+   */
+  readonly augment?: AugmentConfig;
 }
 
 /** What one epoch produced; `metrics.json` holds one per epoch. */

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { type Augment, checkAugment } from '../data/augment.js';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
 import type { LayerSpec } from '../model/kinds.js';
@@ -38,6 +39,15 @@ export interface TrainOptions {
   model?: string | tf.Sequential;
   /** Widths of the hidden ReLU layers of the `mlp` model. @default [128] */
   hidden?: readonly number[];
+  /**
+   * Random changes to the training images, e.g. `{ flip: true, shift: 2 }`: a left-right flip with
+   * probability 1/2, and a move by up to `shift` pixels along each axis, filled with zeros (less
+   * than half the images' smaller side). Each image's change is a hash of the seed, the epoch and
+   * the image, so any worker count, and a resumed run, make the same ones; the test images are
+   * never changed.
+   * @default none
+   */
+  augment?: Augment;
   /** The data to train and test on. @default Fashion-MNIST, found by `loadFashionMnist({ dir: dataDir })` */
   data?: Dataset;
   /**
@@ -222,6 +232,7 @@ export function resolveOptions(options: TrainOptions, cores: number): ResolvedOp
       learningRate: checkNumber('learningRate', options.learningRate ?? DEFAULTS.learningRate),
     },
     schedule: checkSchedule(options.schedule ?? DEFAULTS.schedule),
+    augment: checkAugment(options.augment),
     progressIntervalMs: checkNumber('progressIntervalMs', options.progressIntervalMs ?? DEFAULTS.progressIntervalMs),
     checkpointEvery: checkNumber('checkpointEvery', options.checkpointEvery ?? DEFAULTS.checkpointEvery),
     maxRetries: checkNumber('maxRetries', options.maxRetries ?? DEFAULTS.maxRetries),

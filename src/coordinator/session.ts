@@ -142,6 +142,9 @@ export class Session {
       parties: Math.min(workers, this.#platform.cores),
       batchSize,
       seed: this.#config.seed,
+      augment: this.#config.augment,
+      // Every epoch has stepsPerEpoch steps, and firstStep is in the current one.
+      epoch: Math.floor((this.#globalStep - firstStep) / this.stepsPerEpoch),
       firstStep,
       endStep,
       adamStepsBefore: this.#globalStep,

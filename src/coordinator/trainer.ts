@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { checkAugmentFits, formatAugment } from '../data/augment.js';
 import { checkDataset, type Dataset } from '../data/dataset.js';
 import { DataError, InterruptedError, NonFiniteError, OptionError, WorkerError } from '../errors.js';
 import { importSequential, setWeights, toLayersModel } from '../model/keras.js';
@@ -64,6 +65,7 @@ export async function trainOn(
   const data = options.data ?? (await platform.loadData(options.dataDir));
   throwIfAborted(signal);
   checkDataset(data);
+  checkAugmentFits(settings.augment, data.height, data.width);
   const { network, initial } = placeResumable(choice, data, resume);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
   if (
@@ -178,11 +180,11 @@ export async function trainOn(
 }
 
 /** The options that define a run, which a resumed run takes from its checkpoint (all but `workers`). */
-const RUN_SETTINGS = ['epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'model', 'hidden'] as const;
+const RUN_SETTINGS = ['epochs', 'batchSize', 'learningRate', 'schedule', 'seed', 'model', 'hidden', 'augment'] as const;
 
 function settingsOf(config: TrainConfig): TrainOptions {
-  const { epochs, batchSize, seed, model, schedule } = config;
-  return { epochs, batchSize, seed, model, schedule, learningRate: config.adam.learningRate };
+  const { epochs, batchSize, seed, model, schedule, augment } = config;
+  return { epochs, batchSize, seed, model, schedule, augment, learningRate: config.adam.learningRate };
 }
 
 /**
@@ -199,6 +201,7 @@ export function createSessionOn(platform: Platform, data: Dataset, options: Trai
     stepTimeoutMs: ____,
     ...settings
   } = resolveOptions(options, platform.cores);
+  checkAugmentFits(settings.augment, data.height, data.width);
   const { network, initial } = placeModel(model, data);
   const config: TrainConfig = { ...settings, model: formatLayers(network.layers.map((layer) => layer.spec)) };
   return new Session({ platform, data, config, network, initial });
@@ -250,7 +253,8 @@ function describeRun(config: TrainConfig, images: number, resume: Checkpoint | u
   const workers = `${config.workers} worker${config.workers > 1 ? 's' : ''}`;
   const settings =
     `model ${config.model}, global batch ${config.batchSize}, ` +
-    `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}`;
+    `Adam lr ${config.adam.learningRate} (${config.schedule}), seed ${config.seed}` +
+    (config.augment === undefined ? '' : `, augment ${formatAugment(config.augment)}`);
   if (resume === undefined) return `Training on ${images} images with ${workers}: ${settings}`;
   const where = `Resuming after epoch ${resume.epochsDone}, step ${resume.stepsDone}: on ${images} images with ${workers}`;
   const before = resume.config.workers;

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Checkpoint } from '../coordinator/checkpoint.js';
 import type { EpochLog, TrainConfig } from '../coordinator/config.js';
 import { checkNumber, checkSchedule, type LimitedOption } from '../coordinator/options.js';
+import { checkAugment } from '../data/augment.js';
 import { DataError, OptionError, quoteUntrusted } from '../errors.js';
 import { findFileInside, type OutputFile, readFileInside } from '../files.js';
 import { checkModelMetadata, type ModelMetadata } from '../model/metadata.js';
@@ -481,6 +482,7 @@ export function checkTrainConfig(raw: unknown, label: string, bad: (why: string)
     },
     schedule: asDataError(() => checkSchedule(raw.schedule, `${label}.schedule`), bad),
     model: raw.model,
+    ...(raw.augment == null ? {} : { augment: asDataError(() => checkAugment(raw.augment, `${label}.augment`), bad) }),
   };
 }
 

@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { Activations, type Collective, type Layout, type StepContext, type StepShard } from '../model/compute.js';
+import { type AugmentConfig, copyTransformed, transformOf, type Transform } from '../data/augment.js';
+import {
+  Activations,
+  type Collective,
+  type Layout,
+  type Shape,
+  type StepContext,
+  type StepShard,
+} from '../model/compute.js';
 import type { Strides } from '../model/kernels-reference.js';
 import { emptyTensor, glueKernels, heapBytes, heapView, offsetOf } from '../model/kernels.js';
 import type { LayerCompute } from '../model/layer.js';
@@ -44,6 +52,11 @@ export interface StepOptions {
   /** The run's seed and the 0-based global step: with the sample, they fix every dropout mask. */
   readonly seed: number;
   readonly step: number;
+  /**
+   * The run's augmentation, if it has one, and the 0-based epoch: with the seed and the image,
+   * they fix each training image's transform (see data/augment.ts).
+   */
+  readonly augment?: { readonly config: AugmentConfig; readonly epoch: number };
   /** Sums over all the shards of the step, every computing worker's. */
   readonly collective: Collective;
   /** The layers' state, and whether this worker updates it in this step (see StepContext). */
@@ -66,8 +79,6 @@ export interface StepOptions {
 export class NetworkRunner {
   readonly #network: Network;
   readonly #layers: readonly LayerCompute[];
-  /** Values per image: height x width x channels. */
-  readonly #pixels: number;
   /**
    * The second layout the first layer wants: the gather writes columns too; planes it leaves to
    * Activations (one channel's are its rows, several channels' a transpose).
@@ -76,6 +87,8 @@ export class NetworkRunner {
   /** The step's shards that have samples: the ones the layers compute. */
   readonly #computed: ShardWork[] = [];
   #context: StepContext | undefined;
+  /** The transform of the image being gathered, reused from image to image. */
+  readonly #transform: Transform = { flip: false, dx: 0, dy: 0 };
 
   constructor(
     network: Network,
@@ -91,7 +104,6 @@ export class NetworkRunner {
       wanted = kind.inputLayout(layer, wanted);
     }
     this.#layers = layers;
-    this.#pixels = network.input[0] * network.input[1] * network.input[2];
     this.#inputLayout = wanted;
   }
 
@@ -133,7 +145,9 @@ export class NetworkRunner {
     // inside it, and copied into the slots before it ends.
     tf.tidy(() => {
       const columns = this.#inputLayout === 'columns';
-      let activations = computed.map((shard) => this.#gather(samples, shard.start, shard.end, columns));
+      let activations = computed.map((shard) =>
+        gather(samples, shard.start, shard.end, this.#network.input, columns, options, this.#transform),
+      );
       for (const layer of this.#layers) activations = layer.forward(activations, context);
       let gradients: Activations[] | undefined = activations.map((logits, j) => {
         const dLogits = emptyTensor([logits.count, classes]);
@@ -151,46 +165,11 @@ export class NetworkRunner {
   evaluate(batch: Batch): BatchScore {
     let score: BatchScore = { lossSum: 0, correct: 0 };
     tf.tidy(() => {
-      let activations = this.#gather(batch, batch.start, batch.end, false);
+      let activations = gather(batch, batch.start, batch.end, this.#network.input, false, undefined, this.#transform);
       for (const layer of this.#layers) activations = layer.infer(activations);
       score = this.#score(heapView(tf.logSoftmax(activations.rows())), batch);
     });
     return score;
-  }
-
-  /**
-   * The batch's images, gathered straight into tensors' memory on the wasm heap, as activations of
-   * shape `[height, width, channels]`: rows, and with `columns` the transposed layout
-   * `[height * width * channels, count]` too (features in NHWC order, as a flatten has them). Each
-   * image, all its channels, is copied by one native `set`; levels are scaled to [0, 1], and the
-   * transpose made, by kernels.wat (a JavaScript loop over the pixels took ~0.4 ms of a 3 ms MLP
-   * step for 128 images).
-   */
-  #gather(samples: Samples, start: number, end: number, columns: boolean): Activations {
-    const { images, order } = samples;
-    const pixels = this.#pixels;
-    const count = end - start;
-    const shape = this.#network.input;
-    const kernels = glueKernels();
-    const rows = emptyTensor([count, shape[0], shape[1], shape[2]]);
-    const transposed = columns ? emptyTensor([pixels, count]) : undefined;
-    if (images instanceof Uint8Array) {
-      const staging = emptyTensor([Math.ceil((count * pixels) / 4)]);
-      const bytes = heapBytes(staging, count * pixels);
-      if (order === undefined) bytes.set(images.subarray(start * pixels, end * pixels));
-      else
-        for (let r = 0; r < count; r++)
-          bytes.set(images.subarray(order[start + r] * pixels, (order[start + r] + 1) * pixels), r * pixels);
-      kernels.bytes_to_floats(offsetOf(staging), offsetOf(rows), count * pixels);
-    } else {
-      const floats = heapView(rows);
-      if (order === undefined) floats.set(images.subarray(start * pixels, end * pixels));
-      else
-        for (let r = 0; r < count; r++)
-          floats.set(images.subarray(order[start + r] * pixels, (order[start + r] + 1) * pixels), r * pixels);
-    }
-    if (transposed !== undefined) kernels.transpose(offsetOf(rows), offsetOf(transposed), count, pixels);
-    return Activations.of(count, shape, { rows, columns: transposed });
   }
 
   /**
@@ -245,4 +224,50 @@ export class NetworkRunner {
     }
     return { lossSum, correct };
   }
+}
+
+/**
+ * The batch's images, gathered straight into tensors' memory on the wasm heap, as activations of
+ * shape `[height, width, channels]`: rows, and with `columns` the transposed layout
+ * `[height * width * channels, count]` too (features in NHWC order, as a flatten has them). Each
+ * image, all its channels, is copied by one native `set`, or, when a step's `augment` changes
+ * it, flipped and shifted on its way (copyTransformed: still one write per value, into the same
+ * memory); levels are scaled to [0, 1], and the transpose made, by kernels.wat (a JavaScript
+ * loop over the pixels took ~0.4 ms of a 3 ms MLP step for 128 images). `transform` is scratch
+ * space for an image's transform, which the caller keeps from step to step.
+ */
+export function gather(
+  samples: Samples,
+  start: number,
+  end: number,
+  shape: Shape,
+  columns: boolean,
+  step: Pick<StepOptions, 'augment' | 'seed'> | undefined,
+  transform: Transform,
+): Activations {
+  const { images, order } = samples;
+  const pixels = shape[0] * shape[1] * shape[2];
+  const count = end - start;
+  const kernels = glueKernels();
+  const rows = emptyTensor([count, shape[0], shape[1], shape[2]]);
+  const transposed = columns ? emptyTensor([pixels, count]) : undefined;
+  const staging = images instanceof Uint8Array ? emptyTensor([Math.ceil((count * pixels) / 4)]) : undefined;
+  const target = staging === undefined ? heapView(rows) : heapBytes(staging, count * pixels);
+  if (order === undefined) {
+    // Evaluation: the test images as they are.
+    target.set(images.subarray(start * pixels, end * pixels));
+  } else if (step?.augment === undefined) {
+    for (let r = 0; r < count; r++)
+      target.set(images.subarray(order[start + r] * pixels, (order[start + r] + 1) * pixels), r * pixels);
+  } else {
+    const { config, epoch } = step.augment;
+    for (let r = 0; r < count; r++) {
+      const image = order[start + r];
+      transformOf(config, step.seed, epoch, image, transform);
+      copyTransformed(images, image * pixels, target, r * pixels, shape[0], shape[1], shape[2], transform);
+    }
+  }
+  if (staging !== undefined) kernels.bytes_to_floats(offsetOf(staging), offsetOf(rows), count * pixels);
+  if (transposed !== undefined) kernels.transpose(offsetOf(rows), offsetOf(transposed), count, pixels);
+  return Activations.of(count, shape, { rows, columns: transposed });
 }

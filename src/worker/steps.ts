@@ -137,7 +137,8 @@ function runSteps(task: StepsTask, exit: ExitThread): void {
     return { index, start: 0, end: 0, grad: slots[index], lossSum: 0, correct: 0 };
   });
   const collective = new SharedCollective(shared.collective, control, parties);
-  const options = { seed: task.seed, step: 0, collective, state: shared.state, updatesState: rank === 0 };
+  const augment = task.augment === undefined ? undefined : { config: task.augment, epoch: task.epoch };
+  const options = { seed: task.seed, step: 0, augment, collective, state: shared.state, updatesState: rank === 0 };
   try {
     for (let step = task.firstStep; step < task.endStep; step++) {
       const batchStart = step * batchSize;

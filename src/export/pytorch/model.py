@@ -17,6 +17,8 @@ usual PyTorch ones for that:
 - `Dropout` drops the units the project's does when given a DropoutContext (a hash of the run's
   seed, the layer, the step, the training image and the unit: see `keep_mask`), so that a run
   continued here draws the masks it would have drawn at home; without one it is nn.Dropout.
+A run that augments its training images does it as the project's gather does, from the same hash
+(`augmented`, which train_ddp.py applies to each batch).
 
 Nothing here needs more than torch: model.safetensors is read with the safetensors package when it
 is installed, and by `read_safetensors` below when it is not (Debian 12 has no package for it).
@@ -178,6 +180,47 @@ def keep_mask(seed, layer, step, samples, units, threshold):
     base = mix(mix(mix((seed & MASK32) ^ GOLDEN) ^ layer) ^ step)
     per_sample = mix(samples.to(torch.int64) ^ base)
     return mix(per_sample[:, None] ^ units[None, :]) >= threshold
+
+
+# ---------------------------------------------------------------------------------------------
+# The project's augmentation of the training images (src/data/augment.ts), the same hash
+
+AUGMENT_SALT = 0x5BD1E995
+
+
+def augment_transforms(seed, epoch, samples, flip, shift):
+    """How the project's gather changes training images `samples` (an int64 tensor) in epoch
+    `epoch` (0-based) of the run seeded `seed`, as `transformOf` draws it: per sample, whether it
+    is flipped left to right, and the offsets dx (right) and dy (down), each in [-shift, shift]."""
+    hash = mix(mix(mix((seed & MASK32) ^ AUGMENT_SALT) ^ epoch) ^ samples.to(torch.int64))
+    span = 2 * shift + 1
+    flips = (mix(hash ^ 1) & 1) == 1 if flip else torch.zeros_like(hash, dtype=torch.bool)
+    zero = torch.zeros_like(hash)
+    dx = mix(hash ^ 2) % span - shift if shift > 0 else zero
+    dy = mix(hash ^ 3) % span - shift if shift > 0 else zero
+    return flips, dx, dy
+
+
+def augmented(images, samples, seed, epoch, flip, shift):
+    """`images[samples]` (levels, [n, H, W] or [n, H, W, C]) as the project's gather writes them
+    with augmentation: pixel (y, x) is pixel (y - dy, x - dx) of the image flipped when drawn so,
+    and 0 where that is outside it (`copyTransformed`)."""
+    flips, dx, dy = augment_transforms(seed, epoch, samples.cpu(), flip, shift)
+    flips, dx, dy = flips.to(images.device), dx.to(images.device), dy.to(images.device)
+    batch = images[samples]
+    n, height, width = batch.shape[:3]
+    rows = torch.arange(height, device=images.device)[None, :] - dy[:, None]
+    columns = torch.arange(width, device=images.device)[None, :] - dx[:, None]
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((columns >= 0) & (columns < width))[:, None, :]
+    columns = torch.where(flips[:, None], width - 1 - columns, columns)
+    picked = batch[
+        torch.arange(n, device=images.device)[:, None, None],
+        rows.clamp(0, height - 1)[:, :, None],
+        columns.clamp(0, width - 1)[:, None, :],
+    ]
+    if picked.dim() == 4:
+        inside = inside[:, :, :, None]
+    return picked * inside.to(picked.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ ranks here give the result of N workers there, to float rounding:
 - Adam as the project's (Keras's: epsilon added to sqrt(v), the bias corrections folded into the
   rate), in float64 arithmetic on float32 state (src/optimizer/adam.ts), not torch.optim.Adam;
 - the learning-rate schedule over the whole run (src/optimizer/schedule.ts), at the run's step;
-- the project's dropout masks, a hash of the seed, the layer, the step and the training image.
+- the project's dropout masks, a hash of the seed, the layer, the step and the training image;
+- the project's augmentation of the training images, when the run has one: flips and shifts, a
+  hash of the seed, the epoch and the training image (model.py's `augmented`).
 
 `--epochs N` trains N more epochs (the one in progress counts as one), by default to the end of the
 run. A run stays the length it was planned (its cosine decay too) unless N takes it past its end:
@@ -357,6 +359,11 @@ class World:
             dist.destroy_process_group()
 
 
+def augment_list(augment):
+    """The augmentation as the project's --augment writes it, e.g. `flip,shift:2`."""
+    return ",".join((["flip"] if augment["flip"] else []) + ([f"shift:{augment['shift']}"] if augment["shift"] else []))
+
+
 def plural(count, what):
     return f"{count} {what}{'s' if count != 1 else ''}"
 
@@ -409,6 +416,7 @@ def train(args, world):
         raise UserError(f"the run is finished (epoch {epochs_done} of {planned}): pass --epochs N to train N more")
     total_epochs = max(planned, epochs_done + more)
     total_steps = total_epochs * steps
+    augment = config.get("augment")
     out = os.path.abspath(args.out or HERE)
 
     network.to(world.device)
@@ -441,7 +449,8 @@ def train(args, world):
         world,
         f"Continuing {where} to epoch {epochs_done + more} of {total_epochs}{extended}: {count} images, "
         f"{plural(world.size, 'rank')} ({how}); model {config['model']}, "
-        f"global batch {batch}, Adam lr {config['adam']['learningRate']} ({config['schedule']}), seed {config['seed']}",
+        f"global batch {batch}, Adam lr {config['adam']['learningRate']} ({config['schedule']}), seed {config['seed']}"
+        + ("" if augment is None else f", augment {augment_list(augment)}"),
     )
     checked = "the run's" if recorded is not None else "the run recorded none to check it against"
     source = "the run's pictures, as IDX files in this folder" if carried else data
@@ -459,7 +468,13 @@ def train(args, world):
             lo, hi = shard_of(start, batch_count, world.rank, world.size)
             samples = order[lo:hi].to(world.device)
             context = exported.DropoutContext(config["seed"], adam.steps, samples)
-            logits = model(as_input(train_images[samples]), context)
+            if augment is None:
+                images = train_images[samples]
+            else:
+                images = exported.augmented(
+                    train_images, samples, config["seed"], epoch - 1, augment["flip"], augment["shift"]
+                )
+            logits = model(as_input(images), context)
             labels = train_labels[samples]
             loss = F.cross_entropy(logits.to(torch.float64), labels, reduction="sum")
             for p in params.values():

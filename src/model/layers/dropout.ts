@@ -1,3 +1,4 @@
+import { mix } from '../../rng.js';
 import { Activations, type StepContext } from '../compute.js';
 import { emptyTensor, heapView } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
@@ -83,13 +84,6 @@ export const dropout: LayerKind<DropoutSpec> = {
     buffers: () => [],
   },
 };
-
-/** murmur3's finaliser: a 32-bit mix in which every input bit changes about half the output bits. */
-function mix(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 /** The part of the mask's hash shared by every unit of one sample. */
 function sampleHash(seed: number, layer: number, step: number, sample: number): number {
