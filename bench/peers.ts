@@ -5,6 +5,11 @@
  * falls on both. Each epoch is training plus evaluating the 10,000 test images; the first epoch of
  * a run also starts threads and warms up, so the figure is the median of the epochs after it, over
  * all runs. Without a Python that has torch, it says how to get one and runs our side alone.
+ *
+ * With --to-accuracy, it also times each run until its test accuracy first reaches the target:
+ * the seconds of its epochs up to that one, start-up of the workers included (our first epoch
+ * starts them), loading the data left out on both sides. A recipe's schedule runs over all its
+ * epochs, so a run is the whole recipe, and the time is that of its first epoch at the target.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,6 +49,9 @@ alternating runs, and prints seconds per epoch (training + test evaluation) for 
 Flags:
   --batch-size LIST  global batch sizes, e.g. 128,256 (default: 128,256)
   --epochs N         epochs per run, at least 2; the median is over epochs 2..N (default: 4)
+  --lr X             Adam's initial learning rate on both sides, decayed by a cosine (default: ${DEFAULTS.learningRate})
+  --to-accuracy X    also the time until the test accuracy first reaches X, e.g. 0.92: the
+                     seconds of the epochs up to the first at X or above (at least 1 epoch)
   --runs N           alternating pairs of runs per batch size (default: 3)
   --workers N        our worker threads, and PyTorch's torch.set_num_threads (default: 2)
   --model NAME       ${Object.keys(MODELS).join(', ')} (default: mlp, ${MLP_LAYERS})
@@ -58,6 +66,9 @@ interface Plan {
   readonly batchSizes: number[];
   readonly epochs: number;
   readonly runs: number;
+  readonly learningRate: number;
+  /** --to-accuracy's target, or undefined without it. */
+  readonly toAccuracy: number | undefined;
   readonly workers: number;
   readonly layers: string;
   readonly modelName: string;
@@ -73,6 +84,8 @@ function parsePlan(argv: string[]): Plan {
     'batch-size': { type: 'string' },
     epochs: { type: 'string' },
     runs: { type: 'string' },
+    lr: { type: 'string' },
+    'to-accuracy': { type: 'string' },
     workers: { type: 'string' },
     model: { type: 'string' },
     layers: { type: 'string' },
@@ -107,13 +120,26 @@ function parsePlan(argv: string[]): Plan {
   for (const flag of ['data', 'json', 'layers'] as const) {
     if (raw(flag) === '') throw new OptionError(`--${flag} needs a value, got ""`);
   }
+  const targetText = raw('to-accuracy');
+  const toAccuracy = targetText === undefined ? undefined : Number(targetText);
+  if (toAccuracy !== undefined && !(targetText?.trim() !== '' && toAccuracy > 0 && toAccuracy <= 1)) {
+    throw new OptionError(
+      `--to-accuracy must be a test accuracy above 0 and at most 1, e.g. 0.92, got "${targetText}"`,
+    );
+  }
+  const lrText = raw('lr');
+  const learningRate =
+    lrText === undefined ? DEFAULTS.learningRate : checkNumber('learningRate', Number(lrText), '--lr', `"${lrText}"`);
   const augmentText = raw('augment');
   const augment = augmentText === undefined ? undefined : parseAugment(augmentText);
   checkAugmentFits(augment, 28, 28, '--augment');
   return {
     batchSizes,
-    epochs: integer('epochs', 4, 2, 1000),
+    // Timing to an accuracy needs no later epochs to take a median of.
+    epochs: integer('epochs', 4, toAccuracy === undefined ? 2 : 1, 1000),
     runs: integer('runs', 3, 1, 100),
+    learningRate,
+    toAccuracy,
     workers:
       workersText === undefined ? 2 : checkNumber('workers', Number(workersText), '--workers', `"${workersText}"`),
     layers: spec ?? MODELS[model ?? 'mlp'],
@@ -148,14 +174,52 @@ interface SideResult {
   readonly secondsPerEpoch: number;
   /** Median over the runs of the last epoch's test accuracy. */
   readonly testAccuracy: number;
+  /**
+   * With --to-accuracy: each run's time to the target (null where it never got there), and their
+   * median, null unless every run got there.
+   */
+  readonly toAccuracy:
+    { readonly target: number; readonly runs: (TimeToAccuracy | null)[]; readonly seconds: number | null } | undefined;
 }
 
-function summarize(runs: EpochRecord[][]): SideResult {
+function summarize(runs: EpochRecord[][], target: number | undefined): SideResult {
+  const timed = target === undefined ? [] : runs.map((epochs) => timeTo(epochs, target));
+  const reached = timed.filter((time) => time !== null);
   return {
     runs,
-    secondsPerEpoch: median(runs.flatMap((epochs) => epochs.slice(1).map((e) => e.seconds))),
+    // With a single epoch (--to-accuracy allows it) the first one is all there is.
+    secondsPerEpoch: median(runs.flatMap((epochs) => laterEpochs(epochs).map((e) => e.seconds))),
     testAccuracy: median(runs.map((epochs) => epochs[epochs.length - 1].testAccuracy)),
+    toAccuracy:
+      target === undefined
+        ? undefined
+        : {
+            target,
+            runs: timed,
+            // Only when every run got there: a median over the runs that did would flatter a side.
+            seconds: reached.length === runs.length ? median(reached.map((time) => time.seconds)) : null,
+          },
   };
+}
+
+/** The epochs a run's seconds per epoch are taken over: after the first, or the first if it is all. */
+function laterEpochs(epochs: readonly EpochRecord[]): readonly EpochRecord[] {
+  return epochs.length === 1 ? epochs : epochs.slice(1);
+}
+
+/** When a run's test accuracy first reached `target`: that epoch, and the seconds of the epochs up to it. */
+export interface TimeToAccuracy {
+  readonly epoch: number;
+  readonly seconds: number;
+}
+
+function timeTo(epochs: readonly EpochRecord[], target: number): TimeToAccuracy | null {
+  let seconds = 0;
+  for (const epoch of epochs) {
+    seconds += epoch.seconds;
+    if (epoch.testAccuracy >= target) return { epoch: epoch.epoch, seconds };
+  }
+  return null;
 }
 
 /** The installed tfjs's version, without loading tfjs. */
@@ -185,7 +249,7 @@ async function main(): Promise<void> {
     schedule,
     augment: plan.augment,
   };
-  const settings = { ...base, learningRate: DEFAULTS.learningRate, seed: DEFAULTS.seed };
+  const settings = { ...base, learningRate: plan.learningRate, seed: DEFAULTS.seed };
 
   const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() };
   const ours = { node: process.version, tfjs: tfjsVersion(), backend: 'wasm', workers: plan.workers, flags: ourFlags };
@@ -218,15 +282,29 @@ async function main(): Promise<void> {
   }
   console.log('Each epoch is training plus evaluating the 10,000 test images; runs alternate, ours first.\n');
 
-  const later = plan.epochs === 2 ? 'epoch 2' : `epochs 2-${plan.epochs}`;
+  const later = plan.epochs === 1 ? 'epoch 1' : plan.epochs === 2 ? 'epoch 2' : `epochs 2-${plan.epochs}`;
+  const target = plan.toAccuracy;
+  const when = (epochs: readonly EpochRecord[], goal: number) => {
+    const reached = timeTo(epochs, goal);
+    return reached === null
+      ? `; never reached ${goal} (best ${Math.max(...epochs.map((e) => e.testAccuracy)).toFixed(4)})`
+      : `; reached ${goal} in epoch ${reached.epoch}, after ${reached.seconds.toFixed(2)} s`;
+  };
   const describeRun = (batchSize: number, run: number, side: string, epochs: EpochRecord[]) =>
     console.log(
-      `batch ${batchSize}, run ${run}/${plan.runs}: ${side.padEnd(7)} ${epochs
-        .slice(1)
+      `batch ${batchSize}, run ${run}/${plan.runs}: ${side.padEnd(7)} ${laterEpochs(epochs)
         .map((e) => e.seconds.toFixed(2))
-        .join(' ')} s (${later}), test accuracy ${epochs[epochs.length - 1].testAccuracy.toFixed(4)}`,
+        .join(' ')} s (${later}), test accuracy ${epochs[epochs.length - 1].testAccuracy.toFixed(4)}` +
+        (target === undefined ? '' : when(epochs, target)),
     );
-  const results: { batchSize: number; ours: SideResult; pytorch: SideResult | null; ratio: number | null }[] = [];
+  const results: {
+    batchSize: number;
+    ours: SideResult;
+    pytorch: SideResult | null;
+    ratio: number | null;
+    /** PyTorch's time to the target over ours, where both sides reached it in every run. */
+    toAccuracyRatio: number | null;
+  }[] = [];
   // Every run of both sides must have read the same data: the first run's hash, and each after it.
   let dataSha256: string | undefined;
   const sameData = (record: RunRecord, side: string): EpochRecord[] => {
@@ -249,10 +327,13 @@ async function main(): Promise<void> {
       torchRuns.push(sameData(await runTorch(python, run), 'PyTorch'));
       describeRun(batchSize, r, 'PyTorch', torchRuns[torchRuns.length - 1]);
     }
-    const oursResult = summarize(ourRuns);
-    const torchResult = python === undefined ? null : summarize(torchRuns);
+    const oursResult = summarize(ourRuns, target);
+    const torchResult = python === undefined ? null : summarize(torchRuns, target);
     const ratio = torchResult === null ? null : torchResult.secondsPerEpoch / oursResult.secondsPerEpoch;
-    results.push({ batchSize, ours: oursResult, pytorch: torchResult, ratio });
+    const oursTo = oursResult.toAccuracy?.seconds;
+    const torchTo = torchResult?.toAccuracy?.seconds;
+    const toAccuracyRatio = oursTo == null || torchTo == null ? null : torchTo / oursTo;
+    results.push({ batchSize, ours: oursResult, pytorch: torchResult, ratio, toAccuracyRatio });
   }
 
   console.log(`\nData: sha256 ${dataSha256}, the same in every run${python === undefined ? '' : ' of both sides'}.`);
@@ -270,13 +351,28 @@ async function main(): Promise<void> {
         `${dash(r.pytorch?.testAccuracy.toFixed(4), 8)}`,
     );
   }
+  if (target !== undefined) {
+    console.log(
+      `\nSeconds until the test accuracy first reached ${target} (the epochs up to that one), median over ` +
+        `${plan.runs === 1 ? 'the run' : `${plan.runs} runs each`}; "-" unless every run reached it:`,
+    );
+    console.log(`${pad('batch', 5)} ${pad('ours', 8)} ${pad('PyTorch', 8)} ${pad('PyTorch/ours', 13)}`);
+    const reachedIn = (side: SideResult | null) =>
+      side?.toAccuracy?.seconds == null ? undefined : side.toAccuracy.seconds.toFixed(2);
+    for (const r of results) {
+      console.log(
+        `${pad(r.batchSize, 5)} ${dash(reachedIn(r.ours), 8)} ${dash(reachedIn(r.pytorch), 8)} ` +
+          `${dash(r.toAccuracyRatio === null ? undefined : `${r.toAccuracyRatio.toFixed(2)}x`, 13)}`,
+      );
+    }
+  }
   if (python !== undefined) console.log('PyTorch/ours above 1: ours is faster.');
   if (plan.json) {
     const pytorch: (TorchInfo & { script: string }) | null =
       torch === undefined ? null : { ...torch, script: TORCH_SCRIPT };
     const report = {
       machine,
-      settings: { ...settings, runs: plan.runs, model: plan.modelName },
+      settings: { ...settings, runs: plan.runs, model: plan.modelName, toAccuracy: target ?? null },
       dataSha256,
       ours,
       pytorch,

@@ -108,6 +108,21 @@ describe('npm run bench:peers', () => {
     [['--wrokers', '2'], /^error: unknown flag --wrokers \(see --help\)$/],
     [['--model', 'vgg'], /^error: --model must be one of mlp, cnn, got "vgg"$/],
     [
+      ['--to-accuracy', '0'],
+      /^error: --to-accuracy must be a test accuracy above 0 and at most 1, e\.g\. 0\.92, got "0"$/,
+    ],
+    [
+      ['--to-accuracy', '92'],
+      /^error: --to-accuracy must be a test accuracy above 0 and at most 1, e\.g\. 0\.92, got "92"$/,
+    ],
+    [
+      ['--to-accuracy', ''],
+      /^error: --to-accuracy must be a test accuracy above 0 and at most 1, e\.g\. 0\.92, got ""$/,
+    ],
+    // Timing to an accuracy takes a single epoch, but not none.
+    [['--to-accuracy', '0.9', '--epochs', '0'], /^error: --epochs must be an integer between 1 and 1000, got "0"$/],
+    [['--lr', '-1'], /^error: --lr must be .*, got "-1"$/],
+    [
       ['--augment', 'spin'],
       /^error: --augment: unknown augmentation "spin"; expected flip, shift:N, or both, e.g. flip,shift:2$/,
     ],
@@ -130,6 +145,8 @@ describe('npm run bench:peers', () => {
     const args = ['--data', data, '--batch-size', '4', '--epochs', '2', '--runs', '2', '--json', json].concat([
       '--augment',
       'shift:2,flip',
+      '--to-accuracy',
+      '0.4',
     ]);
     const { code, stdout, stderr } = await runNode(PEERS_CLI, args);
     expect(stderr).toBe('');
@@ -147,7 +164,30 @@ describe('npm run bench:peers', () => {
     expect(stdout).toContain(
       `\nData: sha256 ${filesSha256(data)}, the same in every run${python === undefined ? '' : ' of both sides'}.\n`,
     );
+    // The time to the target, from each run's own epochs: the seconds up to the first epoch at it.
+    expect(report.settings.toAccuracy).toBe(0.4);
+    type Epoch = { epoch: number; seconds: number; testAccuracy: number };
+    const timeTo = (epochs: Epoch[]) => {
+      const at = epochs.findIndex((e) => e.testAccuracy >= 0.4);
+      return at < 0 ? null : { epoch: at + 1, seconds: epochs.slice(0, at + 1).reduce((t, e) => t + e.seconds, 0) };
+    };
+    for (const side of [result.ours, result.pytorch ?? result.ours]) {
+      const expected = side.runs.map(timeTo);
+      expect(side.toAccuracy.runs.map((t: { epoch: number } | null) => t?.epoch ?? null)).toEqual(
+        expected.map((t: { epoch: number } | null) => t?.epoch ?? null),
+      );
+      side.toAccuracy.runs.forEach((t: { seconds: number } | null, i: number) => {
+        if (t !== null) expect(t.seconds).toBeCloseTo(expected[i].seconds, 9);
+      });
+      const all = expected.every((t: unknown) => t !== null);
+      expect(side.toAccuracy.seconds === null).toBe(!all);
+    }
+    expect(stdout).toContain('\nSeconds until the test accuracy first reached 0.4 (the epochs up to that one)');
     const runLines = stdout.split('\n').filter((line) => line.startsWith('batch 4, run '));
+    for (const line of runLines)
+      expect(line).toMatch(
+        /; (reached 0\.4 in epoch [12], after \d+\.\d\d s|never reached 0\.4 \(best [01]\.\d{4}\))$/,
+      );
     if (python === undefined) {
       expect(stdout).toMatch(/^ {2}PyTorch: skipped, .*apt-get install -y python3-torch libopenblas0-pthread/m);
       expect(report.pytorch).toBeNull();
