@@ -36,6 +36,7 @@ import {
   TORCH_SCRIPT,
   type TorchInfo,
 } from './peers/sides.js';
+import { timeTo, type TimeToAccuracy } from './peers/to-accuracy.js';
 import { median } from './stats.js';
 
 /** Networks by name, in the layer grammar both sides read. */
@@ -205,21 +206,6 @@ function summarize(runs: EpochRecord[][], target: number | undefined): SideResul
 /** The epochs a run's seconds per epoch are taken over: after the first, or the first if it is all. */
 function laterEpochs(epochs: readonly EpochRecord[]): readonly EpochRecord[] {
   return epochs.length === 1 ? epochs : epochs.slice(1);
-}
-
-/** When a run's test accuracy first reached `target`: that epoch, and the seconds of the epochs up to it. */
-export interface TimeToAccuracy {
-  readonly epoch: number;
-  readonly seconds: number;
-}
-
-function timeTo(epochs: readonly EpochRecord[], target: number): TimeToAccuracy | null {
-  let seconds = 0;
-  for (const epoch of epochs) {
-    seconds += epoch.seconds;
-    if (epoch.testAccuracy >= target) return { epoch: epoch.epoch, seconds };
-  }
-  return null;
 }
 
 /** The installed tfjs's version, without loading tfjs. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { findTorchPython, TORCH_SCRIPT, withModelPy } from '../dist/bench/peers/sides.js';
+import { timeTo } from '../dist/bench/peers/to-accuracy.js';
 import { buildNetwork } from '../dist/src/model/network.js';
 import { parseLayers } from '../dist/src/model/spec.js';
 import { type CliResult, DEBIAN_DIR, gzip, idxBytes, ROOT, runNode, tempDir, tinyDataset } from './helpers.js';
@@ -99,6 +100,30 @@ const jsonLines = (stdout: string) =>
     .trimEnd()
     .split('\n')
     .map((line) => JSON.parse(line) as Record<string, number>);
+
+describe('the time to an accuracy', () => {
+  const epoch = (n: number, seconds: number, testAccuracy: number) => ({
+    epoch: n,
+    seconds,
+    testAccuracy,
+    loss: 1,
+    accuracy: 0.5,
+    testLoss: 1,
+  });
+  const run = [epoch(1, 10.5, 0.88), epoch(2, 9.25, 0.921), epoch(3, 9, 0.919), epoch(4, 9.5, 0.93)];
+
+  it('is the seconds of every epoch up to the first at the target or above', () => {
+    expect(timeTo(run, 0.92)).toEqual({ epoch: 2, seconds: 19.75 });
+    expect(timeTo(run, 0.921)).toEqual({ epoch: 2, seconds: 19.75 });
+    expect(timeTo(run, 0.925)).toEqual({ epoch: 4, seconds: 38.25 });
+    expect(timeTo(run, 0.5)).toEqual({ epoch: 1, seconds: 10.5 });
+  });
+
+  it('is null for a run that never got there', () => {
+    expect(timeTo(run, 0.94)).toBeNull();
+    expect(timeTo([], 0.1)).toBeNull();
+  });
+});
 
 describe('npm run bench:peers', () => {
   it.each([
