@@ -203,15 +203,23 @@ describe('the page of npm run web, in Chromium', () => {
     expect(Math.abs(Number(shownAccuracy) - correct / data.test.count)).toBeLessThanOrEqual(1.5e-4);
     expect(Math.abs(run.testAccuracy * data.test.count - correct)).toBeLessThanOrEqual(1);
 
-    const cells = await page.locator('#grid figure').all();
-    expect(cells).toHaveLength(100);
-    const shown = await Promise.all(
-      cells.map(async (cell) => ({
-        index: Number(await cell.getAttribute('data-index')),
-        lines: await cell.locator('figcaption span').allTextContents(),
-        color: await cell.locator('figcaption').evaluate((caption) => getComputedStyle(caption).color),
-      })),
+    // Each cell's index, caption lines and caption colour, read in one call into the page (a call
+    // per cell and field would be 300 round trips).
+    const shown = await page.locator('#grid figure').evaluateAll((figures) =>
+      figures.map((figure) => {
+        const cell = figure as unknown as {
+          getAttribute(name: string): string | null;
+          querySelector(selector: string): unknown;
+          querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>;
+        };
+        return {
+          index: Number(cell.getAttribute('data-index')),
+          lines: Array.from(cell.querySelectorAll('figcaption span'), (span) => span.textContent ?? ''),
+          color: getComputedStyle(cell.querySelector('figcaption')).color,
+        };
+      }),
     );
+    expect(shown).toHaveLength(100);
     expect(new Set(shown.map((s) => s.index)).size).toBe(100);
     const red = shown.filter((s) => s.color === RED).map((s) => s.index);
     const wrong = shown.filter((s) => predicted[s.index] !== data.test.labels[s.index]).map((s) => s.index);
