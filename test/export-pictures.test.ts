@@ -225,19 +225,17 @@ describe('npm run import of it, without training', () => {
     const picture = join(pictures, 'train', CLASS_FOLDERS[3]);
     const predictions = async (model: string) => {
       const out = tempDir('pictures-predict-');
-      const grid = await runNode(PREDICT_CLI, ['--model', model, '--data', pictures, '--out', out]);
-      expect(grid.stderr).toBe('');
-      const one = await runNode(PREDICT_CLI, [
-        '--model',
-        model,
-        '--image',
-        join(picture, readdirSync(picture).sort()[0]),
+      const [grid, one] = await Promise.all([
+        runNode(PREDICT_CLI, ['--model', model, '--data', pictures, '--out', out]),
+        runNode(PREDICT_CLI, ['--model', model, '--image', join(picture, readdirSync(picture).sort()[0])]),
       ]);
+      expect(grid.stderr).toBe('');
       expect(one.stderr).toBe('');
       // What it printed, but for the output directory and how long the folder took to read.
       const table = grid.stdout.replaceAll(out, 'OUT').replace(/ in \d+\.\d+ s/, '');
       return { grid: readFileSync(join(out, 'predictions.png')), table, one: one.stdout };
     };
+    // Four processes, two at a time (each mostly one thread's work): the original's, then the import's.
     const [original, again] = [await predictions(runDir), await predictions(back)];
     expect(again.grid.equals(original.grid)).toBe(true);
     expect(again.table).toBe(original.table);

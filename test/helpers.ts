@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const TRAIN_CLI = join(ROOT, 'dist', 'scripts', 'train.js');
@@ -74,6 +74,26 @@ export function tinyDataset(
   if (options.rawTest) writeFileSync(join(dir, 't10k-images-idx3-ubyte'), test);
   else writeFileSync(join(dir, 't10k-images-idx3-ubyte.gz'), gzip(test));
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'), gzip(idxBytes([5], Uint8Array.from([9, 8, 7, 6, 5]))));
+  return dir;
+}
+
+/**
+ * A directory with the four IDX files (not gzipped) holding the first `train` training images and
+ * the first `test` test images of the real Fashion-MNIST: the same bytes for both sides.
+ */
+export function realSubset(train: number, test: number): string {
+  const dir = tempDir('fmnist-subset-');
+  const cut = (name: string, count: number, rank: number) => {
+    const bytes = gunzipSync(readFileSync(join(DEBIAN_DIR, `${name}.gz`)));
+    const header = Buffer.from(bytes.subarray(0, 4 + 4 * rank));
+    header.writeUInt32BE(count, 4);
+    const per = rank === 3 ? 28 * 28 : 1;
+    writeFileSync(join(dir, name), Buffer.concat([header, bytes.subarray(header.length, header.length + count * per)]));
+  };
+  cut('train-images-idx3-ubyte', train, 3);
+  cut('train-labels-idx1-ubyte', train, 1);
+  cut('t10k-images-idx3-ubyte', test, 3);
+  cut('t10k-labels-idx1-ubyte', test, 1);
   return dir;
 }
 

@@ -96,8 +96,8 @@ async function pixelsOf(path: string): Promise<{ width: number; height: number; 
 
 describe('npm run train on a folder of pictures', () => {
   it('PNGs (lossless) train exactly as the same images through IDX: same losses, accuracies and weights', async () => {
-    const idx = await idxRun();
-    const png = await trainOn(folders.png);
+    // Two processes at once: much of a run is one thread's (starting, decoding, drawing the report).
+    const [idx, png] = await Promise.all([idxRun(), trainOn(folders.png)]);
     expect(withoutSeconds(png.metrics.epochs)).toEqual(withoutSeconds(idx.metrics.epochs));
     expect(png.weights.equals(idx.weights)).toBe(true);
     expect(png.metrics.testAccuracy).toBeGreaterThan(0.7);
@@ -135,7 +135,8 @@ describe('npm run train on a folder of pictures', () => {
   });
 
   it('a tinted colour set trains on 3 channels, and its colour is what tells the classes apart', async () => {
-    const colour = await colourRun();
+    // The tints have the same brightness: in grey, the same pictures are plain Fashion-MNIST.
+    const [colour, grey] = await Promise.all([colourRun(), trainOn(folders.tinted, ['--channels', '1'])]);
     expect(colour.stdout.split('\n')[0]).toContain(
       '28x28 (the most common size), colour (3 channels): some have colour',
     );
@@ -143,8 +144,6 @@ describe('npm run train on a folder of pictures', () => {
       (colour.modelJson.modelTopology as { config: { layers: { config: Record<string, unknown> }[] } }).config.layers[0]
         .config.batch_input_shape,
     ).toEqual([null, 28, 28, 3]);
-    // The tints have the same brightness: in grey, the same pictures are plain Fashion-MNIST.
-    const grey = await trainOn(folders.tinted, ['--channels', '1']);
     expect(grey.stdout.split('\n')[0]).toContain('28x28 (the most common size), grey (1 channel)');
     expect(colour.metrics.testAccuracy).toBeGreaterThan(0.9);
     expect(colour.metrics.testAccuracy).toBeGreaterThan(grey.metrics.testAccuracy + 0.1);

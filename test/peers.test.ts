@@ -235,27 +235,37 @@ describe('npm run bench:peers', () => {
 });
 
 describe.skipIf(python === undefined)(`the PyTorch peer, torch_train.py${python ? '' : ` (${NO_TORCH})`}`, () => {
+  /** `--describe` of the MLP, run once: the first network counted, and the BLAS it reports. */
+  let mlpDescribed: Promise<CliResult> | undefined;
+  const describeMlp = () => (mlpDescribed ??= runPeer('flatten,dense:128,dense:10', ['--describe']));
+
   it("builds the networks of the layer grammar from the export's model.py, with the parameter counts of their Keras twins", async () => {
-    const count = async (layers: string) => {
-      const { code, stdout } = await runPeer(layers, ['--describe']);
+    const count = async (layers: string | Promise<CliResult>) => {
+      const { code, stdout } = await (typeof layers === 'string' ? runPeer(layers, ['--describe']) : layers);
       expect(code).toBe(0);
       return JSON.parse(stdout).parameters;
     };
-    expect(await count('flatten,dense:128,dense:10')).toBe(denseParams([784, 128, 10]));
-    expect(await count('flatten,dense:256,dense:128:relu,dense:10:softmax')).toBe(denseParams([784, 256, 128, 10]));
+    // Five Python processes at once: each spends its time importing torch, on one core.
+    const counts = await Promise.all([
+      count(describeMlp()),
+      count('flatten,dense:256,dense:128:relu,dense:10:softmax'),
+      count('conv:32:3,pool,conv:64:3,pool,flatten,dense:128,dense:10'),
+      count('conv:32:3:same:relu,pool:2,conv:64:3:same,pool,dropout:0.5,flatten,dense:128,dense:10'),
+      count('conv:32:3:relu:same,pool,flatten,dense:10'),
+    ]);
+    expect(counts[0]).toBe(denseParams([784, 128, 10]));
+    expect(counts[1]).toBe(denseParams([784, 256, 128, 10]));
     // 28 -conv3-> 26 -pool-> 13 -conv3-> 11 -pool-> 5: 320 + 18,496 + (5*5*64*128 + 128) + 1,290.
-    expect(await count('conv:32:3,pool,conv:64:3,pool,flatten,dense:128,dense:10')).toBe(225_034);
+    expect(counts[2]).toBe(225_034);
     // Same padding keeps 28 -> 14 -> 7: 320 + 18,496 + (7*7*64*128 + 128) + 1,290.
-    expect(await count('conv:32:3:same:relu,pool:2,conv:64:3:same,pool,dropout:0.5,flatten,dense:128,dense:10')).toBe(
-      421_642,
-    );
+    expect(counts[3]).toBe(421_642);
     // The grammar takes a convolution's padding and activation in either order; the peer's own
     // parser once took only padding first. Now there is one parser, ours.
-    expect(await count('conv:32:3:relu:same,pool,flatten,dense:10')).toBe(320 + 14 * 14 * 32 * 10 + 10);
+    expect(counts[4]).toBe(320 + 14 * 14 * 32 * 10 + 10);
   });
 
   it('says what BLAS torch runs on', async () => {
-    const { stdout } = await runPeer('flatten,dense:128,dense:10', ['--describe']);
+    const { stdout } = await describeMlp();
     const info = JSON.parse(stdout);
     expect(info.openblasThreads).toBe('1');
     expect(info.blas.name).not.toBe('reference');

@@ -1,14 +1,14 @@
 /**
  * Helpers of the tests of the PyTorch export (test/pytorch.test.ts, test/ddp.test.ts): real data
- * cut to size, Python with torch, free ports for DDP's rendezvous.
+ * cut to size (from helpers.ts, which other tests share), Python with torch, free ports for DDP's
+ * rendezvous.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { findTorchPython } from '../dist/bench/peers/sides.js';
-import { type CliResult, DEBIAN_DIR, tempDir } from './helpers.js';
+import type { CliResult } from './helpers.js';
+
+export { realSubset } from './helpers.js';
 
 /** A Python that imports torch, as the peer comparison finds one; undefined without. */
 export const python = await findTorchPython();
@@ -18,26 +18,6 @@ export const TORCH_REQUIRED = process.env.PEERS_REQUIRE_TORCH === '1';
 
 export const NO_TORCH =
   'skipped: no python3 with torch here (apt-get install -y python3-torch libopenblas0-pthread; .ci/run installs them)';
-
-/**
- * A directory with the four IDX files (not gzipped) holding the first `train` training images and
- * the first `test` test images of the real Fashion-MNIST: the same bytes for both sides.
- */
-export function realSubset(train: number, test: number): string {
-  const dir = tempDir('fmnist-subset-');
-  const cut = (name: string, count: number, rank: number) => {
-    const bytes = gunzipSync(readFileSync(join(DEBIAN_DIR, `${name}.gz`)));
-    const header = Buffer.from(bytes.subarray(0, 4 + 4 * rank));
-    header.writeUInt32BE(count, 4);
-    const per = rank === 3 ? 28 * 28 : 1;
-    writeFileSync(join(dir, name), Buffer.concat([header, bytes.subarray(header.length, header.length + count * per)]));
-  };
-  cut('train-images-idx3-ubyte', train, 3);
-  cut('train-labels-idx1-ubyte', train, 1);
-  cut('t10k-images-idx3-ubyte', test, 3);
-  cut('t10k-labels-idx1-ubyte', test, 1);
-  return dir;
-}
 
 /** Runs the Python with torch on `args` (a script and its arguments, or `-c` and code), one OpenBLAS thread. */
 export function runPython(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {

@@ -28,8 +28,16 @@ describe('createTrainerThread', () => {
     let writtenWhileBlocked: boolean | undefined;
     const epochs: number[] = [];
     try {
+      // The first 12,000 training images: 188 steps an epoch, time enough for a blocked caller to
+      // show; two epochs of them score 0.837 on the whole test set, over the 0.8 checked.
+      const count = 12_000;
+      const train = {
+        images: data.train.images.subarray(0, count * 784),
+        labels: data.train.labels.subarray(0, count),
+        count,
+      };
       const result = await trainer.train({
-        data,
+        data: { ...data, train },
         workers: 2,
         epochs: 2,
         batchSize: 64,
