@@ -28,8 +28,10 @@ function parsePlan(argv: string[]) {
     const raw = values[flag] as string | undefined;
     if (raw === undefined) return fallback;
     const numbers = raw.split(',').map(Number);
-    if (!numbers.every((v) => Number.isInteger(v) && v >= 1 && v <= 4096)) {
-      throw new OptionError(`--${flag} must be a comma-separated list of positive integers, got "${raw}"`);
+    // A batch of 0 stands for one sample per worker.
+    const least = flag === 'batch-size' ? 0 : 1;
+    if (!numbers.every((v) => Number.isInteger(v) && v >= least && v <= 4096)) {
+      throw new OptionError(`--${flag} must be a comma-separated list of integers from ${least}, got "${raw}"`);
     }
     return numbers;
   };

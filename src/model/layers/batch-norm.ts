@@ -1,7 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { Activations, type Shape, type StepContext } from '../compute.js';
 import { checkBoolean, type KerasWeight } from '../keras-shapes.js';
-import { emptyTensor, heapView } from '../kernels.js';
+import { emptyTensor, glueKernels, heapView, heapView64, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 
 /** Batch normalisation over the last axis (an image's channels, a vector's features), as Keras's BatchNormalization. */
@@ -273,7 +273,7 @@ class BatchNormCompute implements LayerCompute {
       const slot = collective.slot(shards[j].index);
       slot.fill(0, 0, 2 * channels);
       const positions = input.count * this.#pixels;
-      this.#moments(heapView(walk.tensor), walk, positions, slot);
+      this.#channelSums(walk, walk, positions, slot);
       // The shard's values per channel: their sum is the global batch's, M.
       slot[2 * channels] = positions;
     });
@@ -301,37 +301,20 @@ class BatchNormCompute implements LayerCompute {
     return inputs.map((input, j) => this.#affine(input, this.#inputs[j] as Walk, this.#scale, this.#shift));
   }
 
-  /** Adds each channel's Σx and Σx² of a shard's values into `into` ([Σx per channel, Σx² per channel]). */
-  #moments(x: Float32Array, walk: Walk, positions: number, into: Float64Array): void {
-    const channels = this.#channels;
-    if (walk.channelMinor) {
-      for (let q = 0; q < positions; q++) {
-        const row = q * channels;
-        for (let c = 0; c < channels; c++) {
-          const v = x[row + c];
-          into[c] += v;
-          into[channels + c] += v * v;
-        }
-      }
-    } else {
-      for (let c = 0; c < channels; c++) {
-        const from = c * walk.runStride;
-        let sum = 0;
-        let squares = 0;
-        for (let i = from; i < from + positions; i++) {
-          const v = x[i];
-          sum += v;
-          squares += v * v;
-        }
-        into[c] += sum;
-        into[channels + c] += squares;
-      }
-    }
-  }
-
-  /** x · scale + shift, channel by channel, in the walk's layout. */
+  /**
+   * x · scale + shift, channel by channel, in the walk's layout: for rows, two tfjs ops on
+   * XNNPACK's vectorised kernels (a JavaScript loop took ~10x longer), for a vector's columns a
+   * loop.
+   */
   #affine(input: Activations, walk: Walk, scale: Float64Array, shift: Float64Array): Activations {
     const channels = this.#channels;
+    if (walk.channelMinor) {
+      const output = tf.add(
+        tf.mul(walk.tensor, tf.tensor1d(Float32Array.from(scale))),
+        tf.tensor1d(Float32Array.from(shift)),
+      );
+      return activationsOf(input.count, this.#layer.output, walk.layout, output);
+    }
     const output = emptyTensor(walk.tensor.shape);
     const x = heapView(walk.tensor);
     const y = heapView(output);
@@ -360,7 +343,7 @@ class BatchNormCompute implements LayerCompute {
     gradients.forEach((gradient, j) => {
       const sums = this.#sums.fill(0);
       const input = this.#inputs[j] as Walk;
-      this.#gradientSums(heapView(input.tensor), heapView(walks[j].tensor), input, gradient.count, sums);
+      this.#gradientSums(input, walks[j], gradient.count, sums);
       // dgamma, then dbeta: Keras's order.
       const grad = shards[j].grad;
       const at = this.#layer.offset;
@@ -377,80 +360,83 @@ class BatchNormCompute implements LayerCompute {
     // Every thread makes this sum, with shards or without (needsInputGradient is the network's).
     const sums = collective.sum(2 * channels);
     const total = this.#total;
+    this.#inputGradientCoefficients(sums, total);
     const results = gradients.map((gradient, j) => {
       const input = this.#inputs[j] as Walk;
       const dy = walks[j];
+      if (input.channelMinor) {
+        const [a, b, k] = [this.#scale, this.#b, this.#k].map((values) => tf.tensor1d(Float32Array.from(values)));
+        const dx = tf.add(tf.mul(dy.tensor, a), tf.add(tf.mul(input.tensor, b), k));
+        return activationsOf(gradient.count, this.#layer.input, input.layout, dx);
+      }
       const dx = emptyTensor(dy.tensor.shape);
-      this.#inputGradient(
-        heapView(input.tensor),
-        heapView(dy.tensor),
-        heapView(dx),
-        input,
-        gradient.count,
-        sums,
-        total,
-      );
+      this.#inputGradient(heapView(input.tensor), heapView(dy.tensor), heapView(dx), input, gradient.count);
       return activationsOf(gradient.count, this.#layer.input, input.layout, dx);
     });
     this.#inputs.fill(undefined);
     return results;
   }
 
-  /** A shard's Σdy (first) and Σ(dy·x̂) (then) per channel. */
-  #gradientSums(x: Float32Array, dy: Float32Array, walk: Walk, count: number, into: Float64Array): void {
+  /**
+   * Adds each channel's Σu and Σ(u·v) of a shard's values into `into` ([Σu per channel, Σ(u·v)
+   * per channel]): in kernels.wat for rows (a JavaScript loop there took ~10x longer), in
+   * JavaScript for a vector's columns, whose runs are a channel's.
+   */
+  #channelSums(u: Walk, v: Walk, positions: number, into: Float64Array): void {
     const channels = this.#channels;
-    const mean = this.#mean;
-    const inverse = this.#inverse;
-    const positions = count * this.#pixels;
-    if (walk.channelMinor) {
-      for (let q = 0; q < positions; q++) {
-        const row = q * channels;
-        for (let c = 0; c < channels; c++) {
-          const g = dy[row + c];
-          into[c] += g;
-          into[channels + c] += g * (x[row + c] - mean[c]);
-        }
+    if (u.channelMinor) {
+      const sums = emptyTensor([4 * channels]);
+      heapView64(sums).fill(0);
+      glueKernels().channel_sums(offsetOf(u.tensor), offsetOf(v.tensor), offsetOf(sums), positions, channels);
+      const values = heapView64(sums);
+      for (let i = 0; i < 2 * channels; i++) into[i] += values[i];
+      sums.dispose();
+      return;
+    }
+    const x = heapView(u.tensor);
+    const y = heapView(v.tensor);
+    for (let c = 0; c < channels; c++) {
+      const from = c * u.runStride;
+      let sum = 0;
+      let products = 0;
+      for (let i = from; i < from + positions; i++) {
+        sum += x[i];
+        products += x[i] * y[i];
       }
-      for (let c = 0; c < channels; c++) into[channels + c] *= inverse[c];
-    } else {
-      for (let c = 0; c < channels; c++) {
-        const from = c * walk.runStride;
-        const m = mean[c];
-        let sum = 0;
-        let products = 0;
-        for (let i = from; i < from + positions; i++) {
-          const g = dy[i];
-          sum += g;
-          products += g * (x[i] - m);
-        }
-        into[c] += sum;
-        into[channels + c] += products * inverse[c];
-      }
+      into[c] += sum;
+      into[channels + c] += products;
     }
   }
 
-  /** dx = gamma · inv · (dy - Σdy / M - x̂ · Σ(dy·x̂) / M), from the step's sums. */
-  #inputGradient(
-    x: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-    walk: Walk,
-    count: number,
-    sums: Float64Array,
-    total: number,
-  ): void {
+  /** A shard's Σdy (first) and Σ(dy·x̂) (then) per channel: Σ(dy·x̂) = (Σ(dy·x) - mean·Σdy) · inv. */
+  #gradientSums(input: Walk, dy: Walk, count: number, into: Float64Array): void {
+    const channels = this.#channels;
+    this.#channelSums(dy, input, count * this.#pixels, into);
+    for (let c = 0; c < channels; c++) {
+      into[channels + c] = (into[channels + c] - this.#mean[c] * into[c]) * this.#inverse[c];
+    }
+  }
+
+  /**
+   * Per channel, dx = dy · a + x · b + k: a = gamma·inv (the forward pass's scale), b =
+   * -a·inv·Σ(dy·x̂)/M and k = -a·Σdy/M - mean·b, from the step's sums.
+   */
+  #inputGradientCoefficients(sums: Float64Array, total: number): void {
+    const channels = this.#channels;
+    for (let c = 0; c < channels; c++) {
+      const scale = this.#scale[c];
+      this.#b[c] = (-scale * this.#inverse[c] * sums[channels + c]) / total;
+      this.#k[c] = (-scale * sums[c]) / total - this.#mean[c] * this.#b[c];
+    }
+  }
+
+  /** dx = gamma · inv · (dy - Σdy / M - x̂ · Σ(dy·x̂) / M), for a vector's columns. */
+  #inputGradient(x: Float32Array, dy: Float32Array, dx: Float32Array, walk: Walk, count: number): void {
     const channels = this.#channels;
     const positions = count * this.#pixels;
-    // Per channel: dx = dy · a + x · b + k, with a = gamma·inv (the forward pass's scale),
-    // b = -a·inv·Σ(dy·x̂)/M and k = -a·Σdy/M - mean·b.
     const a = this.#scale;
     const b = this.#b;
     const k = this.#k;
-    for (let c = 0; c < channels; c++) {
-      const scale = a[c];
-      b[c] = (-scale * this.#inverse[c] * sums[channels + c]) / total;
-      k[c] = (-scale * sums[c]) / total - this.#mean[c] * b[c];
-    }
     if (walk.channelMinor) {
       for (let q = 0; q < positions; q++) {
         const row = q * channels;

@@ -1,7 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { Activations } from '../compute.js';
 import { checkActivation } from '../keras-shapes.js';
-import { emptyTensor, heapView } from '../kernels.js';
+import { emptyTensor, glueKernels, offsetOf } from '../kernels.js';
 import type { LayerCompute, LayerKind, PlacedLayer } from '../layer.js';
 
 /** max(0, x), on its own: after a batch normalisation of a linear conv or dense layer. */
@@ -94,34 +94,47 @@ class ReluCompute implements LayerCompute {
     return inputs.map((input, j) => (this.#outputs[j] = this.#apply(input)));
   }
 
+  /** tfjs's relu (XNNPACK's, ~25x a JavaScript loop's speed here) on each of rows and columns that it has. */
   #apply(input: Activations): Activations {
     const layouts: Layouts = {};
-    // Rows and columns, those it has; planes, or nothing else, through rows.
-    const which = input.hasColumns() ? (input.hasRows() ? ['rows', 'columns'] : ['columns']) : ['rows'];
-    for (const layout of which as (keyof Layouts)[]) {
-      const from = layout === 'rows' ? input.rows() : input.columns();
-      const to = emptyTensor(from.shape);
-      const x = heapView(from);
-      const y = heapView(to);
-      for (let i = 0; i < x.length; i++) y[i] = x[i] > 0 ? x[i] : 0;
-      layouts[layout] = to;
-    }
+    if (input.hasColumns()) layouts.columns = tf.relu(input.columns());
+    if (input.hasRows() || !input.hasColumns()) layouts.rows = tf.relu(input.rows());
     return Activations.of(input.count, this.#layer.output, layouts);
   }
 
+  /** The gradient where the output is positive, by kernels.wat's activation backward pass, in rows. */
   backward(gradients: readonly Activations[]): Activations[] | undefined {
     if (!this.#layer.needsInputGradient) return undefined;
     const results = gradients.map((gradient, j) => {
       const output = this.#outputs[j] as Activations;
-      const layout = gradient.hasRows() ? 'rows' : 'columns';
-      const dy = layout === 'rows' ? gradient.rows() : gradient.columns();
-      const a = layout === 'rows' ? output.rows() : output.columns();
+      const count = gradient.count;
+      const shape = this.#layer.input;
+      const channels = shape.length === 3 ? shape[2] : gradient.features;
+      const pixels = gradient.features / channels;
+      const dy = gradient.rows();
+      const a = output.rows();
       const dx = emptyTensor(dy.shape);
-      const y = heapView(a);
-      const from = heapView(dy);
-      const to = heapView(dx);
-      for (let i = 0; i < to.length; i++) to[i] = y[i] > 0 ? from[i] : 0;
-      return Activations.of(gradient.count, this.#layer.input, { [layout]: dx } as Layouts);
+      const row = pixels * channels;
+      glueKernels().activation_backward(
+        offsetOf(a),
+        offsetOf(dy),
+        offsetOf(dx),
+        0,
+        count,
+        pixels,
+        channels,
+        1,
+        row,
+        channels,
+        1,
+        row,
+        channels,
+        1,
+        row,
+        channels,
+        1,
+      );
+      return Activations.ofRows(dx, shape);
     });
     this.#outputs.fill(undefined);
     return results;
