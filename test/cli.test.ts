@@ -43,7 +43,7 @@ const cases: [string, () => string[], RegExp][] = [
   [
     '--layers with an unknown layer',
     () => ['--layers', 'conv2:32:3,flatten,dense:10'],
-    /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense or dropout$/,
+    /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense, dropout, bn or relu$/,
   ],
   [
     '--layers that do not fit the images',

@@ -16,8 +16,14 @@ import { freePort, NO_TORCH, python, realSubset, runPython } from './pytorch-hel
 // back continues here as it would have. The runs augment their training images (flips and shifts),
 // which train_ddp.py draws from the same hash.
 
-/** Every layer kind, dropout on images (NHWC masks on NCHW tensors) and on vectors included. */
-const LAYERS = 'conv:4:3:same,dropout:0.25,pool,conv:6:3:linear:valid,pool,flatten,dense:16,dropout:0.5,dense:10';
+/**
+ * Every layer kind, dropout on images (NHWC masks on NCHW tensors) and on vectors included, and
+ * batch normalisation of images and of vectors, its statistics the global batch's both ways. Each
+ * normalises relu'd values: a bias just before one would have no gradient but rounding, which the
+ * two frameworks round differently and Adam makes steps of.
+ */
+const LAYERS =
+  'conv:4:3:same,dropout:0.25,pool,bn:0.9,conv:6:3:linear:valid,pool,flatten,dense:16,bn:0.9:0.01,relu,dropout:0.5,dense:10';
 /** 200 images at a global batch of 32: 7 steps an epoch, the last of 8 images (4 per rank). */
 const TRAIN_IMAGES = 200;
 /** The run: 3 epochs; stopped after its first step, 20 remain. */

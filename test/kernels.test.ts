@@ -12,6 +12,7 @@ import {
   activationBackward,
   biasRows,
   bytesToFloats,
+  channelSums,
   im2col,
   im2colTransposed,
   outerProducts,
@@ -228,6 +229,29 @@ describe('bias_rows', () => {
         });
       });
     }
+  }
+});
+
+describe('channel_sums', () => {
+  for (const [positions, c] of [
+    [300, 8],
+    [97, 7],
+    [40, 2],
+  ]) {
+    it(`equals the reference bit for bit, adding to float64 sums: ${positions} positions of ${c} channels`, () => {
+      tf.tidy(() => {
+        const u = roughValues(positions * c, positions + c);
+        const v = roughValues(positions * c, positions * c + 1);
+        // Sums that start away from 0, as a second shard's or pass's would.
+        const start = Float64Array.from({ length: 2 * c }, (_, i) => i / 3);
+        const sums = emptyTensor([4 * c]);
+        heapView64(sums).set(start);
+        glueKernels().channel_sums(offsetOf(onHeap(u)), offsetOf(onHeap(v)), offsetOf(sums), positions, c);
+        const expected = start.slice();
+        channelSums(u, v, expected, positions, c);
+        expect(bits(heapView64(sums))).toEqual(bits(expected));
+      });
+    });
   }
 });
 

@@ -35,6 +35,11 @@ interface Case {
   readonly shard?: readonly [number, number];
   /** Of the input images. @default 1 */
   readonly channels?: number;
+  /**
+   * The step's shards, for a network whose layers sum over the whole step (a batch
+   * normalisation): the gradient checked is the step's, their sum, over the batch they make up.
+   */
+  readonly spans?: readonly (readonly [number, number])[];
 }
 
 const CASES: Case[] = [
@@ -140,6 +145,40 @@ const CASES: Case[] = [
     height: 7,
     width: 6,
   },
+  // Batch normalisation takes the statistics of the whole step's batch: each shard's gradient
+  // depends on the others', so the step's summed gradient is checked, over shards of 3 and 5.
+  {
+    name: 'a batch normalisation of a linear conv, then a relu, over shards of 3 and 5 images',
+    layers: 'conv:3:3:same:linear,bn,relu,pool,flatten,dense:3',
+    height: 6,
+    width: 5,
+    spans: [
+      [1, 4],
+      [4, 9],
+    ],
+  },
+  {
+    name: 'a batch normalisation of a linear dense layer (in columns for 3 images, in rows for 5 once wider), a relu',
+    layers: 'flatten,dense:5:linear,bn:0.9,relu,dense:4,bn:0.99:0.01,dense:3',
+    height: 4,
+    width: 3,
+    spans: [
+      [1, 4],
+      [4, 9],
+    ],
+  },
+  {
+    name: 'a batch normalisation first, on the images (no input gradient), and one after a pool',
+    layers: 'bn,conv:2:3:same,pool,bn,conv:3:3:same,flatten,dense:3',
+    height: 6,
+    width: 6,
+    channels: 2,
+    spans: [
+      [0, 3],
+      [3, 3],
+      [3, 8],
+    ],
+  },
 ];
 
 /** A deterministic generator for the fixtures. */
@@ -152,7 +191,8 @@ function fixture(c: Case) {
   const network = buildNetwork(parseLayers(c.layers, 'layers'), c, CLASSES, 'layers');
   const next = generator(c.height * 31 + c.width);
   const params = Float32Array.from({ length: network.paramCount }, () => next() - 0.5);
-  const state = new Float32Array(network.stateCount);
+  // Moving statistics (a mean, a variance) of 0.5 to 1.5, so that evaluation uses values of its own.
+  const state = Float32Array.from({ length: network.stateCount }, () => 0.5 + next());
   const pixels = c.height * c.width * (c.channels ?? 1);
   const count = c.images ?? 10;
   const images = Uint8Array.from({ length: count * pixels }, () => Math.floor(next() * 256));
@@ -162,8 +202,19 @@ function fixture(c: Case) {
     const j = Math.floor(next() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const [start, end] = c.shard ?? [2, 8];
-  return { network, params, state, images, labels, order, count, batch: { images, labels, order, start, end } };
+  const spans: readonly (readonly [number, number])[] = c.spans ?? [c.shard ?? [2, 8]];
+  const [start, end] = [spans[0][0], (spans.at(-1) as [number, number])[1]];
+  return {
+    network,
+    params,
+    state,
+    images,
+    labels,
+    order,
+    count,
+    spans,
+    batch: { images, labels, order, start, end },
+  };
 }
 type Fixture = ReturnType<typeof fixture>;
 
@@ -173,7 +224,7 @@ type Fixture = ReturnType<typeof fixture>;
  */
 function workerGradients(
   f: Fixture,
-  spans: readonly [number, number][],
+  spans: readonly (readonly [number, number])[],
   runner = new NetworkRunner(f.network, Math.max(...spans.map(([start, end]) => end - start))),
 ) {
   const shards = spans.map(([start, end], index) => ({
@@ -192,9 +243,17 @@ function workerGradients(
   return shards.map(({ grad, lossSum, correct }) => ({ grad, score: { lossSum, correct } }));
 }
 
-/** The worker's computation of the fixture's shard, alone. */
+/** The worker's computation of the fixture's step (its shard, alone, or its shards): their summed gradient and score. */
 function workerGradient(f: Fixture) {
-  return workerGradients(f, [[f.batch.start, f.batch.end]])[0];
+  const shards = workerGradients(f, f.spans);
+  const grad = new Float32Array(f.network.paramCount);
+  for (const shard of shards) for (let i = 0; i < grad.length; i++) grad[i] += shard.grad[i];
+  const score = { lossSum: 0, correct: 0 };
+  for (const shard of shards) {
+    score.lossSum += shard.score.lossSum;
+    score.correct += shard.score.correct;
+  }
+  return { grad: shards.length === 1 ? shards[0].grad : grad, score };
 }
 
 /** The dropout mask value of a unit, as the definition (the `keeps` hash) gives it. */
@@ -203,75 +262,131 @@ function maskValue(rate: number, layer: number, sample: number, unit: number): n
 }
 
 /**
- * The shard's summed cross-entropy in float64, straight from the definitions, on the trainer's
- * layout, and how many samples the largest logit gets right.
+ * The step's summed cross-entropy in float64, straight from the definitions, on the trainer's
+ * layout, and how many samples the largest logit gets right; `training` applies dropout, and batch
+ * normalisation with the batch's statistics (else the moving ones, the state's).
  */
-function scoreF64(f: Fixture, params: ArrayLike<number>, dropout = true): { lossSum: number; correct: number } {
+function scoreF64(f: Fixture, params: ArrayLike<number>, training = true): { lossSum: number; correct: number } {
+  const pixels = f.network.input[0] * f.network.input[1] * f.network.input[2];
+  const samples = Array.from(f.order.subarray(f.batch.start, f.batch.end));
+  let batch = samples.map((sample) =>
+    Array.from(f.images.subarray(sample * pixels, (sample + 1) * pixels), (v) => v / 255),
+  );
+  for (const layer of f.network.layers) {
+    if (layer.spec.kind === 'bn') {
+      batch = batchNormF64(layer, batch, params, training ? undefined : f.state);
+      continue;
+    }
+    batch = batch.map((a, r) => layerF64(layer, a, samples[r], params, training));
+  }
   let total = 0;
   let correct = 0;
-  for (let r = f.batch.start; r < f.batch.end; r++) {
-    const sample = f.order[r];
-    const pixels = f.network.input[0] * f.network.input[1] * f.network.input[2];
-    let a: number[] = Array.from(f.images.subarray(sample * pixels, (sample + 1) * pixels), (v) => v / 255);
-    for (const layer of f.network.layers) {
-      const { spec, input, output, offset } = layer;
-      if (spec.kind === 'conv') {
-        const [h, w, cin] = input;
-        const [oh, ow, cout] = output;
-        const k = spec.kernel;
-        const pad = spec.padding === 'same' ? Math.floor((k - 1) / 2) : 0;
-        const bias = offset + k * k * cin * cout;
-        const z = new Float64Array(oh * ow * cout);
-        for (let y = 0; y < oh; y++)
-          for (let x = 0; x < ow; x++) {
-            const out = (y * ow + x) * cout;
-            for (let co = 0; co < cout; co++) z[out + co] = params[bias + co];
-            for (let ky = 0; ky < k; ky++)
-              for (let kx = 0; kx < k; kx++) {
-                const iy = y + ky - pad;
-                const ix = x + kx - pad;
-                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue; // the zero padding
-                for (let ci = 0; ci < cin; ci++) {
-                  const v = a[(iy * w + ix) * cin + ci];
-                  const tap = offset + ((ky * k + kx) * cin + ci) * cout;
-                  for (let co = 0; co < cout; co++) z[out + co] += params[tap + co] * v;
-                }
-              }
-            if (spec.activation === 'relu') for (let co = 0; co < cout; co++) z[out + co] = Math.max(0, z[out + co]);
-          }
-        a = Array.from(z);
-      } else if (spec.kind === 'pool') {
-        const [, w, c] = input;
-        const [oh, ow] = output;
-        const s = spec.size;
-        const z: number[] = [];
-        for (let y = 0; y < oh; y++)
-          for (let x = 0; x < ow; x++)
-            for (let ch = 0; ch < c; ch++) {
-              let max = -Infinity;
-              for (let dy = 0; dy < s; dy++)
-                for (let dx = 0; dx < s; dx++) max = Math.max(max, a[((y * s + dy) * w + x * s + dx) * c + ch]);
-              z.push(max);
-            }
-        a = z;
-      } else if (spec.kind === 'dense') {
-        const n = input[0];
-        const z = Array.from({ length: spec.units }, (_, o) => {
-          let sum = params[offset + spec.units * n + o];
-          for (let i = 0; i < n; i++) sum += params[offset + i * spec.units + o] * a[i];
-          return sum;
-        });
-        a = spec.activation === 'relu' ? z.map((v) => Math.max(0, v)) : z;
-      } else if (spec.kind === 'dropout' && dropout) {
-        a = a.map((v, u) => v * maskValue(spec.rate, layer.index, sample, u));
-      }
-    }
+  batch.forEach((a, r) => {
+    const sample = samples[r];
     const max = Math.max(...a);
     const logSum = max + Math.log(a.reduce((s, v) => s + Math.exp(v - max), 0));
     total += logSum - a[f.labels[sample]];
     if (a.indexOf(max) === f.labels[sample]) correct++;
-  }
+  });
   return { lossSum: total, correct };
+}
+
+/**
+ * Keras's batch normalisation of a batch over its last axis in float64: with the batch's mean and
+ * biased variance, or with `state`'s moving ones when given.
+ */
+function batchNormF64(
+  layer: Fixture['network']['layers'][number],
+  batch: number[][],
+  params: ArrayLike<number>,
+  state: Float32Array | undefined,
+): number[][] {
+  if (layer.spec.kind !== 'bn') throw new Error('not a batch normalisation');
+  const { epsilon } = layer.spec;
+  const channels = layer.input[layer.input.length - 1];
+  const mean = new Float64Array(channels);
+  const variance = new Float64Array(channels);
+  if (state === undefined) {
+    const n = (batch.length * batch[0].length) / channels;
+    for (const a of batch) a.forEach((v, i) => (mean[i % channels] += v / n));
+    for (const a of batch) a.forEach((v, i) => (variance[i % channels] += (v - mean[i % channels]) ** 2 / n));
+  } else {
+    for (let c = 0; c < channels; c++) {
+      mean[c] = state[layer.stateOffset + c];
+      variance[c] = state[layer.stateOffset + channels + c];
+    }
+  }
+  const at = layer.offset;
+  return batch.map((a) =>
+    a.map((v, i) => {
+      const c = i % channels;
+      return ((v - mean[c]) / Math.sqrt(variance[c] + epsilon)) * params[at + c] + params[at + channels + c];
+    }),
+  );
+}
+
+/** One sample's values through a layer other than a batch normalisation, in float64. */
+function layerF64(
+  layer: Fixture['network']['layers'][number],
+  a: number[],
+  sample: number,
+  params: ArrayLike<number>,
+  dropout: boolean,
+): number[] {
+  const { spec, input, output, offset } = layer;
+  if (spec.kind === 'conv') {
+    const [h, w, cin] = input;
+    const [oh, ow, cout] = output;
+    const k = spec.kernel;
+    const pad = spec.padding === 'same' ? Math.floor((k - 1) / 2) : 0;
+    const bias = offset + k * k * cin * cout;
+    const z = new Float64Array(oh * ow * cout);
+    for (let y = 0; y < oh; y++)
+      for (let x = 0; x < ow; x++) {
+        const out = (y * ow + x) * cout;
+        for (let co = 0; co < cout; co++) z[out + co] = params[bias + co];
+        for (let ky = 0; ky < k; ky++)
+          for (let kx = 0; kx < k; kx++) {
+            const iy = y + ky - pad;
+            const ix = x + kx - pad;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue; // the zero padding
+            for (let ci = 0; ci < cin; ci++) {
+              const v = a[(iy * w + ix) * cin + ci];
+              const tap = offset + ((ky * k + kx) * cin + ci) * cout;
+              for (let co = 0; co < cout; co++) z[out + co] += params[tap + co] * v;
+            }
+          }
+        if (spec.activation === 'relu') for (let co = 0; co < cout; co++) z[out + co] = Math.max(0, z[out + co]);
+      }
+    a = Array.from(z);
+  } else if (spec.kind === 'pool') {
+    const [, w, c] = input;
+    const [oh, ow] = output;
+    const s = spec.size;
+    const z: number[] = [];
+    for (let y = 0; y < oh; y++)
+      for (let x = 0; x < ow; x++)
+        for (let ch = 0; ch < c; ch++) {
+          let max = -Infinity;
+          for (let dy = 0; dy < s; dy++)
+            for (let dx = 0; dx < s; dx++) max = Math.max(max, a[((y * s + dy) * w + x * s + dx) * c + ch]);
+          z.push(max);
+        }
+    a = z;
+  } else if (spec.kind === 'dense') {
+    const n = input[0];
+    const z = Array.from({ length: spec.units }, (_, o) => {
+      let sum = params[offset + spec.units * n + o];
+      for (let i = 0; i < n; i++) sum += params[offset + i * spec.units + o] * a[i];
+      return sum;
+    });
+    a = spec.activation === 'relu' ? z.map((v) => Math.max(0, v)) : z;
+  } else if (spec.kind === 'dropout' && dropout) {
+    a = a.map((v, u) => v * maskValue(spec.rate, layer.index, sample, u));
+  } else if (spec.kind === 'relu') {
+    a = a.map((v) => Math.max(0, v));
+  }
+  return a;
 }
 
 /** tf.grads of the same summed loss on the cpu backend, with Keras-layout weights and tfjs's own ops. */
@@ -291,7 +406,10 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
     ),
     CLASSES,
   );
-  const weights = network.layers.map((layer) => toKerasWeights(layer, f.params, f.state));
+  // The trained weights only: the moving statistics play no part in a training step's loss.
+  const weights = network.layers.map((layer) =>
+    toKerasWeights(layer, f.params, f.state).filter((_, i) => layer.weights[i].state !== true),
+  );
   const masks = network.layers.map((layer) => {
     if (layer.spec.kind !== 'dropout') return undefined;
     const units = layer.input.reduce((a, b) => a * b, 1);
@@ -317,6 +435,13 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
         const z = tf.add(tf.matMul(a, p[at]), p[at + 1]);
         a = spec.activation === 'relu' ? tf.relu(z) : z;
         at += 2;
+      } else if (spec.kind === 'bn') {
+        const { mean, variance } = tf.moments(a, [...Array(a.rank - 1).keys()]);
+        const normalised = tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, spec.epsilon)));
+        a = tf.add(tf.mul(normalised, p[at]), p[at + 1]);
+        at += 2;
+      } else if (spec.kind === 'relu') {
+        a = tf.relu(a);
       } else {
         a = tf.mul(a, masks[i] as tf.Tensor);
       }
@@ -329,7 +454,10 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   let at = 0;
   for (const layer of network.layers) {
     const count = weights[layer.index].length;
-    const values = expected.slice(at, at + count).map((t) => t.dataSync() as Float32Array);
+    const trained = expected.slice(at, at + count).map((t) => t.dataSync() as Float32Array);
+    const values = layer.weights.map((weight) =>
+      weight.state === true ? new Float32Array(weight.shape[0]) : (trained.shift() as Float32Array),
+    );
     fromKerasWeights(layer, values, grad, new Float32Array(f.network.stateCount));
     at += count;
   }
@@ -337,33 +465,42 @@ function autodiffGradient(f: Fixture): { grad: Float32Array; loss: number } {
   return { grad, loss };
 }
 
-/** Each weight and bias tensor of the network: where it lies in the flat parameter vector. */
-function tensorsOf(network: Fixture['network']): { name: string; from: number; to: number }[] {
+/**
+ * Each weight and bias tensor of the network: where it lies in the flat parameter vector, and
+ * whether it is the bias of a layer a batch normalisation follows, whose gradient is zero (the
+ * normalisation takes the mean out).
+ */
+function tensorsOf(network: Fixture['network']): { name: string; from: number; to: number; zero: boolean }[] {
   return network.layers.flatMap((layer) => {
     let at = layer.offset;
+    const normalised = network.layers[layer.index + 1]?.spec.kind === 'bn';
     return layer.weights
       .filter((weight) => weight.state !== true)
       .map((weight) => {
         const size = weight.shape.reduce((a, b) => a * b, 1);
         at += size;
-        return { name: `layer ${layer.index + 1} (${layer.spec.kind}) ${weight.name}`, from: at - size, to: at };
+        const name = `layer ${layer.index + 1} (${layer.spec.kind}) ${weight.name}`;
+        return { name, from: at - size, to: at, zero: normalised && weight.name === 'bias' };
       });
   });
 }
 
 /**
  * For each tensor, the largest difference from the reference over the reference's largest
- * magnitude in that tensor. Every tensor must have a gradient: a check of zeros would be empty.
+ * magnitude in that tensor. Every tensor must have a gradient: a check of zeros would be empty;
+ * one that is zero by construction is measured against the largest gradient of all.
  */
 function relativeErrors(network: Fixture['network'], actual: Float32Array | Float64Array, expected: Float32Array) {
+  const largest = expected.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
   return Object.fromEntries(
-    tensorsOf(network).map(({ name, from, to }) => {
+    tensorsOf(network).map(({ name, from, to, zero }) => {
       let scale = 0;
       let error = 0;
       for (let i = from; i < to; i++) {
         scale = Math.max(scale, Math.abs(expected[i]));
         error = Math.max(error, Math.abs(actual[i] - expected[i]));
       }
+      if (zero) return [name, error / largest];
       expect(scale, `${name} has no gradient`).toBeGreaterThan(0);
       return [name, error / scale];
     }),
@@ -489,7 +626,8 @@ describe('the network runner', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it.each([...CASES, ...WIDE_CASES])(
+  // Not for a batch normalisation, whose shards' passes depend on each other by design.
+  it.each([...CASES, ...WIDE_CASES].filter((c) => c.spans === undefined))(
     'computes several shards layer by layer as it computes each alone, bit for bit, an empty one among them: $name',
     (c) => {
       const f = fixture(c);

@@ -31,7 +31,7 @@ import { saveTinyModel, TINY_WEIGHT_BYTES, tinyCnn, withRandomWeights } from './
 const PREDICT_CLI = join(ROOT, 'dist', 'scripts', 'predict.js');
 const DAMAGED = 'the model directory is damaged: train it again or copy it whole';
 const SUPPORTED =
-  'loadModel reads Sequential models of Conv2D, MaxPooling2D, Flatten, Dense and Dropout layers, as npm run train writes them';
+  'loadModel reads Sequential models of Conv2D, MaxPooling2D, Flatten, Dense, Dropout, BatchNormalization and Activation layers, as npm run train writes them';
 
 let original: string;
 let model: tf.Sequential;
@@ -165,10 +165,10 @@ describe('loadModel and npm run predict -- --model DIR on a damaged model direct
 
   it('a kind of layer loadModel does not build', async () => {
     const { dir } = copy();
-    editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'BatchNormalization'));
+    editJson(dir, (json) => (json.modelTopology.config.layers[1].class_name = 'LayerNormalization'));
     await expectRefused(
       dir,
-      `${dir}/model.json: layer "hidden": class_name is "BatchNormalization", expected one of Conv2D, MaxPooling2D, Flatten, Dense, Dropout; ${SUPPORTED}`,
+      `${dir}/model.json: layer "hidden": class_name is "LayerNormalization", expected one of Conv2D, MaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation; ${SUPPORTED}`,
     );
   });
 

@@ -153,7 +153,7 @@ describe('npm run bench:peers', () => {
     ],
     [
       ['--layers', 'conv2:32:3,pool,flatten,dense:10'],
-      /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense or dropout$/,
+      /^error: --layers: unknown layer "conv2" at position 1; expected conv, pool, flatten, dense, dropout, bn or relu$/,
     ],
   ])('%j: one line on stderr, exit 1, before any run', async (args, message) => {
     const { code, stdout, stderr } = await runNode(PEERS_CLI, args as string[]);

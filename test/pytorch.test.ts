@@ -21,9 +21,14 @@ const TRAIN_CLI = join(ROOT, 'dist', 'scripts', 'train.js');
 const EXPORT_CLI = join(ROOT, 'dist', 'scripts', 'export.js');
 const IMPORT_CLI = join(ROOT, 'dist', 'scripts', 'import.js');
 
-/** Every layer kind, and each option of each: same and valid padding (an even kernel's same pads unevenly), relu and linear (given activation first), a pool of 3 that drops a partial window, dropout on images and on vectors. */
+/**
+ * Every layer kind, and each option of each: same and valid padding (an even kernel's same pads
+ * unevenly), relu and linear (given activation first), a pool of 3 that drops a partial window,
+ * dropout on images and on vectors, batch normalisation of images and of vectors (its momentum
+ * and epsilon given, so that the moving statistics catch up within the epoch), a relu of its own.
+ */
 const EVERY_KIND =
-  'conv:6:4:same,pool,conv:8:3:linear:valid,dropout:0.2,pool:3,flatten,dense:32:linear,dropout:0.5,dense:10';
+  'conv:6:4:same,pool,conv:8:3:linear:valid,bn:0.9,relu,dropout:0.2,pool:3,flatten,dense:32:linear,bn:0.9:0.01,dropout:0.5,dense:10';
 
 let data: string;
 let mlpDir: string;
@@ -216,7 +221,7 @@ describe('bad input: one line, exit code 1, no --out', () => {
     const run = JSON.parse(readFileSync(join(pt, 'run.json'), 'utf8'));
     run.model.layers = 'flatten,batchnorm,dense:128,dense:10';
     expect(await importWith('run.json', JSON.stringify(run))).toBe(
-      'error: DIR/run.json: model.layers: unknown layer "batchnorm" at position 2; expected conv, pool, flatten, dense or dropout',
+      'error: DIR/run.json: model.layers: unknown layer "batchnorm" at position 2; expected conv, pool, flatten, dense, dropout, bn or relu',
     );
   });
 

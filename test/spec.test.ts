@@ -6,20 +6,27 @@ import { formatLayers, parseLayers, presetLayers } from '../dist/src/model/spec.
 describe('layer lists', () => {
   it('read the grammar with its defaults, and write it back the same', () => {
     const layers = parseLayers(
-      'conv:32:3, conv:8:5:linear:same ,pool,pool:3,flatten,dense:64:linear,dropout:0.25,dense:10',
+      'conv:32:3, conv:8:5:linear:same ,bn,relu,pool,pool:3,flatten,dense:64:linear,bn:0.9,bn:0.99:0.01,dropout:0.25,dense:10',
       'x',
     );
     expect(layers).toEqual([
       { kind: 'conv', filters: 32, kernel: 3, padding: 'valid', activation: 'relu' },
       { kind: 'conv', filters: 8, kernel: 5, padding: 'same', activation: 'linear' },
+      { kind: 'bn', momentum: 0.99, epsilon: 0.001 },
+      { kind: 'relu' },
       { kind: 'pool', size: 2 },
       { kind: 'pool', size: 3 },
       { kind: 'flatten' },
       { kind: 'dense', units: 64, activation: 'linear' },
+      { kind: 'bn', momentum: 0.9, epsilon: 0.001 },
+      { kind: 'bn', momentum: 0.99, epsilon: 0.01 },
       { kind: 'dropout', rate: 0.25 },
       { kind: 'dense', units: 10, activation: 'softmax' },
     ]);
     expect(parseLayers(formatLayers(layers), 'x')).toEqual(layers);
+    expect(formatLayers(layers)).toBe(
+      'conv:32:3:valid,conv:8:5:same:linear,bn,relu,pool,pool:3,flatten,dense:64:linear,bn:0.9,bn:0.99:0.01,dropout:0.25,dense:10',
+    );
     expect(formatLayers(presetLayers('cnn', 10))).toBe(
       'conv:32:3:same,pool,conv:64:3:same,pool,flatten,dense:128,dropout:0.5,dense:10',
     );
@@ -27,10 +34,10 @@ describe('layer lists', () => {
 
   it('refuse what they cannot read, in one line naming the layer and its position', () => {
     const cases: [string, string][] = [
-      ['', '--layers: no layers given; expected conv, pool, flatten, dense or dropout'],
+      ['', '--layers: no layers given; expected conv, pool, flatten, dense, dropout, bn or relu'],
       [
         'conv:32:3,conv2',
-        '--layers: unknown layer "conv2" at position 2; expected conv, pool, flatten, dense or dropout',
+        '--layers: unknown layer "conv2" at position 2; expected conv, pool, flatten, dense, dropout, bn or relu',
       ],
       ['conv:0:3', '--layers: "conv:0:3" at position 1: FILTERS must be an integer between 1 and 1024, got "0"'],
       ['conv:8:3:full', '--layers: "conv:8:3:full" at position 1: expected relu or linear, got "full"'],
@@ -40,8 +47,22 @@ describe('layer lists', () => {
       ['dense', '--layers: "dense" at position 1: needs UNITS, e.g. dense:128'],
       ['dense:10:tanh', '--layers: "dense:10:tanh" at position 1: expected relu or linear or softmax, got "tanh"'],
       ['dropout:1', '--layers: "dropout:1" at position 1: RATE must be at least 0 and less than 1, got "1"'],
+      ['bn:2', '--layers: "bn:2" at position 1: MOMENTUM must be at least 0 and less than 1, e.g. bn:0.99, got "2"'],
+      [
+        'bn:0.9:0',
+        '--layers: "bn:0.9:0" at position 1: EPSILON must be above 0 and below 1, e.g. bn:0.99:0.001, got "0"',
+      ],
+      ['bn:x', '--layers: "bn:x" at position 1: MOMENTUM must be at least 0 and less than 1, e.g. bn:0.99, got "x"'],
+      ['bn:0.9:0.1:1', '--layers: "bn:0.9:0.1:1" at position 1: too many parts (bn takes at most 2)'],
+      ['relu:6', '--layers: "relu:6" at position 1: too many parts (relu takes none)'],
     ];
     for (const [text, message] of cases) expect(() => parseLayers(text, '--layers')).toThrow(message);
+    // A batch normalisation may come first (it normalises the images), not last: the output is dense.
+    const image = { height: 28, width: 28 };
+    expect(buildNetwork(parseLayers('bn,flatten,dense:10', 'x'), image, 10, 'x').layers[0].stateCount).toBe(2);
+    expect(() => buildNetwork(parseLayers('flatten,dense:10,bn', 'x'), image, 10, '--layers')).toThrow(
+      '--layers: the last layer must be dense:10 with softmax (one unit per class), got bn',
+    );
   });
 });
 

@@ -39,9 +39,13 @@ export async function toLayersModel(
 
 /** Puts the flat parameters and the state into a model whose layers are `network`'s, one for one. */
 export function setWeights(model: tf.LayersModel, params: Float32Array, state: Float32Array, network: Network): void {
-  const weights = network.layers.flatMap((layer) => toKerasWeights(layer, params, state));
-  model.setWeights(weights);
-  tf.dispose(weights);
+  // Layer by layer: a model's own list puts every layer's trained weights before any layer's
+  // others (a batch normalisation's moving statistics); a layer's keeps Keras's order.
+  network.layers.forEach((layer, i) => {
+    const weights = toKerasWeights(layer, params, state);
+    model.layers[i].setWeights(weights);
+    tf.dispose(weights);
+  });
 }
 
 /**

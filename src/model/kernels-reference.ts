@@ -227,3 +227,16 @@ export function outerProducts(
     }
   }
 }
+
+/**
+ * A batch normalisation's per-channel float64 sums: for u and v NHWC over `positions` pixels of c
+ * channels, sums[ch] += u and sums[c + ch] += u * v, position by position.
+ */
+export function channelSums(u: Float32Array, v: Float32Array, sums: Float64Array, positions: number, c: number): void {
+  for (let p = 0; p < positions; p++) {
+    for (let ch = 0; ch < c; ch++) {
+      sums[ch] += u[p * c + ch];
+      sums[c + ch] += u[p * c + ch] * v[p * c + ch];
+    }
+  }
+}

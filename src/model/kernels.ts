@@ -85,6 +85,7 @@ export interface GlueKernels {
   bytes_to_floats(bytes: number, floats: number, length: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
   bias_rows(z: number, bias: number, rows: number, cols: number, relu: number): void;
+  channel_sums(u: number, v: number, sums: number, positions: number, c: number): void;
   outer_products(
     a: number,
     b: number,

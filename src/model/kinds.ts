@@ -1,15 +1,17 @@
 import type { LayerKind } from './layer.js';
+import { type BatchNormSpec, batchNorm } from './layers/batch-norm.js';
 import { conv, type ConvSpec } from './layers/conv.js';
 import { dense, type DenseSpec } from './layers/dense.js';
 import { dropout, type DropoutSpec } from './layers/dropout.js';
 import { flatten, type FlattenSpec } from './layers/flatten.js';
 import { pool, type PoolSpec } from './layers/pool.js';
+import { relu, type ReluSpec } from './layers/relu.js';
 
 /**
  * The layers a model is made of, in the order data flows through them. Keras semantics: images are
  * NHWC (height, width, channels), kernels are initialised Glorot-uniform and biases to zero.
  */
-export type LayerSpec = ConvSpec | PoolSpec | FlattenSpec | DenseSpec | DropoutSpec;
+export type LayerSpec = ConvSpec | PoolSpec | FlattenSpec | DenseSpec | DropoutSpec | BatchNormSpec | ReluSpec;
 
 /**
  * Every kind of layer, by the name its spec carries, which is also its word in a layer list: a
@@ -22,6 +24,8 @@ const KINDS: { readonly [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, {
   flatten,
   dense,
   dropout,
+  bn: batchNorm,
+  relu,
 };
 
 /** The kinds' words, and the kinds, in the grammar's order. */

@@ -10,13 +10,15 @@ project's grammar). It takes images as float32 in [0, 1], NCHW `[n, CHANNELS, HE
     network.eval()
     probabilities = network(images).softmax(1)
 
-It computes what the project's network computes, to float rounding. Two layers differ from the
+It computes what the project's network computes, to float rounding. Three layers differ from the
 usual PyTorch ones for that:
 - `Flatten` orders the features of an image as the project (and Keras) does, NHWC: row, column,
   channel. So a Linear layer after it takes the project's weights, only transposed.
 - `Dropout` drops the units the project's does when given a DropoutContext (a hash of the run's
   seed, the layer, the step, the training image and the unit: see `keep_mask`), so that a run
   continued here draws the masks it would have drawn at home; without one it is nn.Dropout.
+- `BatchNorm` is Keras's BatchNormalization (the moving variance is the batch's biased one,
+  `momentum` Keras's), its statistics summed over the ranks under torch.distributed.
 A run that augments its training images does it as the project's gather does, from the same hash
 (`augmented`, which train_ddp.py applies to each batch).
 
@@ -32,6 +34,7 @@ import sys
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -86,6 +89,87 @@ class Linear(nn.Linear):
     def forward(self, x):
         x = super().forward(x)
         return F.relu(x) if self.relu else x
+
+
+class BatchNorm(nn.Module):
+    """Keras's BatchNormalization over the channels (axis 1 of `[n, c, h, w]` or `[n, c]`), as the
+    project's (src/model/layers/batch-norm.ts): while training, the batch's mean and biased
+    variance, and moving = moving * momentum + batch's * (1 - momentum) with that variance (nn.
+    BatchNorm2d would take the Bessel-corrected one, and 1 - momentum as its momentum); evaluation
+    uses the moving statistics. Under torch.distributed the statistics are those of the global
+    batch, every rank's sums added in float64 (and so are the backward pass's), as the project's
+    workers add theirs: a run of N ranks is the run of N workers."""
+
+    def __init__(self, channels, momentum=0.99, eps=1e-3):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if not self.training:
+            scale = self.weight.double() / torch.sqrt(self.running_var.double() + self.eps)
+            shift = self.bias.double() - self.running_mean.double() * scale
+            return (x.double() * scale.reshape(shape) + shift.reshape(shape)).to(x.dtype)
+        return _GlobalBatchNorm.apply(x, self.weight, self.bias, self)
+
+    def extra_repr(self):
+        return f"{self.weight.numel()}, momentum={self.momentum}, eps={self.eps}"
+
+
+def _all_ranks(tensor):
+    """The tensor summed over the ranks, in place, when torch.distributed runs."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+class _GlobalBatchNorm(torch.autograd.Function):
+    """BatchNorm's training pass and its gradient, with the global batch's sums. dgamma and dbeta
+    are this rank's own sums, which DistributedDataParallel adds as it adds every gradient; the
+    input's gradient takes the global sums of dy and dy * x_hat."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, module):
+        channels = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        x64 = x.double()
+        count = torch.tensor([x.numel() / channels], dtype=torch.float64, device=x.device)
+        sums = _all_ranks(torch.cat([x64.sum(dims), (x64 * x64).sum(dims), count]))
+        total = sums[-1]
+        mean = sums[:channels] / total
+        variance = torch.clamp(sums[channels : 2 * channels] / total - mean * mean, min=0)
+        inverse = 1 / torch.sqrt(variance + module.eps)
+        with torch.no_grad():
+            m = module.momentum
+            module.running_mean.copy_(module.running_mean.double() * m + mean * (1 - m))
+            module.running_var.copy_(module.running_var.double() * m + variance * (1 - m))
+        scale = weight.double() * inverse
+        shift = bias.double() - mean * scale
+        ctx.save_for_backward(x, weight, mean, inverse)
+        ctx.total = total
+        return (x64 * scale.reshape(shape) + shift.reshape(shape)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, inverse = ctx.saved_tensors
+        channels = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        dy64 = dy.double()
+        centred = x.double() - mean.reshape(shape)
+        local = torch.cat([dy64.sum(dims), (dy64 * centred).sum(dims) * inverse])
+        dbias, dweight = local[:channels].to(weight.dtype), local[channels:].to(weight.dtype)
+        sums = _all_ranks(local.clone())
+        a = weight.double() * inverse
+        b = -a * inverse * sums[channels:] / ctx.total
+        k = -a * sums[:channels] / ctx.total - mean * b
+        dx = dy64 * a.reshape(shape) + x.double() * b.reshape(shape) + k.reshape(shape)
+        return dx.to(x.dtype), dweight, dbias, None
 
 
 class Flatten(nn.Module):
