@@ -14,6 +14,7 @@ import {
   bytesToFloats,
   im2col,
   im2colTransposed,
+  matrixProducts,
   outerProducts,
   poolBackward,
   poolForward,
@@ -359,6 +360,46 @@ describe('outer_products', () => {
         const expected = new Float64Array(length).fill(0.25);
         outerProducts(a, b, expected, { ...shape, aP, bP });
         expect(bits(heapView64(sums))).toEqual(bits(expected));
+      });
+    });
+  }
+});
+
+describe('matrix_products', () => {
+  for (const shape of [
+    { count: 36, rows: 13, k: 8, n: 16 },
+    { count: 2, rows: 40, k: 32, n: 12 },
+    { count: 3, rows: 4, k: 5, n: 4 },
+    { count: 1, rows: 7, k: 64, n: 32 },
+    { count: 2, rows: 2, k: 3, n: 8 },
+    { count: 1, rows: 1, k: 1, n: 20 },
+  ]) {
+    it(`equals the reference bit for bit: ${shape.count} products of [${shape.rows}, ${shape.k}] by [${shape.k}, ${shape.n}]`, () => {
+      tf.tidy(() => {
+        // Gaps between the matrices: the kernel must neither read nor write them as its own.
+        const aP = shape.rows * shape.k + 3;
+        const bP = shape.k * shape.n + 5;
+        const oP = shape.rows * shape.n + 4;
+        // Rough values: a sum in another order (or fused multiply-adds) would round differently.
+        const a = roughValues(shape.count * aP, shape.k);
+        const b = roughValues(shape.count * bP, shape.n + 1);
+        const out = emptyTensor([shape.count * oP]);
+        heapView(out).fill(0.5);
+        glueKernels().matrix_products(
+          offsetOf(onHeap(a)),
+          offsetOf(onHeap(b)),
+          offsetOf(out),
+          shape.count,
+          shape.rows,
+          shape.k,
+          shape.n,
+          aP,
+          bP,
+          oP,
+        );
+        const expected = new Float32Array(shape.count * oP).fill(0.5);
+        matrixProducts(a, b, expected, { ...shape, aP, bP, oP });
+        expect(bits(heapView(out))).toEqual(bits(expected));
       });
     });
   }

@@ -227,3 +227,26 @@ export function outerProducts(
     }
   }
 }
+
+/**
+ * Plain matrix products: for each of `count` pairs p, out[p] = a[p] · b[p], a `[rows, k]` (its
+ * matrices aP floats apart), b `[k, n]` (bP apart), out `[rows, n]` (oP apart); each element the
+ * float32 sum, in order of i < k, of a[p][t][i] * b[p][i][j].
+ */
+export function matrixProducts(
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  shape: { count: number; rows: number; k: number; n: number; aP: number; bP: number; oP: number },
+): void {
+  const { count, rows, k, n, aP, bP, oP } = shape;
+  for (let p = 0; p < count; p++) {
+    for (let t = 0; t < rows; t++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let i = 0; i < k; i++) sum = Math.fround(sum + Math.fround(a[p * aP + t * k + i] * b[p * bP + i * n + j]));
+        out[p * oP + t * n + j] = sum;
+      }
+    }
+  }
+}

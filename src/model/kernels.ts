@@ -96,6 +96,18 @@ export interface GlueKernels {
     aP: number,
     bP: number,
   ): void;
+  matrix_products(
+    a: number,
+    b: number,
+    out: number,
+    count: number,
+    rows: number,
+    k: number,
+    n: number,
+    aP: number,
+    bP: number,
+    oP: number,
+  ): void;
 }
 
 /**

@@ -535,4 +535,99 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4))) (br $iLoop)))
       (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
   )
+  ;; Plain matrix products: for each of `count` pairs p, out[p] = a[p] · b[p], with a's element
+  ;; (p, t, i) at p * aP + t * k + i, b's (p, i, j) at p * bP + i * n + j and out's (p, t, j) at
+  ;; p * oP + t * n + j; each element the float32 sum, in order of i < k, of a[p][t][i] * b[p][i][j].
+  ;; n is a multiple of 4. Rows go four at a time (a last block of fewer reads its last row again
+  ;; and stores only the valid ones), columns eight at a time, then four: 4 x 8 outputs in
+  ;; registers, b's rows (small, reused by every block of rows) read from cache. XNNPACK packs b
+  ;; and runs short products (k = 32 or 64, as Winograd's) at under half this kernel's speed.
+  (func (export "matrix_products")
+    (param $a i32) (param $b i32) (param $out i32) (param $count i32) (param $rows i32)
+    (param $k i32) (param $n i32) (param $aP i32) (param $bP i32) (param $oP i32)
+    (local $p i32) (local $t i32) (local $j i32) (local $ap i32) (local $bp i32) (local $op i32)
+    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $end i32)
+    (local $bj i32) (local $aRow i32) (local $bRow i32) (local $wide i32) (local $valid i32) (local $o i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $c4 v128) (local $c5 v128) (local $c6 v128) (local $c7 v128)
+    (local $d0 v128) (local $d1 v128) (local $s v128)
+    (local.set $aRow (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $bRow (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $count)))
+      (local.set $ap (i32.add (local.get $a) (i32.shl (i32.mul (local.get $p) (local.get $aP)) (i32.const 2))))
+      (local.set $bp (i32.add (local.get $b) (i32.shl (i32.mul (local.get $p) (local.get $bP)) (i32.const 2))))
+      (local.set $op (i32.add (local.get $out) (i32.shl (i32.mul (local.get $p) (local.get $oP)) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $rows)))
+        (local.set $valid (i32.sub (local.get $rows) (local.get $t)))
+        (if (i32.gt_u (local.get $valid) (i32.const 4)) (then (local.set $valid (i32.const 4))))
+        ;; The block's four rows of a; past the last row, the last row again.
+        (local.set $r0 (i32.add (local.get $ap) (i32.mul (local.get $t) (local.get $aRow))))
+        (local.set $r1 (select (i32.add (local.get $r0) (local.get $aRow)) (local.get $r0) (i32.gt_u (local.get $valid) (i32.const 1))))
+        (local.set $r2 (select (i32.add (local.get $r1) (local.get $aRow)) (local.get $r1) (i32.gt_u (local.get $valid) (i32.const 2))))
+        (local.set $r3 (select (i32.add (local.get $r2) (local.get $aRow)) (local.get $r2) (i32.gt_u (local.get $valid) (i32.const 3))))
+        (local.set $j (i32.const 0))
+        (block $jEnd (loop $jLoop (br_if $jEnd (i32.ge_u (local.get $j) (local.get $n)))
+          (local.set $wide (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+          (local.set $c0 (v128.const i32x4 0 0 0 0)) (local.set $c1 (v128.const i32x4 0 0 0 0))
+          (local.set $c2 (v128.const i32x4 0 0 0 0)) (local.set $c3 (v128.const i32x4 0 0 0 0))
+          (local.set $c4 (v128.const i32x4 0 0 0 0)) (local.set $c5 (v128.const i32x4 0 0 0 0))
+          (local.set $c6 (v128.const i32x4 0 0 0 0)) (local.set $c7 (v128.const i32x4 0 0 0 0))
+          (local.set $bj (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
+          ;; $o walks along the rows of a: byte offset i * 4 from each row's start.
+          (local.set $o (i32.const 0))
+          (local.set $end (local.get $aRow))
+          (if (local.get $wide)
+            (then
+              (block $iEnd (loop $iLoop (br_if $iEnd (i32.ge_u (local.get $o) (local.get $end)))
+                (local.set $d0 (v128.load (local.get $bj)))
+                (local.set $d1 (v128.load offset=16 (local.get $bj)))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r0) (local.get $o))))
+                (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c1 (f32x4.add (local.get $c1) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r1) (local.get $o))))
+                (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c3 (f32x4.add (local.get $c3) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r2) (local.get $o))))
+                (local.set $c4 (f32x4.add (local.get $c4) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c5 (f32x4.add (local.get $c5) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r3) (local.get $o))))
+                (local.set $c6 (f32x4.add (local.get $c6) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c7 (f32x4.add (local.get $c7) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $bj (i32.add (local.get $bj) (local.get $bRow)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4))) (br $iLoop))))
+            (else
+              (block $iEnd2 (loop $iLoop2 (br_if $iEnd2 (i32.ge_u (local.get $o) (local.get $end)))
+                (local.set $d0 (v128.load (local.get $bj)))
+                (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r0) (local.get $o))) (local.get $d0))))
+                (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r1) (local.get $o))) (local.get $d0))))
+                (local.set $c4 (f32x4.add (local.get $c4) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r2) (local.get $o))) (local.get $d0))))
+                (local.set $c6 (f32x4.add (local.get $c6) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r3) (local.get $o))) (local.get $d0))))
+                (local.set $bj (i32.add (local.get $bj) (local.get $bRow)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4))) (br $iLoop2)))))
+          ;; The valid rows' columns j .. j + 7 (or j .. j + 3).
+          (local.set $o (i32.add (local.get $op) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $n)) (local.get $j)) (i32.const 2))))
+          (v128.store (local.get $o) (local.get $c0))
+          (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c1))))
+          (if (i32.gt_u (local.get $valid) (i32.const 1)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c2))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c3))))))
+          (if (i32.gt_u (local.get $valid) (i32.const 2)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c4))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c5))))))
+          (if (i32.gt_u (local.get $valid) (i32.const 3)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c6))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c7))))))
+          (local.set $j (i32.add (local.get $j) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $jLoop)))
+        (local.set $t (i32.add (local.get $t) (i32.const 4))) (br $tLoop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
+  )
 )
