@@ -334,15 +334,20 @@ describe('outer_products', () => {
     { count: 3, rows: 5, m: 4, n: 2 },
     { count: 2, rows: 9, m: 9, n: 32 },
     { count: 1, rows: 6, m: 3, n: 5 },
-  ]) {
-    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows, ${shape.m} x ${shape.n}`, () => {
+    // In chunks, each a float32 sum added into the float64 ones: a short first chunk, a short last one.
+    { count: 1, rows: 40, m: 12, n: 16, first: 5, chunk: 16 },
+    { count: 2, rows: 13, m: 4, n: 4, first: 13, chunk: 4 },
+    { count: 1, rows: 9, m: 8, n: 12, first: 1, chunk: 1 },
+  ] as { count: number; rows: number; m: number; n: number; first?: number; chunk?: number }[]) {
+    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows${shape.chunk ? ` in chunks of ${shape.chunk} after ${shape.first}` : ''}, ${shape.m} x ${shape.n}`, () => {
       tf.tidy(() => {
         // Gaps between the matrices, and 3 floats after each operand's last row, which the last
         // rows or columns may read.
         const aP = shape.rows * shape.m + 3;
         const bP = shape.rows * shape.n + 1;
-        const a = values(shape.count * aP + 3, shape.m);
-        const b = values(shape.count * bP + 3, shape.n);
+        // Rough values: sums in other chunks, or in another order, would round differently.
+        const a = roughValues(shape.count * aP + 3, shape.m);
+        const b = roughValues(shape.count * bP + 3, shape.n);
         const length = shape.count * shape.m * shape.n;
         const sums = emptyTensor([2 * length]);
         heapView64(sums).fill(0.25);
@@ -356,6 +361,8 @@ describe('outer_products', () => {
           shape.n,
           aP,
           bP,
+          shape.first ?? 0,
+          shape.chunk ?? 0,
         );
         const expected = new Float64Array(length).fill(0.25);
         outerProducts(a, b, expected, { ...shape, aP, bP });

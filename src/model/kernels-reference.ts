@@ -205,24 +205,39 @@ export function biasRows(z: Float32Array, bias: Float32Array, rows: number, cols
 }
 
 /**
- * Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p,
- * sums[p][i][j] += the float32 sum, in order of t < rows, of a[p][t][i] * b[p][t][j] (a's matrices
- * aP floats apart, rows of m; b's bP apart, rows of n): A^T · B without transposing A.
+ * Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p, and each
+ * chunk of rows in turn (the first `first` rows, then `chunk` rows at a time; 0 means all rows),
+ * sums[p][i][j] += the float32 sum, in order of t within the chunk, of a[p][t][i] * b[p][t][j]
+ * (a's matrices aP floats apart, rows of m; b's bP apart, rows of n): A^T · B without transposing A.
  */
 export function outerProducts(
   a: Float32Array,
   b: Float32Array,
   sums: Float64Array,
-  shape: { count: number; rows: number; m: number; n: number; aP: number; bP: number },
+  shape: {
+    count: number;
+    rows: number;
+    m: number;
+    n: number;
+    aP: number;
+    bP: number;
+    first?: number;
+    chunk?: number;
+  },
 ): void {
   const { count, rows, m, n, aP, bP } = shape;
-  for (let p = 0; p < count; p++) {
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        for (let t = 0; t < rows; t++)
-          sum = Math.fround(sum + Math.fround(a[p * aP + t * m + i] * b[p * bP + t * n + j]));
-        sums[(p * m + i) * n + j] += sum;
+  const first = shape.first || rows;
+  const chunk = shape.chunk || rows;
+  for (let from = 0, to = first; from < rows; from = to, to += chunk) {
+    const end = Math.min(to, rows);
+    for (let p = 0; p < count; p++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let t = from; t < end; t++)
+            sum = Math.fround(sum + Math.fround(a[p * aP + t * m + i] * b[p * bP + t * n + j]));
+          sums[(p * m + i) * n + j] += sum;
+        }
       }
     }
   }

@@ -95,6 +95,8 @@ export interface GlueKernels {
     n: number,
     aP: number,
     bP: number,
+    first: number,
+    chunk: number,
   ): void;
   matrix_products(
     a: number,

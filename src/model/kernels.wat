@@ -428,17 +428,20 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
   )
 
-  ;; Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p,
-  ;; sums[p][i][j] += the float32 sum, in order of t < rows, of a[p][t][i] * b[p][t][j], with a's
+  ;; Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p, and
+  ;; each chunk of rows in turn (the first `first` rows, then `chunk` at a time; 0 means all),
+  ;; sums[p][i][j] += the float32 sum, in order of t within the chunk, of a[p][t][i] * b[p][t][j], with a's
   ;; element (p, t, i) at p * aP + t * m + i and b's (p, t, j) at p * bP + t * n + j: A^T · B
   ;; without transposing A. Rows and columns go four at a time; past m or n, the last four compute
   ;; what they read (up to 3 floats past a's or b's last row) and store only the valid ones. Neither
   ;; operand is reused, so XNNPACK would pack one for every product (~5 ns a float, more than the
-  ;; product costs): this multiplies them as they are, 4 x 8 outputs at a time.
+  ;; product costs): this multiplies them as they are, 4 x 8 outputs at a time. The chunks' sums
+  ;; go into float64 block by block, while the block's sums are in cache: a call per chunk would
+  ;; stream all of the sums through memory once per chunk.
   (func (export "outer_products")
     (param $a i32) (param $b i32) (param $sums i32) (param $count i32) (param $rows i32)
-    (param $m i32) (param $n i32) (param $aP i32) (param $bP i32)
-    (local $p i32) (local $i i32) (local $j i32) (local $t i32) (local $ap i32) (local $bp i32)
+    (param $m i32) (param $n i32) (param $aP i32) (param $bP i32) (param $first i32) (param $chunk i32)
+    (local $end i32) (local $p i32) (local $i i32) (local $j i32) (local $t i32) (local $ap i32) (local $bp i32)
     (local $aa i32) (local $ba i32) (local $aRow i32) (local $bRow i32) (local $out i32) (local $r i32)
     (local $wide i32) (local $valid i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
@@ -446,6 +449,8 @@
     (local $x v128) (local $d0 v128) (local $d1 v128) (local $s v128)
     (local.set $aRow (i32.shl (local.get $m) (i32.const 2)))
     (local.set $bRow (i32.shl (local.get $n) (i32.const 2)))
+    (if (i32.eqz (local.get $first)) (then (local.set $first (local.get $rows))))
+    (if (i32.eqz (local.get $chunk)) (then (local.set $chunk (local.get $rows))))
     (local.set $p (i32.const 0))
     (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $count)))
       (local.set $ap (i32.add (local.get $a) (i32.shl (i32.mul (local.get $p) (local.get $aP)) (i32.const 2))))
@@ -455,16 +460,19 @@
         (local.set $j (i32.const 0))
         (block $jEnd (loop $jLoop (br_if $jEnd (i32.ge_u (local.get $j) (local.get $n)))
           (local.set $wide (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+          (local.set $aa (i32.add (local.get $ap) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $ba (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $t (i32.const 0))
+          (local.set $end (local.get $first))
+          (block $chunkEnd (loop $chunkLoop
+          (if (i32.gt_u (local.get $end) (local.get $rows)) (then (local.set $end (local.get $rows))))
           (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
           (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
           (local.set $b0 (v128.const i32x4 0 0 0 0)) (local.set $b1 (v128.const i32x4 0 0 0 0))
           (local.set $b2 (v128.const i32x4 0 0 0 0)) (local.set $b3 (v128.const i32x4 0 0 0 0))
-          (local.set $aa (i32.add (local.get $ap) (i32.shl (local.get $i) (i32.const 2))))
-          (local.set $ba (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
-          (local.set $t (i32.const 0))
           (if (local.get $wide)
             (then
-              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $rows)))
+              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $end)))
                 (local.set $x (v128.load (local.get $aa)))
                 (local.set $d0 (v128.load (local.get $ba)))
                 (local.set $d1 (v128.load offset=16 (local.get $ba)))
@@ -484,7 +492,7 @@
                 (local.set $ba (i32.add (local.get $ba) (local.get $bRow)))
                 (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop))))
             (else
-              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $rows)))
+              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $end)))
                 (local.set $x (v128.load (local.get $aa)))
                 (local.set $d0 (v128.load (local.get $ba)))
                 (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
@@ -531,6 +539,9 @@
               (v128.store offset=48 (local.get $out) (f64x2.add (v128.load offset=48 (local.get $out))
                 (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d1) (local.get $d1)))))))
             (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
+          (br_if $chunkEnd (i32.ge_u (local.get $end) (local.get $rows)))
+          (local.set $end (i32.add (local.get $end) (local.get $chunk)))
+          (br $chunkLoop)))
           (local.set $j (i32.add (local.get $j) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $jLoop)))
         (local.set $i (i32.add (local.get $i) (i32.const 4))) (br $iLoop)))
       (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))

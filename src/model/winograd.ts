@@ -308,6 +308,8 @@ export class WinogradConv {
         filters,
         tiles * channels,
         tiles * filters,
+        0,
+        0,
       );
     }
     this.#transformGradient(heapView64(products), sums);
