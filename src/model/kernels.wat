@@ -1,8 +1,10 @@
 ;; The layers' glue, run on tfjs-wasm's own heap: this module imports the backend's memory, so its
-;; pointers are tensors' memory offsets (bytes) and nothing is copied in or out. The heavy products
-;; stay with tfjs (XNNPACK); what is here is the memory-bound work between them, which in
+;; pointers are tensors' memory offsets (bytes) and nothing is copied in or out. Most heavy
+;; products stay with tfjs (XNNPACK); what is here is the memory-bound work between them, which in
 ;; JavaScript loses most of its time to mispredicted branches (max-pooling on real data: ~5x
-;; slower). Every function is the twin of a readable one in kernels-reference.ts, tested bit for bit.
+;; slower), and the products XNNPACK runs slowly: short ones, ones whose operands it would pack for
+;; a single use, and a one-channel convolution. Every function is the twin of a readable one in
+;; kernels-reference.ts, tested bit for bit.
 ;;
 ;; Layouts, for n images of h x w pixels and c channels:
 ;;   NHWC     element (b, y, x, ch) at ((b * h + y) * w + x) * c + ch;
