@@ -15,6 +15,7 @@ import {
   channelSums,
   im2col,
   im2colTransposed,
+  matrixProducts,
   outerProducts,
   poolBackward,
   poolForward,
@@ -357,15 +358,20 @@ describe('outer_products', () => {
     { count: 3, rows: 5, m: 4, n: 2 },
     { count: 2, rows: 9, m: 9, n: 32 },
     { count: 1, rows: 6, m: 3, n: 5 },
-  ]) {
-    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows, ${shape.m} x ${shape.n}`, () => {
+    // In chunks, each a float32 sum added into the float64 ones: a short first chunk, a short last one.
+    { count: 1, rows: 40, m: 12, n: 16, first: 5, chunk: 16 },
+    { count: 2, rows: 13, m: 4, n: 4, first: 13, chunk: 4 },
+    { count: 1, rows: 9, m: 8, n: 12, first: 1, chunk: 1 },
+  ] as { count: number; rows: number; m: number; n: number; first?: number; chunk?: number }[]) {
+    it(`equals the reference bit for bit, adding to float64 sums: ${shape.count} pairs of ${shape.rows} rows${shape.chunk ? ` in chunks of ${shape.chunk} after ${shape.first}` : ''}, ${shape.m} x ${shape.n}`, () => {
       tf.tidy(() => {
         // Gaps between the matrices, and 3 floats after each operand's last row, which the last
         // rows or columns may read.
         const aP = shape.rows * shape.m + 3;
         const bP = shape.rows * shape.n + 1;
-        const a = values(shape.count * aP + 3, shape.m);
-        const b = values(shape.count * bP + 3, shape.n);
+        // Rough values: sums in other chunks, or in another order, would round differently.
+        const a = roughValues(shape.count * aP + 3, shape.m);
+        const b = roughValues(shape.count * bP + 3, shape.n);
         const length = shape.count * shape.m * shape.n;
         const sums = emptyTensor([2 * length]);
         heapView64(sums).fill(0.25);
@@ -379,10 +385,52 @@ describe('outer_products', () => {
           shape.n,
           aP,
           bP,
+          shape.first ?? 0,
+          shape.chunk ?? 0,
         );
         const expected = new Float64Array(length).fill(0.25);
         outerProducts(a, b, expected, { ...shape, aP, bP });
         expect(bits(heapView64(sums))).toEqual(bits(expected));
+      });
+    });
+  }
+});
+
+describe('matrix_products', () => {
+  for (const shape of [
+    { count: 36, rows: 13, k: 8, n: 16 },
+    { count: 2, rows: 40, k: 32, n: 12 },
+    { count: 3, rows: 4, k: 5, n: 4 },
+    { count: 1, rows: 7, k: 64, n: 32 },
+    { count: 2, rows: 2, k: 3, n: 8 },
+    { count: 1, rows: 1, k: 1, n: 20 },
+  ]) {
+    it(`equals the reference bit for bit: ${shape.count} products of [${shape.rows}, ${shape.k}] by [${shape.k}, ${shape.n}]`, () => {
+      tf.tidy(() => {
+        // Gaps between the matrices: the kernel must neither read nor write them as its own.
+        const aP = shape.rows * shape.k + 3;
+        const bP = shape.k * shape.n + 5;
+        const oP = shape.rows * shape.n + 4;
+        // Rough values: a sum in another order (or fused multiply-adds) would round differently.
+        const a = roughValues(shape.count * aP, shape.k);
+        const b = roughValues(shape.count * bP, shape.n + 1);
+        const out = emptyTensor([shape.count * oP]);
+        heapView(out).fill(0.5);
+        glueKernels().matrix_products(
+          offsetOf(onHeap(a)),
+          offsetOf(onHeap(b)),
+          offsetOf(out),
+          shape.count,
+          shape.rows,
+          shape.k,
+          shape.n,
+          aP,
+          bP,
+          oP,
+        );
+        const expected = new Float32Array(shape.count * oP).fill(0.5);
+        matrixProducts(a, b, expected, { ...shape, aP, bP, oP });
+        expect(bits(heapView(out))).toEqual(bits(expected));
       });
     });
   }

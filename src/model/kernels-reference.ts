@@ -205,24 +205,62 @@ export function biasRows(z: Float32Array, bias: Float32Array, rows: number, cols
 }
 
 /**
- * Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p,
- * sums[p][i][j] += the float32 sum, in order of t < rows, of a[p][t][i] * b[p][t][j] (a's matrices
- * aP floats apart, rows of m; b's bP apart, rows of n): A^T · B without transposing A.
+ * Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p, and each
+ * chunk of rows in turn (the first `first` rows, then `chunk` rows at a time; 0 means all rows),
+ * sums[p][i][j] += the float32 sum, in order of t within the chunk, of a[p][t][i] * b[p][t][j]
+ * (a's matrices aP floats apart, rows of m; b's bP apart, rows of n): A^T · B without transposing A.
  */
 export function outerProducts(
   a: Float32Array,
   b: Float32Array,
   sums: Float64Array,
-  shape: { count: number; rows: number; m: number; n: number; aP: number; bP: number },
+  shape: {
+    count: number;
+    rows: number;
+    m: number;
+    n: number;
+    aP: number;
+    bP: number;
+    first?: number;
+    chunk?: number;
+  },
 ): void {
   const { count, rows, m, n, aP, bP } = shape;
+  const first = shape.first || rows;
+  const chunk = shape.chunk || rows;
+  for (let from = 0, to = first; from < rows; from = to, to += chunk) {
+    const end = Math.min(to, rows);
+    for (let p = 0; p < count; p++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let t = from; t < end; t++)
+            sum = Math.fround(sum + Math.fround(a[p * aP + t * m + i] * b[p * bP + t * n + j]));
+          sums[(p * m + i) * n + j] += sum;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Plain matrix products: for each of `count` pairs p, out[p] = a[p] · b[p], a `[rows, k]` (its
+ * matrices aP floats apart), b `[k, n]` (bP apart), out `[rows, n]` (oP apart); each element the
+ * float32 sum, in order of i < k, of a[p][t][i] * b[p][i][j].
+ */
+export function matrixProducts(
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  shape: { count: number; rows: number; k: number; n: number; aP: number; bP: number; oP: number },
+): void {
+  const { count, rows, k, n, aP, bP, oP } = shape;
   for (let p = 0; p < count; p++) {
-    for (let i = 0; i < m; i++) {
+    for (let t = 0; t < rows; t++) {
       for (let j = 0; j < n; j++) {
         let sum = 0;
-        for (let t = 0; t < rows; t++)
-          sum = Math.fround(sum + Math.fround(a[p * aP + t * m + i] * b[p * bP + t * n + j]));
-        sums[(p * m + i) * n + j] += sum;
+        for (let i = 0; i < k; i++) sum = Math.fround(sum + Math.fround(a[p * aP + t * k + i] * b[p * bP + i * n + j]));
+        out[p * oP + t * n + j] = sum;
       }
     }
   }

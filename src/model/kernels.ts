@@ -96,6 +96,20 @@ export interface GlueKernels {
     n: number,
     aP: number,
     bP: number,
+    first: number,
+    chunk: number,
+  ): void;
+  matrix_products(
+    a: number,
+    b: number,
+    out: number,
+    count: number,
+    rows: number,
+    k: number,
+    n: number,
+    aP: number,
+    bP: number,
+    oP: number,
   ): void;
 }
 

@@ -1,8 +1,10 @@
 ;; The layers' glue, run on tfjs-wasm's own heap: this module imports the backend's memory, so its
-;; pointers are tensors' memory offsets (bytes) and nothing is copied in or out. The heavy products
-;; stay with tfjs (XNNPACK); what is here is the memory-bound work between them, which in
+;; pointers are tensors' memory offsets (bytes) and nothing is copied in or out. Most heavy
+;; products stay with tfjs (XNNPACK); what is here is the memory-bound work between them, which in
 ;; JavaScript loses most of its time to mispredicted branches (max-pooling on real data: ~5x
-;; slower). Every function is the twin of a readable one in kernels-reference.ts, tested bit for bit.
+;; slower), and the products XNNPACK runs slowly: short ones, ones whose operands it would pack for
+;; a single use, and a one-channel convolution. Every function is the twin of a readable one in
+;; kernels-reference.ts, tested bit for bit.
 ;;
 ;; Layouts, for n images of h x w pixels and c channels:
 ;;   NHWC     element (b, y, x, ch) at ((b * h + y) * w + x) * c + ch;
@@ -428,17 +430,20 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
   )
 
-  ;; Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p,
-  ;; sums[p][i][j] += the float32 sum, in order of t < rows, of a[p][t][i] * b[p][t][j], with a's
+  ;; Outer products summed over rows, into float64 sums: for each of `count` matrix pairs p, and
+  ;; each chunk of rows in turn (the first `first` rows, then `chunk` at a time; 0 means all),
+  ;; sums[p][i][j] += the float32 sum, in order of t within the chunk, of a[p][t][i] * b[p][t][j], with a's
   ;; element (p, t, i) at p * aP + t * m + i and b's (p, t, j) at p * bP + t * n + j: A^T · B
   ;; without transposing A. Rows and columns go four at a time; past m or n, the last four compute
   ;; what they read (up to 3 floats past a's or b's last row) and store only the valid ones. Neither
   ;; operand is reused, so XNNPACK would pack one for every product (~5 ns a float, more than the
-  ;; product costs): this multiplies them as they are, 4 x 8 outputs at a time.
+  ;; product costs): this multiplies them as they are, 4 x 8 outputs at a time. The chunks' sums
+  ;; go into float64 block by block, while the block's sums are in cache: a call per chunk would
+  ;; stream all of the sums through memory once per chunk.
   (func (export "outer_products")
     (param $a i32) (param $b i32) (param $sums i32) (param $count i32) (param $rows i32)
-    (param $m i32) (param $n i32) (param $aP i32) (param $bP i32)
-    (local $p i32) (local $i i32) (local $j i32) (local $t i32) (local $ap i32) (local $bp i32)
+    (param $m i32) (param $n i32) (param $aP i32) (param $bP i32) (param $first i32) (param $chunk i32)
+    (local $end i32) (local $p i32) (local $i i32) (local $j i32) (local $t i32) (local $ap i32) (local $bp i32)
     (local $aa i32) (local $ba i32) (local $aRow i32) (local $bRow i32) (local $out i32) (local $r i32)
     (local $wide i32) (local $valid i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
@@ -446,6 +451,8 @@
     (local $x v128) (local $d0 v128) (local $d1 v128) (local $s v128)
     (local.set $aRow (i32.shl (local.get $m) (i32.const 2)))
     (local.set $bRow (i32.shl (local.get $n) (i32.const 2)))
+    (if (i32.eqz (local.get $first)) (then (local.set $first (local.get $rows))))
+    (if (i32.eqz (local.get $chunk)) (then (local.set $chunk (local.get $rows))))
     (local.set $p (i32.const 0))
     (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $count)))
       (local.set $ap (i32.add (local.get $a) (i32.shl (i32.mul (local.get $p) (local.get $aP)) (i32.const 2))))
@@ -455,16 +462,19 @@
         (local.set $j (i32.const 0))
         (block $jEnd (loop $jLoop (br_if $jEnd (i32.ge_u (local.get $j) (local.get $n)))
           (local.set $wide (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+          (local.set $aa (i32.add (local.get $ap) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $ba (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $t (i32.const 0))
+          (local.set $end (local.get $first))
+          (block $chunkEnd (loop $chunkLoop
+          (if (i32.gt_u (local.get $end) (local.get $rows)) (then (local.set $end (local.get $rows))))
           (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
           (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
           (local.set $b0 (v128.const i32x4 0 0 0 0)) (local.set $b1 (v128.const i32x4 0 0 0 0))
           (local.set $b2 (v128.const i32x4 0 0 0 0)) (local.set $b3 (v128.const i32x4 0 0 0 0))
-          (local.set $aa (i32.add (local.get $ap) (i32.shl (local.get $i) (i32.const 2))))
-          (local.set $ba (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
-          (local.set $t (i32.const 0))
           (if (local.get $wide)
             (then
-              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $rows)))
+              (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $end)))
                 (local.set $x (v128.load (local.get $aa)))
                 (local.set $d0 (v128.load (local.get $ba)))
                 (local.set $d1 (v128.load offset=16 (local.get $ba)))
@@ -484,7 +494,7 @@
                 (local.set $ba (i32.add (local.get $ba) (local.get $bRow)))
                 (local.set $t (i32.add (local.get $t) (i32.const 1))) (br $tLoop))))
             (else
-              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $rows)))
+              (block $tEnd2 (loop $tLoop2 (br_if $tEnd2 (i32.ge_u (local.get $t) (local.get $end)))
                 (local.set $x (v128.load (local.get $aa)))
                 (local.set $d0 (v128.load (local.get $ba)))
                 (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
@@ -531,6 +541,9 @@
               (v128.store offset=48 (local.get $out) (f64x2.add (v128.load offset=48 (local.get $out))
                 (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d1) (local.get $d1)))))))
             (local.set $r (i32.add (local.get $r) (i32.const 1))) (br $rLoop)))
+          (br_if $chunkEnd (i32.ge_u (local.get $end) (local.get $rows)))
+          (local.set $end (i32.add (local.get $end) (local.get $chunk)))
+          (br $chunkLoop)))
           (local.set $j (i32.add (local.get $j) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $jLoop)))
         (local.set $i (i32.add (local.get $i) (i32.const 4))) (br $iLoop)))
       (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
@@ -571,6 +584,102 @@
         (f64.store (local.get $t) (f64.add (f64.load (local.get $t))
           (f64.mul (local.get $uf) (f64.promote_f32 (f32.load (i32.add (local.get $v) (local.get $at)))))))
         (local.set $ch (i32.add (local.get $ch) (i32.const 1))) (br $sLoop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
+  )
+
+  ;; Plain matrix products: for each of `count` pairs p, out[p] = a[p] · b[p], with a's element
+  ;; (p, t, i) at p * aP + t * k + i, b's (p, i, j) at p * bP + i * n + j and out's (p, t, j) at
+  ;; p * oP + t * n + j; each element the float32 sum, in order of i < k, of a[p][t][i] * b[p][i][j].
+  ;; n is a multiple of 4. Rows go four at a time (a last block of fewer reads its last row again
+  ;; and stores only the valid ones), columns eight at a time, then four: 4 x 8 outputs in
+  ;; registers, b's rows (small, reused by every block of rows) read from cache. On Winograd's
+  ;; short products (k = 32 or 64), XNNPACK's dispatch and packing took it 1.5x as long.
+  (func (export "matrix_products")
+    (param $a i32) (param $b i32) (param $out i32) (param $count i32) (param $rows i32)
+    (param $k i32) (param $n i32) (param $aP i32) (param $bP i32) (param $oP i32)
+    (local $p i32) (local $t i32) (local $j i32) (local $ap i32) (local $bp i32) (local $op i32)
+    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $end i32)
+    (local $bj i32) (local $aRow i32) (local $bRow i32) (local $wide i32) (local $valid i32) (local $o i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $c4 v128) (local $c5 v128) (local $c6 v128) (local $c7 v128)
+    (local $d0 v128) (local $d1 v128) (local $s v128)
+    (local.set $aRow (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $bRow (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $pEnd (loop $pLoop (br_if $pEnd (i32.ge_u (local.get $p) (local.get $count)))
+      (local.set $ap (i32.add (local.get $a) (i32.shl (i32.mul (local.get $p) (local.get $aP)) (i32.const 2))))
+      (local.set $bp (i32.add (local.get $b) (i32.shl (i32.mul (local.get $p) (local.get $bP)) (i32.const 2))))
+      (local.set $op (i32.add (local.get $out) (i32.shl (i32.mul (local.get $p) (local.get $oP)) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tEnd (loop $tLoop (br_if $tEnd (i32.ge_u (local.get $t) (local.get $rows)))
+        (local.set $valid (i32.sub (local.get $rows) (local.get $t)))
+        (if (i32.gt_u (local.get $valid) (i32.const 4)) (then (local.set $valid (i32.const 4))))
+        ;; The block's four rows of a; past the last row, the last row again.
+        (local.set $r0 (i32.add (local.get $ap) (i32.mul (local.get $t) (local.get $aRow))))
+        (local.set $r1 (select (i32.add (local.get $r0) (local.get $aRow)) (local.get $r0) (i32.gt_u (local.get $valid) (i32.const 1))))
+        (local.set $r2 (select (i32.add (local.get $r1) (local.get $aRow)) (local.get $r1) (i32.gt_u (local.get $valid) (i32.const 2))))
+        (local.set $r3 (select (i32.add (local.get $r2) (local.get $aRow)) (local.get $r2) (i32.gt_u (local.get $valid) (i32.const 3))))
+        (local.set $j (i32.const 0))
+        (block $jEnd (loop $jLoop (br_if $jEnd (i32.ge_u (local.get $j) (local.get $n)))
+          (local.set $wide (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+          (local.set $c0 (v128.const i32x4 0 0 0 0)) (local.set $c1 (v128.const i32x4 0 0 0 0))
+          (local.set $c2 (v128.const i32x4 0 0 0 0)) (local.set $c3 (v128.const i32x4 0 0 0 0))
+          (local.set $c4 (v128.const i32x4 0 0 0 0)) (local.set $c5 (v128.const i32x4 0 0 0 0))
+          (local.set $c6 (v128.const i32x4 0 0 0 0)) (local.set $c7 (v128.const i32x4 0 0 0 0))
+          (local.set $bj (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2))))
+          ;; $o walks along the rows of a: byte offset i * 4 from each row's start.
+          (local.set $o (i32.const 0))
+          (local.set $end (local.get $aRow))
+          (if (local.get $wide)
+            (then
+              (block $iEnd (loop $iLoop (br_if $iEnd (i32.ge_u (local.get $o) (local.get $end)))
+                (local.set $d0 (v128.load (local.get $bj)))
+                (local.set $d1 (v128.load offset=16 (local.get $bj)))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r0) (local.get $o))))
+                (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c1 (f32x4.add (local.get $c1) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r1) (local.get $o))))
+                (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c3 (f32x4.add (local.get $c3) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r2) (local.get $o))))
+                (local.set $c4 (f32x4.add (local.get $c4) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c5 (f32x4.add (local.get $c5) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $s (v128.load32_splat (i32.add (local.get $r3) (local.get $o))))
+                (local.set $c6 (f32x4.add (local.get $c6) (f32x4.mul (local.get $s) (local.get $d0))))
+                (local.set $c7 (f32x4.add (local.get $c7) (f32x4.mul (local.get $s) (local.get $d1))))
+                (local.set $bj (i32.add (local.get $bj) (local.get $bRow)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4))) (br $iLoop))))
+            (else
+              (block $iEnd2 (loop $iLoop2 (br_if $iEnd2 (i32.ge_u (local.get $o) (local.get $end)))
+                (local.set $d0 (v128.load (local.get $bj)))
+                (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r0) (local.get $o))) (local.get $d0))))
+                (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r1) (local.get $o))) (local.get $d0))))
+                (local.set $c4 (f32x4.add (local.get $c4) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r2) (local.get $o))) (local.get $d0))))
+                (local.set $c6 (f32x4.add (local.get $c6) (f32x4.mul
+                  (v128.load32_splat (i32.add (local.get $r3) (local.get $o))) (local.get $d0))))
+                (local.set $bj (i32.add (local.get $bj) (local.get $bRow)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4))) (br $iLoop2)))))
+          ;; The valid rows' columns j .. j + 7 (or j .. j + 3).
+          (local.set $o (i32.add (local.get $op) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $n)) (local.get $j)) (i32.const 2))))
+          (v128.store (local.get $o) (local.get $c0))
+          (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c1))))
+          (if (i32.gt_u (local.get $valid) (i32.const 1)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c2))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c3))))))
+          (if (i32.gt_u (local.get $valid) (i32.const 2)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c4))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c5))))))
+          (if (i32.gt_u (local.get $valid) (i32.const 3)) (then
+            (local.set $o (i32.add (local.get $o) (local.get $bRow)))
+            (v128.store (local.get $o) (local.get $c6))
+            (if (local.get $wide) (then (v128.store offset=16 (local.get $o) (local.get $c7))))))
+          (local.set $j (i32.add (local.get $j) (select (i32.const 8) (i32.const 4) (local.get $wide)))) (br $jLoop)))
+        (local.set $t (i32.add (local.get $t) (i32.const 4))) (br $tLoop)))
       (local.set $p (i32.add (local.get $p) (i32.const 1))) (br $pLoop)))
   )
 )

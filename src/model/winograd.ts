@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { heapMatMul, PackedOperand } from './heap-matmul.js';
 import { emptyTensor, glueKernels, heapView, heapView64, offsetOf, winogradKernels } from './kernels.js';
 import type { Shape } from './compute.js';
 import type { WinogradTile } from './winograd-reference.js';
@@ -24,17 +23,18 @@ export type { WinogradTile } from './winograd-reference.js';
  *                                    products, summed over a chunk's tiles
  *             dW = G^T dU G          summed over the chunks in float64, then transformed back
  *
- * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap. The products of the forward
- * pass and the input gradient run straight on XNNPACK (heap-matmul.ts), which packs each U_p once
- * a step; the filter gradient's, where neither operand is reused and XNNPACK would pack one for
- * every product, on kernels.wat's `outer_products`, which reads both as they are. Every pass goes
+ * The transforms are SIMD kernels (winograd.wat) on tfjs-wasm's heap. The products are
+ * kernels.wat's too, reading both operands as they are: the forward pass's and the input
+ * gradient's on `matrix_products` (through XNNPACK, 36 products of [256, 32] by [32, 64] took 1.5x
+ * as long: at that depth its packing and per-call dispatch weigh as much as the arithmetic), the
+ * filter gradient's on `outer_products`. Every pass goes
  * through the batch in blocks of `chunk` samples, so that a block's transformed tiles stay in
  * cache between the kernels and the products. The filter gradient's blocks are the convolution's
  * chunks (aligned to the epoch's order, see conv.ts), each product a float32 sum over one chunk's
  * tiles: N workers do the arithmetic of 1 on shards whose sizes are multiples of the chunk. The
  * forward pass and the input gradient compute each sample's tiles alike whatever the block it falls
- * in (the transforms work tile by tile, and XNNPACK's result for a row does not depend on the rows
- * beside it: checked bit for bit on shards of 32, 16 + 16, 11 + 21 and 5 + 27 samples).
+ * in (the transforms work tile by tile, and a product's row does not depend on the rows beside
+ * it).
  */
 export interface WinogradOptions {
   /** `[height, width, in]` and `[outHeight, outWidth, out]`. */
@@ -163,8 +163,6 @@ export class WinogradConv {
   #filter: tf.Tensor | undefined;
   #flipped: tf.Tensor | undefined;
   #bias: tf.Tensor | undefined;
-  #packed: PackedOperand[] = [];
-  #packedFlipped: PackedOperand[] = [];
 
   constructor(options: WinogradOptions) {
     const { input, output, padBefore, tile, chunk } = options;
@@ -198,21 +196,16 @@ export class WinogradConv {
 
   /**
    * Transforms the filter (Keras's `[3, 3, in, out]`) once a step, in float64, and uploads it with
-   * the bias; XNNPACK packs each of its matrices at its first product and keeps it for the step.
+   * the bias.
    */
   prepare(kernel: Float32Array, bias: Float32Array): void {
     const { in: channels, out: filters } = this.#forward;
     const area = this.#a * this.#a;
-    const size = channels * filters * 4;
     if (this.#prepareForward) {
       const filter = (this.#filter = emptyTensor([area, channels, filters]));
       this.#transformFilter(kernel, heapView(filter));
       this.#bias = emptyTensor([filters]);
       heapView(this.#bias).set(bias);
-      this.#packed = Array.from(
-        { length: area },
-        (_, p) => new PackedOperand(offsetOf(filter) + p * size, channels, filters),
-      );
     }
     if (this.#prepareInputGradient) {
       // W rotated 180 degrees, in and out swapped: [3, 3, out, in].
@@ -226,17 +219,10 @@ export class WinogradConv {
       }
       const flipped = (this.#flipped = emptyTensor([area, filters, channels]));
       this.#transformFilter(rotated, heapView(flipped));
-      this.#packedFlipped = Array.from(
-        { length: area },
-        (_, p) => new PackedOperand(offsetOf(flipped) + p * size, filters, channels),
-      );
     }
   }
 
   release(): void {
-    for (const operand of [...this.#packed, ...this.#packedFlipped]) operand.dispose();
-    this.#packed = [];
-    this.#packedFlipped = [];
     tf.dispose([this.#filter, this.#flipped, this.#bias].filter((t) => t !== undefined));
     this.#filter = this.#flipped = this.#bias = undefined;
   }
@@ -246,7 +232,7 @@ export class WinogradConv {
     const { oh, ow, out } = this.#forward;
     if (this.#bias === undefined) throw new Error('forward() needs a filter prepared for the forward pass');
     const y = emptyTensor([count, oh, ow, out]);
-    this.#convolve(this.#forward, x, y, count, this.#packed, offsetOf(this.#bias), relu);
+    this.#convolve(this.#forward, x, y, count, offsetOf(this.#filter as tf.Tensor), offsetOf(this.#bias), relu);
     return y;
   }
 
@@ -255,7 +241,7 @@ export class WinogradConv {
     const { oh, ow, out } = this.#backward;
     if (this.#flipped === undefined) throw new Error('inputGradient() needs a filter prepared for the input gradient');
     const dx = emptyTensor([count, oh, ow, out]);
-    this.#convolve(this.#backward, dz, dx, count, this.#packedFlipped, 0, false);
+    this.#convolve(this.#backward, dz, dx, count, offsetOf(this.#flipped), 0, false);
     return dx;
   }
 
@@ -322,6 +308,8 @@ export class WinogradConv {
         filters,
         tiles * channels,
         tiles * filters,
+        0,
+        0,
       );
     }
     this.#transformGradient(heapView64(products), sums);
@@ -335,7 +323,8 @@ export class WinogradConv {
     x: tf.Tensor,
     y: tf.Tensor,
     count: number,
-    filter: readonly PackedOperand[],
+    /** Byte offset of the transformed filter, `[a * a, in, out]`. */
+    filter: number,
     bias: number,
     relu: boolean,
   ): void {
@@ -366,16 +355,18 @@ export class WinogradConv {
         channels,
         offsetOf(scratch),
       );
-      for (let p = 0; p < area; p++) {
-        heapMatMul(
-          offsetOf(inputs) + p * tiles * channels * 4,
-          filter[p],
-          offsetOf(products) + p * tiles * out * 4,
-          tiles,
-          channels,
-          out,
-        );
-      }
+      glueKernels().matrix_products(
+        offsetOf(inputs),
+        filter,
+        offsetOf(products),
+        area,
+        tiles,
+        channels,
+        out,
+        tiles * channels,
+        channels * out,
+        tiles * out,
+      );
       kernels.winograd_output(
         offsetOf(products),
         offsetOf(y) + from * oh * ow * out * 4,

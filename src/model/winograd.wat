@@ -1,7 +1,7 @@
 ;; The transforms of Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms for
 ;; Convolutional Neural Networks", 2016) for 3x3 convolutions with stride 1, run on tfjs-wasm's own
 ;; heap like kernels.wat: pointers are byte offsets, nothing is copied in or out. The products
-;; between them are plain matMuls (heap-matmul.ts, kernels.wat's outer_products). Every function
+;; between them are plain matMuls (kernels.wat's matrix_products and outer_products). Every function
 ;; is the twin of one in winograd-reference.ts, which says what it computes; the tests hold them to
 ;; it bit for bit.
 ;;

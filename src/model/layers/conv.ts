@@ -483,6 +483,8 @@ export class ConvCompute implements LayerCompute {
           this.#taps,
           0,
           0,
+          0,
+          0,
         );
       }
       const products = heapView64(transposed);

@@ -282,26 +282,24 @@ class DenseCompute implements LayerCompute {
     if (dzT !== undefined) backward(dzT, 0, 1, count);
     const at = this.#layer.offset;
     // dW = X^T · dZ, chunk by chunk of the epoch's order, as the outer products of X's rows and
-    // dZ's, each chunk's a float32 sum added into float64 (see CHUNK_SAMPLES).
+    // dZ's, each chunk's a float32 sum added into float64 (see CHUNK_SAMPLES), in one call.
     const rows = input.rows();
     const sums = emptyTensor([2 * this.#inputs * units]);
     heapView64(sums).fill(0);
-    const inputs = this.#inputs;
-    for (let from = 0; from < count;) {
-      const to = Math.min(count, (Math.floor((shard.start + from) / CHUNK_SAMPLES) + 1) * CHUNK_SAMPLES - shard.start);
-      kernels.outer_products(
-        offsetOf(rows) + from * inputs * 4,
-        offsetOf(dz) + from * units * 4,
-        offsetOf(sums),
-        1,
-        to - from,
-        inputs,
-        units,
-        0,
-        0,
-      );
-      from = to;
-    }
+    const first = Math.min(count, CHUNK_SAMPLES - (shard.start % CHUNK_SAMPLES));
+    kernels.outer_products(
+      offsetOf(rows),
+      offsetOf(dz),
+      offsetOf(sums),
+      1,
+      count,
+      this.#inputs,
+      units,
+      0,
+      0,
+      first,
+      CHUNK_SAMPLES,
+    );
     grad.set(heapView64(sums), at);
     // Freed now rather than with the step's tensors: the next shard's sums reuse the memory.
     sums.dispose();
