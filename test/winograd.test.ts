@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist } from '../dist/src/index.js';
-import { heapMatMul, PackedOperand } from '../dist/src/model/heap-matmul.js';
 import { emptyTensor, heapView, offsetOf, winogradKernels } from '../dist/src/model/kernels.js';
 import { WinogradConv } from '../dist/src/model/winograd.js';
 import {
@@ -154,31 +153,6 @@ describe.each([2, 4] as WinogradTile[])('the F(%ix%i, 3x3) transforms', (m) => {
       });
     });
   }
-});
-
-describe('the products on XNNPACK', () => {
-  it('equal tf.matMul bit for bit, with a packed or a fresh second operand, and leave no tensor behind', () => {
-    const before = tf.memory().numTensors;
-    tf.tidy(() => {
-      const [m, k, n] = [37, 24, 20];
-      const a = values(m * k, 1);
-      const b = values(k * n, 2);
-      const expected = tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])).dataSync() as Float32Array;
-      const bTensor = onHeap(b);
-      const out = emptyTensor([m * n]);
-      heapMatMul(offsetOf(onHeap(a)), offsetOf(bTensor), offsetOf(out), m, k, n);
-      expect(bits(heapView(out))).toEqual(bits(expected));
-      const packed = new PackedOperand(offsetOf(bTensor), k, n);
-      for (let i = 0; i < 2; i++) {
-        heapView(out).fill(0);
-        heapMatMul(offsetOf(onHeap(a)), packed, offsetOf(out), m, k, n);
-        expect(bits(heapView(out))).toEqual(bits(expected));
-      }
-      packed.dispose();
-      expect(() => heapMatMul(0, packed, 0, m, k + 1, n)).toThrow(/used as/);
-    });
-    expect(tf.memory().numTensors).toBe(before);
-  });
 });
 
 /** A float64 direct 3x3 convolution, its input gradient and its filter gradient, by their definitions. */
