@@ -6,6 +6,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BatchProgress, EpochLog } from '../coordinator/config.js';
+import { parseAugment } from '../data/augment.js';
 import { channelsOf, type Dataset, type ResizeMode, type Split } from '../data/dataset.js';
 import { cellColors, classify } from '../report/classification.js';
 import { MISTAKE_RED, predictClasses, predictionGrid, topClasses } from '../report/predictions.js';
@@ -127,6 +128,7 @@ async function train(): Promise<void> {
     const result = await trainInBrowser({
       data: { ...data, train: trainSet },
       model: value('model'),
+      augment: value('augment') === '' ? undefined : parseAugment(value('augment'), 'augmentation'),
       workers: number('workers'),
       epochs,
       batchSize: number('batchSize'),
