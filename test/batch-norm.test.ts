@@ -14,7 +14,7 @@ import { Session } from '../dist/src/coordinator/session.js';
 import { type Dataset, loadFashionMnist, train } from '../dist/src/index.js';
 import { buildNetwork } from '../dist/src/model/network.js';
 import { parseLayers } from '../dist/src/model/spec.js';
-import { DEBIAN_DIR, tempDir } from './helpers.js';
+import { DEBIAN_DIR, firstImages, tempDir } from './helpers.js';
 
 const CNN = 'conv:4:3:same:linear,bn,relu,pool,conv:6:3:same:linear,bn,relu,pool,flatten,dense:12,dense:10';
 const MLP = 'flatten,dense:24:linear,bn,relu,dense:16:linear,bn:0.9,relu,dense:10';
@@ -26,15 +26,7 @@ beforeAll(async () => {
   // 320 real training images at a global batch of 32: one epoch is 10 steps; 500 test images.
   const count = 320;
   const tests = 500;
-  slice = {
-    ...data,
-    train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count },
-    test: {
-      images: data.test.images.subarray(0, tests * 784),
-      labels: data.test.labels.subarray(0, tests),
-      count: tests,
-    },
-  };
+  slice = firstImages(data, count, tests);
 });
 
 /** The trained model's Keras weights, moving statistics included. */

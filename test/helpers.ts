@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deflateRawSync, deflateSync, gunzipSync, gzipSync } from 'node:zlib';
+import type { Dataset } from '../dist/src/index.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const TRAIN_CLI = join(ROOT, 'dist', 'scripts', 'train.js');
@@ -57,6 +58,24 @@ export function runNode(
 }
 
 /** A directory with the four files, holding `train` and `test` tiny 28x28 splits. */
+/** The first `train` training and `test` test images of a loaded dataset, as views: no copy. */
+export function firstImages(data: Dataset, train: number, test: number): Dataset {
+  const pixels = data.height * data.width * (data.channels ?? 1);
+  return {
+    ...data,
+    train: {
+      images: data.train.images.subarray(0, train * pixels),
+      labels: data.train.labels.subarray(0, train),
+      count: train,
+    },
+    test: {
+      images: data.test.images.subarray(0, test * pixels),
+      labels: data.test.labels.subarray(0, test),
+      count: test,
+    },
+  };
+}
+
 export function tinyDataset(
   options: { trainLabels?: Uint8Array; testImages?: number; rawTest?: boolean } = {},
 ): string {

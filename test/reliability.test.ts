@@ -15,7 +15,7 @@ import {
   WorkerError,
 } from '../dist/src/index.js';
 import { trainWithFaults } from '../dist/src/coordinator/node-platform.js';
-import { DEBIAN_DIR, realSubset, ROOT, runNode, tempDir, TRAIN_CLI } from './helpers.js';
+import { DEBIAN_DIR, firstImages, realSubset, ROOT, runNode, tempDir, TRAIN_CLI } from './helpers.js';
 
 let slice: Dataset;
 /**
@@ -30,15 +30,7 @@ beforeAll(async () => {
   const count = 3200; // 50 steps of 64 per epoch
   // 2,000 test images: every evaluation is sharded over the workers and can fail as 10,000 can.
   const tests = 2000;
-  slice = {
-    ...data,
-    train: { images: data.train.images.subarray(0, count * 784), labels: data.train.labels.subarray(0, count), count },
-    test: {
-      images: data.test.images.subarray(0, tests * 784),
-      labels: data.test.labels.subarray(0, tests),
-      count: tests,
-    },
-  };
+  slice = firstImages(data, count, tests);
   subset = realSubset(12_000, 2000);
 });
 
